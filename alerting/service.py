@@ -1,0 +1,264 @@
+"""The alerting shell: MQTT in (observations, gateway/device status, acks), scores and alerts out.
+
+One engine instance owns the alert state of every bed of one unit (one writer per bed's alert
+state); units shard by topic filter. Per-bed logic lives in ``rules`` and ``lifecycle``; this
+module routes messages, runs the 1 s evaluation tick and publishes effects:
+
+* ``ScoreUpdate`` per bed, retained (state), when it changes or every ``score_refresh_s``;
+* ``Alert`` state retained per open alert, cleared (empty retained message) on resolve;
+* ``AlertEvent`` on every lifecycle change (not retained).
+
+Technical alerts: a gateway that vanished without saying goodbye (last will) raises
+``gateway_offline`` on its beds; a device reporting no signal raises ``device_no_signal``; a
+bed whose data went stale raises ``no_data``. An orderly gateway shutdown pauses its beds
+without an alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from pydantic import ValidationError
+
+from alerting import lifecycle as lc
+from alerting.rules import BedState, RuleConfig, Scorer, evaluate, observe
+from registry.ward_file import BedEntry, WardFile
+from wardwatch.mqtt import MqttParams, connect_blocking, make_client
+from wardwire import topics
+from wardwire.models import (
+    AckCommand,
+    AlertKind,
+    DeviceState,
+    DeviceStatus,
+    GatewayStatus,
+    ObservationBatch,
+    Priority,
+    ScoreUpdate,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class BedRuntime:
+    entry: BedEntry
+    rules: BedState = field(default_factory=BedState)
+    alerts: dict[str, lc.AlertRecord] = field(default_factory=dict)  # condition -> record
+    last_score: tuple[object, ...] | None = None
+    last_score_at: datetime | None = None
+    paused: bool = False  # its gateway shut down in order
+    last_data_at: datetime | None = None
+
+
+class AlertingService:
+    def __init__(
+        self,
+        params: MqttParams,
+        ward: WardFile,
+        cfg: RuleConfig,
+        scorer: Scorer,
+        *,
+        root: str = topics.ROOT,
+        client_id: str | None = None,
+        policy: lc.Policy | None = None,
+        tick_s: float = 1.0,
+        score_refresh_s: float = 10.0,
+        clock: Any = _now,
+    ) -> None:
+        self.params, self.ward, self.cfg, self.scorer = params, ward, cfg, scorer
+        self.root, self.tick_s, self.score_refresh_s, self.clock = root, tick_s, score_refresh_s, clock
+        self.policy = policy or lc.Policy(escalate_after_s=ward.alerting.escalate_after_s)
+        self.beds = {b.id: BedRuntime(b) for b in ward.beds}
+        self.device_bed = {(b.gateway, d): b.id for b in ward.beds for d in b.devices}
+        self.stop_event = threading.Event()
+        self._lock = threading.Lock()
+        self.client = make_client(params, client_id=client_id or f"alerting-{ward.site}-{ward.unit}")
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.ignored = 0
+
+    # -- inbound -----------------------------------------------------------------------------
+    def _on_connect(self, c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
+        if getattr(rc, "is_failure", False):
+            log.error("broker refused: %s", rc)
+            return
+        w = self.ward
+        c.subscribe([
+            (topics.gateway_obs(w.site, w.unit, "+", root=self.root), 1),
+            (topics.gateway_status(w.site, w.unit, "+", root=self.root), 1),
+            (topics.device_status(w.site, w.unit, "+", "+", root=self.root), 1),
+            (topics.ack_commands(w.site, w.unit, root=self.root), 1),
+        ])
+
+    def _on_message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            if msg.topic.endswith("/obs"):
+                self._on_batch(ObservationBatch.model_validate_json(msg.payload))
+            elif msg.topic.endswith("/ack"):
+                self._on_ack(AckCommand.model_validate_json(msg.payload))
+            elif "/dev/" in msg.topic and msg.payload:
+                self._on_device(DeviceStatus.model_validate_json(msg.payload))
+            elif msg.topic.endswith("/status") and msg.payload:
+                self._on_gateway(GatewayStatus.model_validate_json(msg.payload))
+        except ValidationError as exc:
+            # Ingest dead-letters malformed data; here we only count what we cannot use.
+            self.ignored += 1
+            log.warning("ignored invalid message on %s: %s", msg.topic, exc.errors()[0]["msg"])
+
+    def _on_batch(self, batch: ObservationBatch) -> None:
+        if batch.generation != self.ward.generation:
+            self.ignored += 1
+            return
+        with self._lock:
+            for o in batch.observations:
+                bed_id = self.device_bed.get((batch.gateway_id, o.device_id))
+                if bed_id is None:
+                    self.ignored += 1
+                    continue
+                bed = self.beds[bed_id]
+                observe(bed.rules, o)
+                bed.paused = False
+                bed.last_data_at = max(bed.last_data_at or o.measured_at, o.measured_at)
+
+    def _on_gateway(self, st: GatewayStatus) -> None:
+        now = self.clock()
+        with self._lock:
+            for bed in self.beds.values():
+                if bed.entry.gateway != st.gateway_id:
+                    continue
+                if st.reason == "lwt":
+                    self._condition(bed, "gateway_offline", AlertKind.TECHNICAL, now, True,
+                                    Priority.MEDIUM, f"gateway {st.gateway_id} lost (no goodbye)")
+                elif st.reason == "shutdown":
+                    bed.paused = True
+                    self._condition(bed, "gateway_offline", AlertKind.TECHNICAL, now, False)
+                    self._condition(bed, "no_data", AlertKind.TECHNICAL, now, False)
+                else:
+                    self._condition(bed, "gateway_offline", AlertKind.TECHNICAL, now, False)
+
+    def _on_device(self, st: DeviceStatus) -> None:
+        bed_id = self.device_bed.get((st.gateway_id, st.device_id))
+        if bed_id is None:
+            return
+        now = self.clock()
+        bad = st.state in (DeviceState.NO_SIGNAL, DeviceState.DISCONNECTED, DeviceState.ERROR)
+        with self._lock:
+            bed = self.beds[bed_id]
+            if bed.paused and bad:
+                return
+            self._condition(bed, "device_problem", AlertKind.TECHNICAL, now, bad, Priority.LOW,
+                            f"{st.device_id}: {st.state.value} {st.detail}".strip())
+
+    def _on_ack(self, cmd: AckCommand) -> None:
+        with self._lock:
+            for bed in self.beds.values():
+                for cond, rec in list(bed.alerts.items()):
+                    if rec.alert.alert_id == cmd.alert_id:
+                        self._apply(bed, cond, rec.alert.alert_kind, lc.Ack(self.clock(), cmd.by))
+                        return
+        log.warning("ack for unknown alert %s by %s", cmd.alert_id, cmd.by)
+
+    # -- lifecycle plumbing ------------------------------------------------------------------
+    def _ident(self, bed: BedRuntime, cond: str, kind: AlertKind, now: datetime) -> lc.AlertIdentity:
+        rec = bed.alerts.get(cond)
+        if rec is not None:
+            aid = rec.alert.alert_id
+        else:
+            h = hashlib.sha1(f"{bed.entry.id}/{cond}/{now.isoformat()}".encode()).hexdigest()[:12]
+            aid = f"a-{h}"
+        return lc.AlertIdentity(aid, self.ward.unit, bed.entry.id, kind, cond, self.ward.generation)
+
+    def _condition(self, bed: BedRuntime, cond: str, kind: AlertKind, now: datetime, on: bool,
+                   priority: Priority = Priority.LOW, message: str = "",
+                   total: int | None = None) -> None:
+        ev: lc.LifecycleEvent = (
+            lc.ConditionOn(now, priority, message, total) if on else lc.ConditionOff(now)
+        )
+        self._apply(bed, cond, kind, ev)
+
+    def _apply(self, bed: BedRuntime, cond: str, kind: AlertKind, ev: lc.LifecycleEvent) -> None:
+        ident = self._ident(bed, cond, kind, ev.now)
+        rec, effects = lc.transition(bed.alerts.get(cond), ev, ident, self.policy)
+        if rec is None:
+            bed.alerts.pop(cond, None)
+        else:
+            bed.alerts[cond] = rec
+        w = self.ward
+        for eff in effects:
+            if isinstance(eff, lc.PublishState | lc.ClearState):
+                t = topics.alert_state(w.site, w.unit, eff.alert.bed_id, eff.alert.alert_id,
+                                       root=self.root)
+                payload = eff.alert.model_dump_json() if isinstance(eff, lc.PublishState) else b""
+                self.client.publish(t, payload, qos=1, retain=True)
+            else:
+                self.client.publish(topics.alert_events(w.site, w.unit, root=self.root),
+                                    eff.event.model_dump_json(), qos=1)
+                log.info("alert %s %s bed=%s %s", eff.event.event.value, eff.event.alert.condition,
+                         eff.event.alert.bed_id, eff.event.alert.priority.value)
+
+    # -- tick --------------------------------------------------------------------------------
+    def tick(self) -> None:
+        now = self.clock()
+        with self._lock:
+            for bed in self.beds.values():
+                self._tick_bed(bed, now)
+
+    def _tick_bed(self, bed: BedRuntime, now: datetime) -> None:
+        w = self.ward
+        if bed.entry.dob is None:
+            return
+        stale = bed.last_data_at is not None and (
+            (now - bed.last_data_at).total_seconds() > self.cfg.stale_s
+        )
+        if not bed.paused and bed.last_data_at is not None:
+            self._condition(bed, "no_data", AlertKind.TECHNICAL, now, stale, Priority.MEDIUM,
+                            f"no valid data for {self.cfg.stale_s:.0f} s")
+        ev = evaluate(bed.rules, now, self.cfg, self.scorer, bed.entry.dob)
+        if ev is not None:
+            r = ev.result
+            key = (r.total, r.complete, tuple(r.missing), r.band)
+            due = bed.last_score_at is None or (
+                (now - bed.last_score_at).total_seconds() >= self.score_refresh_s
+            )
+            if key != bed.last_score or due:
+                upd = ScoreUpdate(
+                    unit=w.unit, bed_id=bed.entry.id, at=now, system=r.system,
+                    table_version=r.table_version, band=r.band, total=r.total,
+                    complete=r.complete, missing=list(r.missing), items=dict(r.items),
+                    mode="provisional", generation=w.generation, inputs=ev.inputs,
+                    escalation={k: v for k, v in r.escalation.items()
+                                if isinstance(v, bool | str | int) or v is None},
+                )
+                self.client.publish(topics.score(w.site, w.unit, bed.entry.id, root=self.root),
+                                    upd.model_dump_json(), qos=1, retain=True)
+                bed.last_score, bed.last_score_at = key, now
+            if ev.decision is not None:
+                partial = "" if r.complete else f" (partial; missing {', '.join(r.missing)})"
+                self._condition(
+                    bed, "pews", AlertKind.CLINICAL, now, ev.decision == "on",
+                    ev.priority or Priority.MEDIUM,
+                    f"{r.system} {r.total}{partial}", r.total,
+                )
+        for cond, rec in list(bed.alerts.items()):
+            self._apply(bed, cond, rec.alert.alert_kind, lc.Tick(now))
+
+    # -- run ---------------------------------------------------------------------------------
+    def run(self) -> None:
+        connect_blocking(self.client, self.params)
+        while not self.stop_event.wait(self.tick_s):
+            self.tick()
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def stop(self) -> None:
+        self.stop_event.set()

@@ -1,0 +1,159 @@
+"""The live terminal board: every bed of a unit with vitals, score and open alerts.
+
+``WardView`` is the state (fed by MQTT messages, no I/O of its own), ``render`` turns it into a
+rich table, ``run_board`` is the shell. The web central station (console issue) will reuse the
+same view model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from pydantic import ValidationError
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from registry.ward_file import WardFile
+from wardwatch.mqtt import MqttParams, connect_blocking, make_client
+from wardwire import topics
+from wardwire.models import (
+    Alert,
+    AlertEvent,
+    AlertKind,
+    GatewayStatus,
+    ObservationBatch,
+    ScoreUpdate,
+)
+
+VITALS = ("HR", "RR", "SPO2", "TEMP")
+PRIO_STYLE = {"high": "bold white on red", "medium": "bold black on yellow", "low": "cyan",
+              "info": "dim"}
+
+
+@dataclass
+class BedView:
+    vitals: dict[str, float] = field(default_factory=dict)
+    score: ScoreUpdate | None = None
+    alerts: dict[str, Alert] = field(default_factory=dict)
+
+
+@dataclass
+class WardView:
+    """What the central station knows, built only from wire messages."""
+
+    ward: WardFile
+    beds: dict[str, BedView] = field(default_factory=dict)
+    gateways: dict[str, GatewayStatus] = field(default_factory=dict)
+    events: list[AlertEvent] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    rejected: int = 0
+
+    def __post_init__(self) -> None:
+        self.beds = {b.id: BedView() for b in self.ward.beds}
+        self._dev = {(b.gateway, d): b.id for b in self.ward.beds for d in b.devices}
+
+    def filters(self, root: str) -> list[tuple[str, int]]:
+        w = self.ward
+        return [
+            (topics.gateway_obs(w.site, w.unit, "+", root=root), 1),
+            (topics.gateway_status(w.site, w.unit, "+", root=root), 1),
+            (topics.score(w.site, w.unit, "+", root=root), 1),
+            (topics.alert_state(w.site, w.unit, "+", "+", root=root), 1),
+            (topics.alert_events(w.site, w.unit, root=root), 1),
+        ]
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        try:
+            with self.lock:
+                self._route(topic, payload)
+        except ValidationError:
+            self.rejected += 1
+
+    def _route(self, topic: str, payload: bytes) -> None:
+        if topic.endswith("/obs"):
+            batch = ObservationBatch.model_validate_json(payload)
+            for o in batch.observations:
+                bed = self._dev.get((batch.gateway_id, o.device_id))
+                if bed is not None:
+                    self.beds[bed].vitals[o.code] = o.value
+        elif "/score/" in topic:
+            s = ScoreUpdate.model_validate_json(payload)
+            if s.bed_id in self.beds:
+                self.beds[s.bed_id].score = s
+        elif "/alert/" in topic:
+            bed_id, alert_id = topic.rsplit("/", 2)[-2:]
+            if bed_id in self.beds:
+                if payload:
+                    self.beds[bed_id].alerts[alert_id] = Alert.model_validate_json(payload)
+                else:
+                    self.beds[bed_id].alerts.pop(alert_id, None)
+        elif topic.endswith("/events"):
+            self.events.append(AlertEvent.model_validate_json(payload))
+        elif topic.endswith("/status") and payload:
+            st = GatewayStatus.model_validate_json(payload)
+            self.gateways[st.gateway_id] = st
+
+    def clinical_alerted_beds(self) -> list[str]:
+        """Beds that had a clinical alert raised at any time during this view's life."""
+        with self.lock:
+            return sorted({e.alert.bed_id for e in self.events
+                           if e.alert.alert_kind is AlertKind.CLINICAL and e.event.value == "raised"})
+
+
+def render(view: WardView, title: str = "") -> Group:
+    t = Table(title=title or f"{view.ward.site}/{view.ward.unit}", expand=True)
+    for col in ("bed", *VITALS, "score", "alerts"):
+        t.add_column(col)
+    with view.lock:
+        for bed_id, b in view.beds.items():
+            vit = [f"{b.vitals[c]:g}" if c in b.vitals else "—" for c in VITALS]
+            if b.score is None:
+                score = Text("—")
+            else:
+                s = b.score
+                score = Text(f"{s.total}{'' if s.complete else '*'} {s.band or ''}")
+            alerts = Text()
+            for a in b.alerts.values():
+                style = PRIO_STYLE.get(a.priority.value, "")
+                alerts.append(f" {a.condition}:{a.priority.value}:{a.state.value} ", style=style)
+            t.add_row(bed_id, *vit, score, alerts)
+        gws = ", ".join(f"{g}={s.state.value}({s.outbox_depth})" for g, s in view.gateways.items())
+    note = Text(f"* partial score (items missing). gateways: {gws}", style="dim")
+    return Group(t, note)
+
+
+def subscribe_view(view: WardView, params: MqttParams, client_id: str, root: str) -> mqtt.Client:
+    # A view needs no persistent session: it rebuilds from retained state on connect.
+    params = replace(params, session_expiry_s=0)
+    client = make_client(params, client_id=client_id)
+
+    def on_connect(c: mqtt.Client, u: Any, f: Any, rc: Any, p: Any) -> None:
+        if not getattr(rc, "is_failure", False):
+            c.subscribe(view.filters(root))
+
+    client.on_connect = on_connect
+    client.on_message = lambda c, u, m: view.on_message(m.topic, m.payload)
+    connect_blocking(client, params)
+    return client
+
+
+def run_board(params: MqttParams, ward: WardFile, *, root: str = topics.ROOT) -> None:
+    """Show the board until Ctrl-C."""
+    from rich.live import Live
+
+    view = WardView(ward)
+    client = subscribe_view(view, params, f"console-board-{datetime.now(UTC).timestamp():.0f}", root)
+    stop = threading.Event()
+    try:
+        with contextlib.suppress(KeyboardInterrupt), Live(render(view), refresh_per_second=2) as live:
+            while not stop.wait(0.5):
+                live.update(render(view))
+    finally:
+        client.disconnect()
+        client.loop_stop()

@@ -1,0 +1,7 @@
+"""`python -m device_sims` runs the `wardwatch sim` subcommand."""
+
+import sys
+
+from wardwatch.cli import main
+
+main(["sim", *sys.argv[1:]])

@@ -1,0 +1,291 @@
+"""The edge agent shell: drivers -> outbox -> MQTT, plus birth/heartbeat/last-will status.
+
+Threads: one per device driver (blocking pyserial reads), paho's network thread, and the main
+loop here, which seals batches, publishes them within an in-flight window and sends heartbeats.
+Every decision (when to seal, how much to publish, what a PUBACK means) comes from
+``outbox_core``; this module only does the I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from edge_agent import __version__
+from edge_agent.drivers import SerialDriver
+from edge_agent.outbox import Outbox
+from edge_agent.outbox_core import plan_seal, publish_window
+from edge_agent.protocols.base import Reading, WaveformChunk
+from wardwatch.mqtt import MqttParams, connect_blocking, make_client
+from wardwire import topics
+from wardwire.config import EdgeConfig
+from wardwire.models import (
+    DeviceStatus,
+    GatewayState,
+    GatewayStatus,
+    Observation,
+    Source,
+    WaveformBlock,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class EdgeAgent:
+    """One bedside gateway."""
+
+    def __init__(self, cfg: EdgeConfig, clock: Callable[[], datetime] = _now) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.stop_event = threading.Event()
+        self.outbox = Outbox(
+            cfg.outbox.path, max_rows=cfg.outbox.max_rows, overflow=cfg.outbox.overflow
+        )
+        gw = cfg.gateway
+        root = cfg.broker.topic_root
+        self.obs_topic = topics.gateway_obs(gw.site, gw.unit, gw.id, root=root)
+        self.status_topic = topics.gateway_status(gw.site, gw.unit, gw.id, root=root)
+        self.drivers = [
+            SerialDriver(d, self._on_readings, clock, self.stop_event) for d in cfg.devices
+        ]
+        self._inflight: dict[int, int] = {}  # mid -> seq
+        self._inflight_seqs: set[int] = set()
+        self._early_acks: dict[int, Any] = {}
+        self._other_mids: set[int] = set()
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+        self.published_batches = 0
+        self.refused_batches = 0
+        self.client: mqtt.Client | None = None
+
+    # -- drivers -> outbox -------------------------------------------------------------------
+    def _on_readings(
+        self, device_id: str, values: list[Reading | WaveformChunk], now: datetime
+    ) -> None:
+        obs: list[Observation] = []
+        waves: list[WaveformBlock] = []
+        for v in values:
+            if isinstance(v, Reading):
+                obs.append(
+                    Observation(
+                        device_id=device_id, code=v.code, value=v.value, unit=v.unit,
+                        measured_at=v.device_time or now, received_at=now, quality=v.quality,
+                        source=Source.MEASURED,
+                    )
+                )
+            else:
+                waves.append(
+                    WaveformBlock(
+                        device_id=device_id, code=v.code, unit=v.unit,
+                        start=v.device_time or now, received_at=now,
+                        sample_rate_hz=v.sample_rate_hz, samples=list(v.samples),
+                    )
+                )
+        self.outbox.add(obs, waves, now=now)
+
+    # -- status ------------------------------------------------------------------------------
+    def _status(self, state: GatewayState, reason: str) -> GatewayStatus:
+        stats = self.outbox.stats()
+        now = self.clock()
+        devices = []
+        skew: dict[str, float] = {}
+        for d in self.drivers:
+            with d.lock:
+                h = d.health
+                devices.append(
+                    DeviceStatus(
+                        gateway_id=self.cfg.gateway.id, device_id=d.device.id, state=h.state,
+                        at=now, detail=h.detail, battery_pct=h.battery_pct,
+                        last_reading_at=h.last_reading_at,
+                    )
+                )
+                if h.skew_ms is not None:
+                    skew[d.device.id] = round(h.skew_ms, 1)
+        return GatewayStatus(
+            gateway_id=self.cfg.gateway.id, state=state, reason=reason,  # type: ignore[arg-type]
+            at=now, generation=self.cfg.gateway.generation, agent_version=__version__,
+            outbox_depth=stats.depth, outbox_dropped=stats.dropped + stats.rejected,
+            clock_skew_ms=skew, devices=devices,
+        )
+
+    def _publish_status(self, state: GatewayState, reason: str) -> mqtt.MQTTMessageInfo | None:
+        if self.client is None:
+            return None
+        payload = self._status(state, reason).model_dump_json()
+        return self._track_other(self.client.publish(self.status_topic, payload, qos=1, retain=True))
+
+    def _track_other(self, info: mqtt.MQTTMessageInfo) -> mqtt.MQTTMessageInfo:
+        """Remember a non-batch publish so its PUBACK is not mistaken for an early batch ack."""
+        with self._lock:
+            if self._early_acks.pop(info.mid, None) is None:
+                self._other_mids.add(info.mid)
+        return info
+
+    def _publish_device_statuses(self) -> None:
+        assert self.client is not None
+        gw = self.cfg.gateway
+        for d in self.drivers:
+            with d.lock:
+                if not d.health.changed:
+                    continue
+                d.health.changed = False
+                h = d.health
+                msg = DeviceStatus(
+                    gateway_id=gw.id, device_id=d.device.id, state=h.state, at=self.clock(),
+                    detail=h.detail, battery_pct=h.battery_pct, last_reading_at=h.last_reading_at,
+                )
+            topic = topics.device_status(
+                gw.site, gw.unit, gw.id, d.device.id, root=self.cfg.broker.topic_root
+            )
+            self._track_other(self.client.publish(topic, msg.model_dump_json(), qos=1, retain=True))
+
+    # -- MQTT callbacks (paho network thread) ------------------------------------------------
+    def _on_connect(self, c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
+        if getattr(rc, "is_failure", False):
+            log.error("broker refused connection: %s", rc)
+            return
+        self._connected.set()
+        self._publish_status(GatewayState.ONLINE, "birth")
+        for d in self.drivers:
+            with d.lock:
+                d.health.changed = True
+
+    def _on_disconnect(self, c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
+        self._connected.clear()
+        log.warning("disconnected from broker: %s", rc)
+
+    def _on_publish(self, c: mqtt.Client, u: Any, mid: int, rc: Any, props: Any) -> None:
+        with self._lock:
+            if mid in self._other_mids:
+                self._other_mids.discard(mid)
+                return
+            seq = self._inflight.pop(mid, None)
+            if seq is None:
+                # A status message, or a PUBACK that beat step() to recording the mid.
+                self._early_acks[mid] = rc
+                return
+            self._inflight_seqs.discard(seq)
+        self._settle(seq, rc)
+
+    def _settle(self, seq: int, rc: Any) -> None:
+        if getattr(rc, "is_failure", False):
+            self.refused_batches += 1
+            log.error("broker refused batch seq=%d: %s (kept in outbox)", seq, rc)
+            return
+        self.outbox.ack(seq)
+        self.published_batches += 1
+
+    # -- main loop ---------------------------------------------------------------------------
+    def _mqtt_params(self) -> MqttParams:
+        b = self.cfg.broker
+        return MqttParams(
+            host=b.host, port=b.port, username=b.username or self.cfg.gateway.id,
+            password=b.resolved_password(), ca_file=b.tls.ca_file if b.tls else None,
+            cert_file=b.tls.cert_file if b.tls else None,
+            key_file=b.tls.key_file if b.tls else None,
+            keepalive_s=b.keepalive_s, session_expiry_s=b.session_expiry_s,
+        )
+
+    def step(self, *, flush: bool = False) -> None:
+        """Seal what is due and publish sealed batches within the in-flight window."""
+        ob = self.cfg.outbox
+        now = self.clock()
+        while True:
+            pending, oldest = self.outbox.oldest_pending_ms()
+            n = plan_seal(
+                pending, oldest, int(now.timestamp() * 1000),
+                batch_max=ob.batch_max, linger_ms=ob.linger_ms, flush=flush,
+            )
+            if not n:
+                break
+            self.outbox.seal(
+                n, gateway_id=self.cfg.gateway.id, generation=self.cfg.gateway.generation, now=now
+            )
+        if not self._connected.is_set() or self.client is None:
+            return
+        with self._lock:
+            room = publish_window(len(self._inflight), ob.inflight_max)
+            skip = set(self._inflight_seqs)
+        if room <= 0:
+            return
+        for batch in self.outbox.sealed(limit=room + len(skip)):
+            if batch.seq in skip:
+                continue
+            if room <= 0:
+                break
+            # Never hold our lock across paho calls: its network thread calls _on_publish.
+            info = self.client.publish(self.obs_topic, batch.payload, qos=1)
+            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                log.error("publish of seq=%d failed locally: rc=%s", batch.seq, info.rc)
+                break
+            with self._lock:
+                early = self._early_acks.pop(info.mid, None)
+                if early is None:
+                    self._inflight[info.mid] = batch.seq
+                    self._inflight_seqs.add(batch.seq)
+            if early is not None:
+                self._settle(batch.seq, early)
+            room -= 1
+
+    def run(self) -> None:
+        """Run until ``stop()``; then drain the outbox (bounded) and say goodbye."""
+        gw = self.cfg.gateway
+        will = GatewayStatus(
+            gateway_id=gw.id, state=GatewayState.OFFLINE, reason="lwt", generation=gw.generation,
+            agent_version=__version__,
+        )
+        params = self._mqtt_params()
+        self.client = make_client(
+            params, client_id=gw.id, will=(self.status_topic, will.model_dump_json().encode())
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        connect_blocking(self.client, params)
+        threads = [
+            threading.Thread(target=d.run, name=f"driver-{d.device.id}", daemon=True)
+            for d in self.drivers
+        ]
+        for t in threads:
+            t.start()
+        next_heartbeat = 0.0
+        while not self.stop_event.wait(0.05):
+            self.step()
+            mono = time.monotonic()
+            if self._connected.is_set():
+                self._publish_device_statuses()
+                if mono >= next_heartbeat:
+                    self._publish_status(GatewayState.ONLINE, "heartbeat")
+                    next_heartbeat = mono + self.cfg.heartbeat_s
+        for t in threads:
+            t.join(timeout=5)
+        self._drain(deadline_s=15.0)
+        info = self._publish_status(GatewayState.OFFLINE, "shutdown")
+        if info is not None and self._connected.is_set():
+            info.wait_for_publish(timeout=5)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.outbox.close()
+
+    def _drain(self, deadline_s: float) -> None:
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            self.step(flush=True)
+            if self.outbox.stats().depth == 0:
+                return
+            time.sleep(0.02)  # drain poll interval (waits on the broker, not on a test)
+        log.warning("shutdown with %d observations still in the outbox (kept for next start)",
+                    self.outbox.stats().depth)
+
+    def stop(self) -> None:
+        self.stop_event.set()

@@ -1,0 +1,141 @@
+"""WWMON: the line-oriented ASCII export protocol of wardwatch's simulated bedside monitor.
+
+This is the project's own documented protocol (docs/protocols/wwmon.md), shaped like the
+NMEA 0183 sentences many bedside devices borrow: printable ASCII, one record per line, an XOR
+checksum, so a gateway can resynchronise on any line boundary. Real vendor protocols live in
+sibling modules; this one exists so the walking skeleton and CI have a device whose every
+byte we control.
+
+Frame::
+
+    $WWMON,<device time ms since epoch>,<CODE>=<value>[,<CODE>=<value>...]*<XX>\\r\\n
+
+* ``XX`` is the XOR of every byte strictly between ``$`` and ``*``, two upper-case hex digits.
+* ``value`` is a decimal number, or ``---`` when the device has no valid value (probe off,
+  searching): that yields a ``DeviceCondition(no_signal)`` naming the code, never a number.
+* Codes are wardwire parameter codes (``HR``, ``RR``, ``SPO2``, ``TEMP``, ``NIBP_SYS``...).
+* A line longer than ``MAX_LINE`` bytes, a bad checksum, an unknown code or an unparsable value
+  rejects the whole frame (``FrameRejected``); the parser drops to the next ``$``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from edge_agent.protocols.base import DeviceCondition, FrameRejected, ParserEvent, Reading
+from wardwire.models import DeviceState
+from wardwire.params import BY_CODE, ParamKind
+
+MAX_LINE = 512
+TALKER = b"WWMON"
+
+
+def checksum(body: bytes) -> int:
+    """NMEA-style XOR of ``body`` (the bytes between ``$`` and ``*``)."""
+    value = 0
+    for b in body:
+        value ^= b
+    return value
+
+
+class WwmonParser:
+    """Sans-IO parser for WWMON lines. Feed it bytes; it returns events."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[ParserEvent]:
+        """Consume bytes; return the events of every complete line."""
+        self._buf += data
+        events: list[ParserEvent] = []
+        while True:
+            start = self._buf.find(b"$")
+            if start < 0:
+                if len(self._buf) > 0:
+                    # Keep nothing that cannot start a frame; report garbage once it ends a line.
+                    if b"\n" in self._buf or len(self._buf) > MAX_LINE:
+                        events.append(FrameRejected("no frame start", bytes(self._buf)))
+                        self._buf.clear()
+                return events
+            if start > 0:
+                junk = bytes(self._buf[:start])
+                del self._buf[:start]
+                if junk.strip(b"\r\n"):
+                    events.append(FrameRejected("bytes outside a frame", junk))
+            end = self._buf.find(b"\n")
+            if end < 0:
+                if len(self._buf) > MAX_LINE:
+                    events.append(FrameRejected("line too long", bytes(self._buf[:MAX_LINE])))
+                    del self._buf[:1]  # drop the '$' and resync on the next one
+                    continue
+                return events
+            line = bytes(self._buf[: end + 1])
+            del self._buf[: end + 1]
+            # A second '$' inside the line means the first frame was cut short: resync there.
+            second = line.find(b"$", 1)
+            if second > 0:
+                events.append(FrameRejected("truncated frame", line[:second]))
+                self._buf[:0] = line[second:]
+                continue
+            events.extend(_parse_line(line))
+
+
+def _parse_line(line: bytes) -> list[ParserEvent]:
+    text = line.rstrip(b"\r\n")
+    if len(text) > MAX_LINE:
+        return [FrameRejected("line too long", line)]
+    star = text.rfind(b"*")
+    if star < 0 or len(text) - star != 3:
+        return [FrameRejected("no checksum", line)]
+    body = text[1:star]
+    try:
+        want = int(text[star + 1 :], 16)
+    except ValueError:
+        return [FrameRejected("bad checksum digits", line)]
+    if checksum(body) != want:
+        return [FrameRejected("checksum mismatch", line)]
+    fields = body.split(b",")
+    if fields[0] != TALKER or len(fields) < 3:
+        return [FrameRejected("not a WWMON record", line)]
+    try:
+        ms = int(fields[1])
+        device_time = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return [FrameRejected("bad device time", line)]
+    events: list[ParserEvent] = []
+    for field in fields[2:]:
+        code_b, sep, value_b = field.partition(b"=")
+        code = code_b.decode("ascii", "replace")
+        param = BY_CODE.get(code)
+        if not sep or param is None or param.kind is not ParamKind.NUMERIC:
+            return [FrameRejected(f"unknown field {code!r}", line)]
+        if value_b == b"---":
+            events.append(DeviceCondition(DeviceState.NO_SIGNAL, detail=code))
+            continue
+        try:
+            value = float(value_b)
+        except ValueError:
+            return [FrameRejected(f"bad value for {code}", line)]
+        if value != value or value in (float("inf"), float("-inf")):
+            return [FrameRejected(f"bad value for {code}", line)]
+        events.append(Reading(code, value, param.ucum, device_time))
+    return events
+
+
+class WwmonEncoder:
+    """The parser's inverse, used by the simulated monitor."""
+
+    def encode_frame(self, device_time: datetime, values: dict[str, float | None]) -> bytes:
+        """One WWMON line; ``None`` values are sent as ``---`` (no signal)."""
+        ms = round(device_time.timestamp() * 1000)
+        parts = [TALKER, str(ms).encode()]
+        for code, value in values.items():
+            text = b"---" if value is None else _fmt(value).encode()
+            parts.append(code.encode() + b"=" + text)
+        body = b",".join(parts)
+        return b"$" + body + b"*" + f"{checksum(body):02X}".encode() + b"\r\n"
+
+
+def _fmt(value: float) -> str:
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"

@@ -1,0 +1,7 @@
+"""`python -m ingest` runs the `wardwatch ingest` subcommand."""
+
+import sys
+
+from wardwatch.cli import main
+
+main(["ingest", *sys.argv[1:]])

@@ -1,0 +1,151 @@
+"""Ingest decisions, pure: validate and route one MQTT message; track per-gateway sequences.
+
+``route`` never raises on bad input: a malformed payload, an unknown gateway, a batch of the
+wrong generation all come back as ``Rejected`` with a reason (the shell dead-letters it and
+counts it). Observations of devices the ward does not know are split off into the result's
+``unknown_devices`` (dead-lettered), while the known devices' observations are written:
+everything either lands in InfluxDB or in the dead-letter topic, nothing in between.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from ingest.lineproto import encode_point
+from registry.ward_file import BedEntry, WardFile
+from wardwire import topics
+from wardwire.models import ObservationBatch
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    kind: str  # malformed | unknown_gateway | wrong_generation | topic
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    gateway_id: str
+    seq: int
+    lines: list[str]
+    n_obs: int
+    unknown_devices: dict[str, int] = field(default_factory=dict)
+
+
+def _ns(dt_ts: float) -> int:
+    return int(round(dt_ts * 1_000_000)) * 1000  # microsecond resolution, in ns
+
+
+@dataclass
+class WardIndex:
+    """Fast lookups derived from the ward file."""
+
+    ward: WardFile
+    devices: dict[tuple[str, str], BedEntry] = field(init=False)
+    gateways: set[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.devices = self.ward.device_index()
+        self.gateways = {g.id for g in self.ward.gateways}
+
+
+def route(topic: str, payload: bytes, index: WardIndex, *, root: str | None = None) -> Accepted | Rejected:
+    """Validate one message from a gateway's ``obs`` topic and turn it into line protocol."""
+    try:
+        t = topics.parse_gateway_topic(topic, root=root)
+    except ValueError as exc:
+        return Rejected("topic", str(exc))
+    try:
+        batch = ObservationBatch.model_validate_json(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(payload)"
+        return Rejected("malformed", f"{where}: {first['msg']} ({exc.error_count()} errors)")
+    ward = index.ward
+    if batch.gateway_id != t.gateway:
+        return Rejected("malformed", f"gateway_id {batch.gateway_id!r} != topic {t.gateway!r}")
+    if t.gateway not in index.gateways or (t.site, t.unit) != (ward.site, ward.unit):
+        return Rejected("unknown_gateway", f"gateway {t.gateway!r} is not registered in {t.site}/{t.unit}")
+    if batch.generation != ward.generation:
+        return Rejected(
+            "wrong_generation",
+            f"{batch.generation.value} data on a {ward.generation.value} ward is not stored",
+        )
+    lines: list[str] = []
+    unknown: dict[str, int] = {}
+    n = 0
+    gen = batch.generation.value
+    for o in batch.observations:
+        bed = index.devices.get((t.gateway, o.device_id))
+        if bed is None:
+            unknown[o.device_id] = unknown.get(o.device_id, 0) + 1
+            continue
+        tags = {
+            "unit": ward.unit, "bed": bed.id, "device": o.device_id, "param": o.code,
+            "source": o.source.value, "generation": gen,
+        }
+        fields: dict[str, float | int | str | bool] = {
+            "value": float(o.value), "quality": o.quality.value, "gw_seq": batch.seq,
+        }
+        lines.append(encode_point("obs", tags, fields, _ns(o.measured_at.timestamp())))
+        n += 1
+    for w in batch.waveforms:
+        bed = index.devices.get((t.gateway, w.device_id))
+        if bed is None:
+            unknown[w.device_id] = unknown.get(w.device_id, 0) + len(w.samples)
+            continue
+        tags = {"unit": ward.unit, "bed": bed.id, "device": w.device_id, "param": w.code,
+                "generation": gen}
+        t0 = w.start.timestamp()
+        step = 1.0 / w.sample_rate_hz
+        for i, s in enumerate(w.samples):
+            lines.append(encode_point("wave", tags, {"value": float(s)}, _ns(t0 + i * step)))
+    return Accepted(batch.gateway_id, batch.seq, lines, n, unknown)
+
+
+@dataclass(frozen=True, slots=True)
+class SeqResult:
+    duplicate: bool
+    new_gap: int  # seqs skipped by this message (0 if contiguous)
+    filled: bool  # this message filled an earlier gap
+
+
+@dataclass
+class SeqTracker:
+    """Per-gateway sequence tracking: gaps are counted, duplicates are harmless.
+
+    Tracks a high-water mark and a bounded set of missing seqs, so a late (reordered) message
+    fills its gap instead of counting twice.
+    """
+
+    max_missing: int = 100_000
+    high: dict[str, int] = field(default_factory=dict)
+    missing: dict[str, set[int]] = field(default_factory=dict)
+    gaps_total: int = 0
+    duplicates_total: int = 0
+
+    def observe(self, gateway: str, seq: int) -> SeqResult:
+        hw = self.high.get(gateway)
+        miss = self.missing.setdefault(gateway, set())
+        if hw is None:
+            self.high[gateway] = seq
+            return SeqResult(False, 0, False)
+        if seq <= hw:
+            if seq in miss:
+                miss.discard(seq)
+                self.gaps_total -= 1
+                return SeqResult(False, 0, True)
+            self.duplicates_total += 1
+            return SeqResult(True, 0, False)
+        gap = seq - hw - 1
+        if gap:
+            if len(miss) + gap <= self.max_missing:
+                miss.update(range(hw + 1, seq))
+            self.gaps_total += gap
+        self.high[gateway] = seq
+        return SeqResult(False, gap, False)
+
+    def open_gaps(self, gateway: str) -> int:
+        return len(self.missing.get(gateway, ()))

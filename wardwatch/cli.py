@@ -1,0 +1,240 @@
+"""The umbrella CLI: ``wardwatch edge|ingest|alerting|registry|console|sim|wire|pews|demo``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+edge_app = typer.Typer(no_args_is_help=True, help="Bedside gateway agent.")
+ingest_app = typer.Typer(no_args_is_help=True, help="MQTT -> InfluxDB writer.")
+alerting_app = typer.Typer(no_args_is_help=True, help="Streaming PEWS engine and alerts.")
+registry_app = typer.Typer(no_args_is_help=True, help="Beds, devices, gateways (ward file).")
+console_app = typer.Typer(no_args_is_help=True, help="Nurses' central station.")
+sim_app = typer.Typer(no_args_is_help=True, help="Simulated bedside devices.")
+wire_app = typer.Typer(no_args_is_help=True, help="The wardwire contract.")
+for _name, _sub in [
+    ("edge", edge_app), ("ingest", ingest_app), ("alerting", alerting_app),
+    ("registry", registry_app), ("console", console_app), ("sim", sim_app), ("wire", wire_app),
+]:
+    app.add_typer(_sub, name=_name)
+
+try:
+    from alerting.pews.cli import app as pews_app
+
+    app.add_typer(pews_app, name="pews", help="Score PEWS observation sets; list tables.")
+except ImportError as _exc:  # pragma: no cover - only while the scorer is being built
+    logging.getLogger(__name__).debug("pews CLI unavailable: %s", _exc)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _run_until_signal(service: Any) -> None:
+    """Run a service in this thread; SIGTERM/SIGINT ask it to stop (it drains first)."""
+
+    def handler(signum: int, frame: object) -> None:
+        service.stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    service.run()
+
+
+# -- wire ------------------------------------------------------------------------------------
+@wire_app.command("schema")
+def wire_schema(out: Annotated[Path, typer.Option(help="Directory for the JSON Schema files.")]) -> None:
+    """Export JSON Schema of every wire model (for non-Python clients)."""
+    from wardwire.schema import export_schemas
+
+    for path in export_schemas(out):
+        typer.echo(str(path))
+
+
+# -- edge ------------------------------------------------------------------------------------
+@edge_app.command("run")
+def edge_run(config: Annotated[Path, typer.Option(help="Edge config file (TOML).")]) -> None:
+    """Run the gateway agent until SIGTERM (then drain the outbox and say goodbye)."""
+    from edge_agent.agent import EdgeAgent
+    from wardwatch.settings import ServiceSettings
+    from wardwire.config import ConfigError, load_edge_config
+
+    _logging(ServiceSettings().log_level)
+    try:
+        cfg = load_edge_config(config)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    _run_until_signal(EdgeAgent(cfg))
+
+
+@edge_app.command("drivers")
+def edge_drivers(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the registered device drivers."""
+    from edge_agent.drivers import DRIVERS
+
+    rows = [{"name": n, "transport": t, "module": m} for n, (m, _, t) in sorted(DRIVERS.items())]
+    if as_json:
+        typer.echo(json.dumps(rows))
+    else:
+        for r in rows:
+            typer.echo(f"{r['name']:<16} {r['transport']:<8} {r['module']}")
+
+
+@edge_app.command("check-config")
+def edge_check_config(config: Path) -> None:
+    """Validate an edge config file; exit 2 with the errors if it is invalid."""
+    from wardwire.config import ConfigError, load_edge_config
+
+    try:
+        cfg = load_edge_config(config)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"ok: gateway {cfg.gateway.id}, {len(cfg.devices)} devices")
+
+
+# -- ingest / alerting -----------------------------------------------------------------------
+def _ward(settings: Any, ward: Path | None) -> Any:
+    from registry.ward_file import WardFileError, load_ward_file
+
+    try:
+        return load_ward_file(ward or settings.ward_file)
+    except WardFileError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+@ingest_app.command("run")
+def ingest_run(
+    ward: Annotated[Path | None, typer.Option(help="Ward file (default $WM_WARD_FILE).")] = None,
+    worker_id: Annotated[str, typer.Option(help="Stable MQTT client id of this worker.")] = "ingest-1",
+) -> None:
+    """Consume observation batches and write them to InfluxDB (ack after write)."""
+    from ingest.core import WardIndex
+    from ingest.service import IngestOptions, IngestService
+    from wardwatch.settings import ServiceSettings
+
+    s = ServiceSettings()
+    _logging(s.log_level)
+    opts = IngestOptions(
+        influx_url=s.influx_url, influx_db=s.influx_db, influx_user=s.influx_username,
+        influx_password=s.influx_password, topic_root=s.topic_root, worker_id=worker_id,
+    )
+    _run_until_signal(IngestService(s.mqtt_params(), WardIndex(_ward(s, ward)), opts))
+
+
+@alerting_app.command("run")
+def alerting_run(
+    ward: Annotated[Path | None, typer.Option(help="Ward file (default $WM_WARD_FILE).")] = None,
+) -> None:
+    """Score every bed of the ward's unit and raise, escalate and resolve alerts."""
+    from alerting.pews import score
+    from alerting.rules import RuleConfig, load_artefact_limits, load_priorities
+    from alerting.service import AlertingService
+    from wardwatch.settings import ServiceSettings
+
+    s = ServiceSettings()
+    _logging(s.log_level)
+    w = _ward(s, ward)
+    cfg = RuleConfig(
+        system=w.scoring_system, onset_s=w.alerting.onset_s, clear_s=w.alerting.clear_s,
+        stale_s=w.alerting.stale_s, artefact=load_artefact_limits(), priorities=load_priorities(),
+    )
+    _run_until_signal(AlertingService(s.mqtt_params(), w, cfg, score, root=s.topic_root))
+
+
+# -- registry --------------------------------------------------------------------------------
+@registry_app.command("check-ward")
+def registry_check_ward(path: Path) -> None:
+    """Validate a ward file; exit 2 with the errors if it is invalid."""
+    from registry.ward_file import WardFileError, load_ward_file
+
+    try:
+        w = load_ward_file(path)
+    except WardFileError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"ok: {w.site}/{w.unit}, {len(w.beds)} beds, {len(w.gateways)} gateways")
+
+
+# -- console ---------------------------------------------------------------------------------
+@console_app.command("board")
+def console_board(
+    ward: Annotated[Path | None, typer.Option(help="Ward file (default $WM_WARD_FILE).")] = None,
+) -> None:
+    """Live terminal board of a unit (beds, vitals, scores, alerts) until Ctrl-C."""
+    from console.board import run_board
+    from wardwatch.settings import ServiceSettings
+
+    s = ServiceSettings()
+    run_board(s.mqtt_params(), _ward(s, ward), root=s.topic_root)
+
+
+# -- sims ------------------------------------------------------------------------------------
+@sim_app.command("monitor")
+def sim_monitor(
+    link: Annotated[Path, typer.Option(help="Symlink to create for the pty slave.")],
+    device_id: str = "sim-mon-1",
+    scenario: str = "stable",
+    seed: int = 0,
+) -> None:
+    """A simulated WWMON bedside monitor on a pty, until Ctrl-C."""
+    from device_sims.monitor import SimulatedMonitor
+    from device_sims.scenarios import Scenario
+
+    mon = SimulatedMonitor(device_id, Scenario(scenario, seed=seed), link)
+    typer.echo(f"{device_id}: open {mon.open()} at 115200 baud (Ctrl-C to stop)")
+    mon.start()
+    signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    mon.close()
+
+
+# -- demo ------------------------------------------------------------------------------------
+@app.command("demo")
+def demo(
+    headless: Annotated[bool, typer.Option(help="No board; run unattended.")] = False,
+    beds: Annotated[int, typer.Option(min=1, max=64, help="Simulated beds.")] = 8,
+    duration: Annotated[float, typer.Option(help="Seconds to run (0 = until Ctrl-C).")] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary.")] = False,
+    workdir: Annotated[Path | None, typer.Option(help="Where state goes (default: temp).")] = None,
+) -> None:
+    """Start mosquitto, InfluxDB, every service and a simulated ward; show the board."""
+    from wardwatch.demo import DemoOptions, run_demo
+
+    if headless and duration <= 0:
+        duration = 60.0
+    summary = run_demo(DemoOptions(beds=beds, duration_s=duration, headless=headless,
+                                   workdir=workdir))
+    if as_json:
+        typer.echo(json.dumps(summary))
+    ok = summary["lost"] == 0 and set(summary["deteriorating_beds"]) <= set(summary["alerted_beds"])
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command("services")
+def services(workdir: Path = Path(".run/services")) -> None:
+    """Run mosquitto + InfluxDB for manual work until Ctrl-C (what `make services` runs)."""
+    from wardwatch import devstack
+
+    sys.argv = ["devstack", str(workdir)]
+    devstack.main()
+
+
+def main(argv: list[str] | None = None) -> None:
+    app(args=argv, prog_name="wardwatch")
+
+
+if __name__ == "__main__":
+    main()

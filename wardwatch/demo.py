@@ -1,0 +1,252 @@
+"""``wardwatch demo``: the whole stack with a simulated ward, on this machine.
+
+It starts a real mosquitto and influxd (``devstack``), writes a ward file and one edge config
+per gateway (four beds per gateway), starts the ingest, alerting and edge agent *processes*
+exactly as an operator would (``python -m ...``), then simulated monitors on ptys. After the
+run it stops the monitors, lets the gateways drain and shut down in order, waits for ingest to
+write everything, and reports what was published, what InfluxDB holds, and which beds alerted.
+
+``published`` counts observations the simulated devices put on the wire; ``stored`` counts
+observations queried back from InfluxDB; ``lost = published - stored``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from console.board import WardView, render, subscribe_view
+from device_sims.monitor import SimulatedMonitor
+from device_sims.scenarios import Scenario
+from registry.ward_file import AlertingSection, BedEntry, GatewayEntry, WardFile, dump_ward_file
+from wardwatch.devstack import Stack, running_stack
+from wardwire import topics
+from wardwire.config import (
+    BrokerSection,
+    DeviceSection,
+    EdgeConfig,
+    GatewaySection,
+    OutboxSection,
+    dump_edge_config,
+)
+from wardwire.models import Generation
+
+BEDS_PER_GATEWAY = 4
+DB = "wardwatch"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    beds: int = 8
+    duration_s: float = 60.0  # 0 = until Ctrl-C
+    headless: bool = False
+    workdir: Path | None = None
+    seed: int = 1
+    generation: Generation = Generation.DEMO
+    onset_s: float = 5.0
+
+
+def deteriorating_indices(beds: int) -> set[int]:
+    """Which beds (0-based) get the deteriorating scenario: every 4th from the 2nd, >= 1."""
+    return {i for i in range(beds) if i % 4 == 1} or {0}
+
+
+def build_ward(opts: DemoOptions, today: date) -> WardFile:
+    n_gw = (opts.beds + BEDS_PER_GATEWAY - 1) // BEDS_PER_GATEWAY
+    gws = [GatewayEntry(id=f"gw-{chr(ord('a') + g)}") for g in range(n_gw)]
+    dob = today.replace(year=today.year - 3)
+    beds = [
+        BedEntry(
+            id=f"bed{i + 1:02d}", patient=f"P-demo{i + 1:02d}", dob=dob,
+            gateway=gws[i // BEDS_PER_GATEWAY].id, devices=[f"mon-bed{i + 1:02d}"],
+        )
+        for i in range(opts.beds)
+    ]
+    return WardFile(
+        site="demo", unit="picu", scoring_system="bedside_pews", generation=opts.generation,
+        alerting=AlertingSection(onset_s=opts.onset_s, clear_s=10, stale_s=30,
+                                 escalate_after_s=60),
+        gateways=gws, beds=beds,
+    )
+
+
+class Demo:
+    def __init__(self, opts: DemoOptions, stack: Stack, workdir: Path) -> None:
+        self.opts, self.stack, self.workdir = opts, stack, workdir
+        self.ward = build_ward(opts, datetime.now(UTC).date())
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.monitors: dict[str, SimulatedMonitor] = {}
+        det = deteriorating_indices(opts.beds)
+        self.deteriorating = sorted(self.ward.beds[i].id for i in det)
+        for i, bed in enumerate(self.ward.beds):
+            sc = Scenario("deteriorating" if i in det else "stable", seed=opts.seed * 100 + i)
+            dev = bed.devices[0]
+            self.monitors[bed.id] = SimulatedMonitor(dev, sc, workdir / "tty" / dev)
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        full_env = {**os.environ, **env, "WM_LOG_LEVEL": "INFO"}
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", *args], stdout=log, stderr=log, env=full_env,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        log.close()
+
+    def start(self) -> None:
+        ward_path = self.workdir / "ward.toml"
+        ward_path.write_text(dump_ward_file(self.ward), encoding="utf-8")
+        self.stack.influx.create_database(DB)
+        common = {"WM_WARD_FILE": str(ward_path)}
+        self._spawn("ingest", ["ingest", "run"], {**self.stack.env("ingest", DB), **common})
+        self._spawn("alerting", ["alerting", "run"], {**self.stack.env("alerting", DB), **common})
+        for mon in self.monitors.values():
+            mon.open()
+        for gw in self.ward.gateways:
+            password = self.stack.broker.add_user(gw.id)
+            cfg = EdgeConfig(
+                gateway=GatewaySection(id=gw.id, site=self.ward.site, unit=self.ward.unit,
+                                       generation=self.opts.generation),
+                broker=BrokerSection(host=self.stack.broker.host, port=self.stack.broker.port,
+                                     username=gw.id, password=password),
+                outbox=OutboxSection(path=self.workdir / f"outbox-{gw.id}.db", linger_ms=500),
+                heartbeat_s=5,
+                devices=[
+                    DeviceSection(id=b.devices[0], driver="wwmon",
+                                  port=str(self.monitors[b.id].link))
+                    for b in self.ward.beds_of_gateway(gw.id)
+                ],
+            )
+            path = self.workdir / f"edge-{gw.id}.toml"
+            path.write_text(dump_edge_config(cfg), encoding="utf-8")
+            self._spawn(f"edge-{gw.id}", ["edge_agent", "run", "--config", str(path)], {})
+
+    def wait_devices_connected(self, view: WardView, deadline_s: float = 30.0) -> None:
+        """Start the monitors only when every gateway has its devices open (pyserial flushes
+        the input buffer on open, so earlier frames would be lost before the gateway)."""
+        end = time.monotonic() + deadline_s
+        want = {d for b in self.ward.beds for d in b.devices}
+        while time.monotonic() < end:
+            self._check_procs()
+            with view.lock:
+                ok = {d.device_id for s in view.gateways.values() for d in s.devices
+                      if d.state.value == "connected"}
+            if want <= ok:
+                return
+            time.sleep(0.1)  # poll interval while services start
+        raise RuntimeError(f"devices not connected after {deadline_s} s: {sorted(want - ok)}")
+
+    def _check_procs(self) -> None:
+        for name, p in self.procs.items():
+            if p.poll() is not None:
+                tail = (self.workdir / f"{name}.log").read_text(errors="replace")[-1500:]
+                raise RuntimeError(f"{name} exited with {p.returncode}:\n{tail}")
+
+    def stop_devices_and_drain(self) -> None:
+        for mon in self.monitors.values():
+            mon.stop()
+        for name, p in self.procs.items():
+            if name.startswith("edge-"):
+                p.send_signal(signal.SIGTERM)
+        for name, p in self.procs.items():
+            if name.startswith("edge-"):
+                p.wait(timeout=60)
+
+    def published(self) -> int:
+        return sum(m.emitted for m in self.monitors.values())
+
+    def wait_stored(self, expected: int, deadline_s: float = 60.0) -> int:
+        end = time.monotonic() + deadline_s
+        stored = self.stack.influx.count(DB)
+        while stored < expected and time.monotonic() < end:
+            time.sleep(0.25)  # poll InfluxDB until ingest has written everything
+            stored = self.stack.influx.count(DB)
+        return stored
+
+    def stop_services(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        for mon in self.monitors.values():
+            mon.close()
+
+
+def run_demo(opts: DemoOptions) -> dict[str, Any]:
+    """Run the demo; returns the summary (the ``--json`` object)."""
+    own_dir = opts.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="wardwatch-demo-")) if own_dir else opts.workdir
+    assert workdir is not None
+    workdir.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    with contextlib.ExitStack() as cleanup:
+        stack = cleanup.enter_context(running_stack(workdir / "services"))
+        demo = Demo(opts, stack, workdir)
+        cleanup.callback(demo.stop_services)
+        view = WardView(demo.ward)
+        client = subscribe_view(view, _demo_params(stack), "demo-view", topics.ROOT)
+        cleanup.callback(client.loop_stop)
+        cleanup.callback(client.disconnect)
+        demo.start()
+        demo.wait_devices_connected(view)
+        t0 = time.monotonic()
+        for mon in demo.monitors.values():
+            mon.start()
+        prev = signal.signal(signal.SIGINT, lambda *_: stop.set())
+        cleanup.callback(signal.signal, signal.SIGINT, prev)
+        end = t0 + opts.duration_s if opts.duration_s > 0 else float("inf")
+        if opts.headless:
+            while not stop.wait(min(1.0, max(0.0, end - time.monotonic()))):
+                if time.monotonic() >= end:
+                    break
+                demo._check_procs()
+        else:
+            from rich.live import Live
+
+            with Live(render(view), refresh_per_second=2) as live:
+                while not stop.wait(0.5) and time.monotonic() < end:
+                    live.update(render(view, title=f"wardwatch demo — {workdir}"))
+                    demo._check_procs()
+        demo.stop_devices_and_drain()
+        published = demo.published()
+        stored = demo.wait_stored(published)
+        summary = {
+            "beds": opts.beds,
+            "published": published,
+            "stored": stored,
+            "lost": published - stored,
+            "alerts": [
+                {"bed": e.alert.bed_id, "event": e.event.value, "condition": e.alert.condition,
+                 "kind": e.alert.alert_kind.value, "priority": e.alert.priority.value,
+                 "at": e.at.isoformat(), "message": e.alert.message}
+                for e in list(view.events)
+            ],
+            "deteriorating_beds": demo.deteriorating,
+            "alerted_beds": view.clinical_alerted_beds(),
+            "duration_s": round(time.monotonic() - t0, 1),
+            "workdir": str(workdir),
+        }
+    if own_dir and summary["lost"] == 0:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return summary
+
+
+def _demo_params(stack: Stack) -> Any:
+    from wardwatch.mqtt import MqttParams
+
+    return MqttParams(host=stack.broker.host, port=stack.broker.port, username="demo",
+                      password=stack.broker.passwords["demo"])

@@ -1,0 +1,455 @@
+"""Run real mosquitto and influxd as plain processes on free loopback ports in a temp dir.
+
+Used by the pytest fixtures, ``make services`` and ``wardwatch demo``: one implementation of
+"start the real services", so tests and the demo exercise the same broker and database setup
+that docs/deploy.md describes.
+
+Both daemons are started with configs written into ``workdir`` (never /etc), on 127.0.0.1 only,
+and are probed at the protocol level (an MQTT CONNACK, an HTTP /ping) with a deadline, because
+a TCP connect succeeds even when our daemon died on "address in use" and someone else owns the
+port. The broker runs with authentication on (password file + ACL, no anonymous access) and
+persistence on with a 1 s autosave, so queued QoS 1 messages survive even ``kill -9``. InfluxDB
+runs with authentication on: an admin, a writer (``ingest``) and a reader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+
+class ServiceError(RuntimeError):
+    """A service could not be installed, started or reached."""
+
+
+def free_port() -> int:
+    """A currently free loopback TCP port (the daemon start retries if it is taken meanwhile)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def require_binaries(*names: str) -> None:
+    """Fail with a clear message naming what to install when a binary is missing."""
+    missing = [n for n in names if shutil.which(n) is None]
+    if missing:
+        raise ServiceError(
+            f"missing {', '.join(missing)}: run `make deps` (Debian/Ubuntu: apt-get install "
+            "mosquitto mosquitto-clients influxdb influxdb-client)"
+        )
+
+
+def _alive(proc: subprocess.Popen[bytes]) -> bool:
+    return proc.poll() is None
+
+
+def _stop_process(proc: subprocess.Popen[bytes], sig: int, timeout: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
+# Users every devstack broker has; gateways are added with add_user().
+SERVICE_USERS = ("probe", "admin", "ingest", "alerting", "console", "demo", "loadgen")
+
+ACL_TEMPLATE = """\
+# Gateways: the username is the gateway id; each may publish only its own subtree.
+pattern write +/v1/gw/+/+/%u/#
+pattern read +/v1/cmd/gw/%u/#
+
+user probe
+topic read $SYS/#
+
+user admin
+topic readwrite #
+
+user ingest
+topic read +/v1/gw/#
+topic write +/v1/dlq/#
+topic write +/v1/tech/#
+
+user alerting
+topic read +/v1/gw/#
+topic read +/v1/cmd/#
+topic readwrite +/v1/alerting/#
+topic write +/v1/dlq/#
+topic write +/v1/tech/#
+
+user console
+topic read +/v1/#
+topic write +/v1/cmd/#
+
+user demo
+topic read +/v1/#
+topic write +/v1/cmd/#
+
+user loadgen
+topic write +/v1/gw/#
+"""
+
+
+@dataclass
+class Mosquitto:
+    """A real mosquitto broker on a free loopback port."""
+
+    workdir: Path
+    passwords: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "data").mkdir(exist_ok=True)
+        for user in SERVICE_USERS:
+            self.passwords.setdefault(user, secrets.token_urlsafe(12))
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    def _write_files(self) -> None:
+        lines = [f"{u}:{p}" for u, p in self.passwords.items()]
+        pw = self.workdir / "passwd"
+        pw.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        subprocess.run(["mosquitto_passwd", "-U", str(pw)], check=True, capture_output=True)
+        (self.workdir / "acl").write_text(ACL_TEMPLATE, encoding="utf-8")
+        conf = f"""\
+user root
+per_listener_settings false
+allow_anonymous false
+password_file {self.workdir / "passwd"}
+acl_file {self.workdir / "acl"}
+listener {self.port} 127.0.0.1
+persistence true
+persistence_location {self.workdir / "data"}/
+persistence_file mosquitto.db
+autosave_interval 1
+max_queued_messages 1000000
+max_inflight_messages 1000
+max_keepalive 600
+log_dest file {self.workdir / "mosquitto.log"}
+log_type error
+log_type warning
+log_type notice
+connection_messages false
+"""
+        (self.workdir / "mosquitto.conf").write_text(conf, encoding="utf-8")
+
+    def start(self, deadline_s: float = 15.0) -> None:
+        """Start (or restart on the same port) and wait until an MQTT CONNACK succeeds."""
+        require_binaries("mosquitto", "mosquitto_passwd")
+        for attempt in range(5):
+            if not self.port:
+                self.port = free_port()
+            self._write_files()
+            self.proc = subprocess.Popen(
+                ["mosquitto", "-c", str(self.workdir / "mosquitto.conf")],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            if self._wait_ready(deadline_s):
+                return
+            _stop_process(self.proc, signal.SIGKILL)
+            self.port = free_port()
+        log = (self.workdir / "mosquitto.log").read_text(errors="replace")[-2000:]
+        raise ServiceError(f"mosquitto did not become ready; log tail:\n{log}")
+
+    def _wait_ready(self, deadline_s: float) -> bool:
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            assert self.proc is not None
+            if not _alive(self.proc):
+                return False
+            if self.try_connect("probe", self.passwords["probe"], timeout=1.0):
+                return True
+            time.sleep(0.02)  # poll interval of a readiness probe, not test synchronisation
+        return False
+
+    def try_connect(self, user: str, password: str, timeout: float = 2.0) -> bool:
+        """True when ``user`` gets a successful CONNACK within ``timeout``."""
+        done = threading.Event()
+        ok: list[bool] = []
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"probe-{secrets.token_hex(4)}",
+            protocol=mqtt.MQTTv5,
+        )
+        client.username_pw_set(user, password)
+
+        def on_connect(c: mqtt.Client, u: object, f: object, rc: object, p: object) -> None:
+            ok.append(not getattr(rc, "is_failure", True))
+            done.set()
+
+        client.on_connect = on_connect
+        try:
+            client.connect(self.host, self.port, keepalive=10)
+        except OSError:
+            return False
+        client.loop_start()
+        try:
+            done.wait(timeout)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        return bool(ok and ok[0])
+
+    def add_user(self, user: str, password: str | None = None) -> str:
+        """Add (or change) a user and make the running broker reload its password file."""
+        password = password or secrets.token_urlsafe(12)
+        self.passwords[user] = password
+        if self.proc is not None and _alive(self.proc):
+            self._write_files()
+            self.proc.send_signal(signal.SIGHUP)
+            end = time.monotonic() + 10
+            while not self.try_connect(user, password, timeout=1.0):
+                if time.monotonic() > end:
+                    raise ServiceError(f"broker did not accept new user {user!r}")
+        return password
+
+    def stop(self) -> None:
+        """Orderly stop (SIGTERM): mosquitto writes its persistence file."""
+        if self.proc is not None:
+            _stop_process(self.proc, signal.SIGTERM)
+
+    def kill(self) -> None:
+        """Crash the broker (SIGKILL)."""
+        if self.proc is not None:
+            _stop_process(self.proc, signal.SIGKILL)
+
+
+@dataclass
+class Influx:
+    """A real influxd (1.x HTTP API) with auth on, on free loopback ports."""
+
+    workdir: Path
+    admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    writer_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    reader_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    port: int = 0
+    rpc_port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    _bootstrapped: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _write_conf(self) -> None:
+        d = self.workdir
+        conf = f"""\
+reporting-enabled = false
+bind-address = "127.0.0.1:{self.rpc_port}"
+[meta]
+  dir = "{d}/meta"
+  logging-enabled = false
+[data]
+  dir = "{d}/data"
+  wal-dir = "{d}/wal"
+  query-log-enabled = false
+  index-version = "inmem"
+[monitor]
+  store-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{self.port}"
+  auth-enabled = true
+  log-enabled = false
+  pprof-enabled = false
+  max-body-size = 25000000
+[continuous_queries]
+  enabled = true
+  log-enabled = false
+  run-interval = "1s"
+[logging]
+  level = "warn"
+  suppress-logo = true
+"""
+        (d / "influxdb.conf").write_text(conf, encoding="utf-8")
+
+    def start(self, deadline_s: float = 20.0) -> None:
+        """Start (or restart on the same ports) and wait for /ping; bootstrap users once."""
+        require_binaries("influxd")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for attempt in range(5):
+            if not self.port or attempt > 0:
+                self.port, self.rpc_port = free_port(), free_port()
+            self._write_conf()
+            log = open(self.workdir / "influxd.log", "ab")  # noqa: SIM115 - owned by the child
+            self.proc = subprocess.Popen(
+                ["influxd", "run", "-config", str(self.workdir / "influxdb.conf")],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+            log.close()
+            if self._wait_ready(deadline_s):
+                if not self._bootstrapped:
+                    self._bootstrap()
+                return
+            _stop_process(self.proc, signal.SIGKILL)
+        raise ServiceError("influxd did not become ready; see " + str(self.workdir / "influxd.log"))
+
+    def _wait_ready(self, deadline_s: float) -> bool:
+        end = time.monotonic() + deadline_s
+        with httpx.Client(timeout=1.0) as http:
+            while time.monotonic() < end:
+                assert self.proc is not None
+                if not _alive(self.proc):
+                    return False
+                with contextlib.suppress(httpx.HTTPError):
+                    if http.get(f"{self.url}/ping").status_code == 204:
+                        return True
+                time.sleep(0.02)  # readiness poll interval
+        return False
+
+    def _bootstrap(self) -> None:
+        self.query(
+            f"CREATE USER admin WITH PASSWORD '{self.admin_password}' WITH ALL PRIVILEGES",
+            auth=None,
+        )
+        self.query(f"CREATE USER ingest WITH PASSWORD '{self.writer_password}'")
+        self.query(f"CREATE USER reader WITH PASSWORD '{self.reader_password}'")
+        self._bootstrapped = True
+
+    def query(
+        self, q: str, *, db: str | None = None, auth: tuple[str, str] | None | bool = True
+    ) -> dict[str, object]:
+        """Run InfluxQL via POST /query; raises ``ServiceError`` on an ``error`` in the body."""
+        creds: tuple[str, str] | None
+        creds = ("admin", self.admin_password) if auth is True else auth or None
+        params = {"q": q, "epoch": "ms"}
+        if db:
+            params["db"] = db
+        r = httpx.post(f"{self.url}/query", data=params, auth=creds, timeout=30)
+        body = r.json() if r.content else {}
+        errors = [body.get("error")] + [res.get("error") for res in body.get("results", [])]
+        errors = [e for e in errors if e]
+        if r.status_code >= 300 or errors:
+            raise ServiceError(f"influx query {q[:80]!r} failed: {r.status_code} {errors}")
+        return dict(body)
+
+    def create_database(self, name: str) -> None:
+        """Create a database and grant WRITE to ``ingest`` and READ to ``reader``."""
+        self.query(f'CREATE DATABASE "{name}"')
+        self.query(f'GRANT WRITE ON "{name}" TO "ingest"')
+        self.query(f'GRANT READ ON "{name}" TO "reader"')
+
+    def drop_database(self, name: str) -> None:
+        self.query(f'DROP DATABASE "{name}"')
+
+    def count(self, db: str, measurement: str = "obs", where: str = "") -> int:
+        """Number of points in a measurement (0 if it does not exist yet)."""
+        clause = f" WHERE {where}" if where else ""
+        res = self.query(f'SELECT count("value") FROM "{measurement}"{clause}', db=db)
+        series = res["results"][0].get("series")  # type: ignore[index]
+        if not series:
+            return 0
+        return int(series[0]["values"][0][1])
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_process(self.proc, signal.SIGTERM)
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            _stop_process(self.proc, signal.SIGKILL)
+
+
+@dataclass
+class Stack:
+    """Both services, plus the env a wardwatch service process needs to reach them."""
+
+    broker: Mosquitto
+    influx: Influx
+
+    def env(self, mqtt_user: str, db: str = "wardwatch") -> dict[str, str]:
+        """Environment variables for a service process (read by the services' settings)."""
+        return {
+            "WM_MQTT_HOST": self.broker.host,
+            "WM_MQTT_PORT": str(self.broker.port),
+            "WM_MQTT_USERNAME": mqtt_user,
+            "WM_MQTT_PASSWORD": self.broker.passwords[mqtt_user],
+            "WM_INFLUX_URL": self.influx.url,
+            "WM_INFLUX_DB": db,
+            "WM_INFLUX_USERNAME": "ingest" if mqtt_user == "ingest" else "reader",
+            "WM_INFLUX_PASSWORD": (
+                self.influx.writer_password if mqtt_user == "ingest" else self.influx.reader_password
+            ),
+        }
+
+    def stop(self) -> None:
+        self.broker.stop()
+        self.influx.stop()
+
+
+@contextlib.contextmanager
+def running_stack(workdir: Path) -> Iterator[Stack]:
+    """Start mosquitto + influxd under ``workdir``; stop both on exit."""
+    broker = Mosquitto(workdir / "mosquitto")
+    influx = Influx(workdir / "influxdb")
+    stack = Stack(broker, influx)
+    try:
+        broker.start()
+        influx.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def write_env_file(stack: Stack, path: Path, extra: Mapping[str, str] | None = None) -> None:
+    """Write every runtime fact (ports, credentials) to one env file for manual work."""
+    env = {
+        "WM_MQTT_HOST": stack.broker.host,
+        "WM_MQTT_PORT": str(stack.broker.port),
+        "WM_INFLUX_URL": stack.influx.url,
+        "WM_INFLUX_ADMIN_PASSWORD": stack.influx.admin_password,
+        "WM_INFLUX_WRITER_PASSWORD": stack.influx.writer_password,
+        "WM_INFLUX_READER_PASSWORD": stack.influx.reader_password,
+    }
+    env.update({f"WM_MQTT_PASSWORD_{u.upper()}": p for u, p in stack.broker.passwords.items()})
+    env.update(extra or {})
+    path.write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
+    os.chmod(path, 0o600)
+
+
+def main() -> None:
+    """``python -m wardwatch.devstack [DIR]``: run both services until Ctrl-C (make services)."""
+    import sys
+
+    workdir = Path(sys.argv[1] if len(sys.argv) > 1 else ".run/services").resolve()
+    shutil.rmtree(workdir, ignore_errors=True)
+    with running_stack(workdir) as stack:
+        stack.influx.create_database("wardwatch")
+        env_path = workdir / "services.env"
+        write_env_file(stack, env_path)
+        print(json.dumps({"mqtt_port": stack.broker.port, "influx_url": stack.influx.url,
+                          "env_file": str(env_path)}))
+        print("services running; Ctrl-C to stop", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+
+
+if __name__ == "__main__":
+    main()

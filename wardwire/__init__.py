@@ -1,0 +1,45 @@
+"""wardwire: the one wire contract every wardwatch component speaks.
+
+Payload models (``wardwire.models``), topic builders (``wardwire.topics``), the vital-sign
+parameter table (``wardwire.params``) and the edge config format (``wardwire.config``).
+"""
+
+from wardwire.models import (
+    SCHEMA_VERSION,
+    AckCommand,
+    Alert,
+    AlertEvent,
+    DeadLetter,
+    DeviceStatus,
+    GatewayStatus,
+    Generation,
+    Observation,
+    ObservationBatch,
+    Quality,
+    ScoreUpdate,
+    Source,
+    TechnicalEvent,
+    WaveformBlock,
+)
+from wardwire.params import PARAMETERS, Parameter, parameter
+
+__all__ = [
+    "PARAMETERS",
+    "SCHEMA_VERSION",
+    "AckCommand",
+    "Alert",
+    "AlertEvent",
+    "DeadLetter",
+    "DeviceStatus",
+    "GatewayStatus",
+    "Generation",
+    "Observation",
+    "ObservationBatch",
+    "Parameter",
+    "Quality",
+    "ScoreUpdate",
+    "Source",
+    "TechnicalEvent",
+    "WaveformBlock",
+    "parameter",
+]

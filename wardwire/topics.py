@@ -1,0 +1,118 @@
+"""Topic builders and subscription filters. Nobody writes a topic string by hand.
+
+Layout under the versioned root ``wm/v1`` (every level is an opaque id, never a patient id)::
+
+    wm/v1/gw/{site}/{unit}/{gateway}/obs                 observation batches (QoS 1)
+    wm/v1/gw/{site}/{unit}/{gateway}/status              gateway birth/heartbeat/LWT (retained)
+    wm/v1/gw/{site}/{unit}/{gateway}/dev/{device}/status device status (retained)
+    wm/v1/alerting/{site}/{unit}/score/{bed}             current score per bed (retained)
+    wm/v1/alerting/{site}/{unit}/alert/{bed}/{alert}     open alert state (retained; cleared on resolve)
+    wm/v1/alerting/{site}/{unit}/events                  alert lifecycle events
+    wm/v1/cmd/{site}/{unit}/ack                          acknowledge commands to alerting
+    wm/v1/tech/{site}/{unit}/{service}                   technical events (gaps, unknown devices)
+    wm/v1/dlq/{service}                                  dead letters, with the reason
+
+A gateway may publish only below ``wm/v1/gw/+/+/{its id}/`` (broker ACL pattern
+``wm/v1/gw/+/+/%u/#``). Consumers shard by unit with filters such as ``wm/v1/gw/site/picu/+/obs``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+ROOT = "wm/v1"
+_LEVEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+ANY = "+"
+
+
+def _lvl(value: str, what: str) -> str:
+    if value != ANY and not _LEVEL.match(value):
+        raise ValueError(f"{what} {value!r} is not a valid topic level id")
+    return value
+
+
+def _root(root: str | None) -> str:
+    return ROOT if root is None else root
+
+
+def gateway_obs(site: str, unit: str, gateway: str, *, root: str | None = None) -> str:
+    g = _lvl(gateway, "gateway")
+    return f"{_root(root)}/gw/{_lvl(site, 'site')}/{_lvl(unit, 'unit')}/{g}/obs"
+
+
+def gateway_status(site: str, unit: str, gateway: str, *, root: str | None = None) -> str:
+    g = _lvl(gateway, "gateway")
+    return f"{_root(root)}/gw/{_lvl(site, 'site')}/{_lvl(unit, 'unit')}/{g}/status"
+
+
+def device_status(
+    site: str, unit: str, gateway: str, device: str, *, root: str | None = None
+) -> str:
+    base = gateway_status(site, unit, gateway, root=root).rsplit("/", 1)[0]
+    return f"{base}/dev/{_lvl(device, 'device')}/status"
+
+
+def gateway_acl_pattern(*, root: str | None = None) -> str:
+    """Mosquitto ACL pattern letting a gateway (username = gateway id) publish its subtree."""
+    return f"{_root(root)}/gw/+/+/%u/#"
+
+
+def score(site: str, unit: str, bed: str, *, root: str | None = None) -> str:
+    return f"{_root(root)}/alerting/{_lvl(site, 'site')}/{_lvl(unit, 'unit')}/score/{_lvl(bed, 'bed')}"
+
+
+def alert_state(site: str, unit: str, bed: str, alert_id: str, *, root: str | None = None) -> str:
+    return (
+        f"{_root(root)}/alerting/{_lvl(site, 'site')}/{_lvl(unit, 'unit')}/alert/"
+        f"{_lvl(bed, 'bed')}/{_lvl(alert_id, 'alert')}"
+    )
+
+
+def alert_events(site: str, unit: str, *, root: str | None = None) -> str:
+    return f"{_root(root)}/alerting/{_lvl(site, 'site')}/{_lvl(unit, 'unit')}/events"
+
+
+def ack_commands(site: str, unit: str, *, root: str | None = None) -> str:
+    return f"{_root(root)}/cmd/{_lvl(site, 'site')}/{_lvl(unit, 'unit')}/ack"
+
+
+def technical(site: str, unit: str, service: str, *, root: str | None = None) -> str:
+    return f"{_root(root)}/tech/{_lvl(site, 'site')}/{_lvl(unit, 'unit')}/{_lvl(service, 'service')}"
+
+
+def dead_letter(service: str, *, root: str | None = None) -> str:
+    return f"{_root(root)}/dlq/{_lvl(service, 'service')}"
+
+
+def shared(group: str, topic_filter: str) -> str:
+    """An MQTT v5 shared subscription: members of ``group`` split the messages."""
+    return f"$share/{_lvl(group, 'group')}/{topic_filter}"
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayTopic:
+    """A parsed gateway topic."""
+
+    site: str
+    unit: str
+    gateway: str
+    leaf: str  # "obs", "status" or "dev/<device>/status"
+    device: str | None = None
+
+
+def parse_gateway_topic(topic: str, *, root: str | None = None) -> GatewayTopic:
+    """Parse a topic under ``{root}/gw/``; raises ``ValueError`` on anything else."""
+    prefix = f"{_root(root)}/gw/"
+    if not topic.startswith(prefix):
+        raise ValueError(f"not a gateway topic: {topic!r}")
+    parts = topic[len(prefix) :].split("/")
+    if len(parts) < 4 or not all(_LEVEL.match(p) for p in parts):
+        raise ValueError(f"malformed gateway topic: {topic!r}")
+    site, unit, gw = parts[0], parts[1], parts[2]
+    rest = parts[3:]
+    if rest in (["obs"], ["status"]):
+        return GatewayTopic(site, unit, gw, rest[0])
+    if len(rest) == 3 and rest[0] == "dev" and rest[2] == "status":
+        return GatewayTopic(site, unit, gw, "/".join(rest), device=rest[1])
+    raise ValueError(f"unknown gateway topic leaf: {topic!r}")
