@@ -125,10 +125,17 @@ def transition(
     if record is None:
         if isinstance(event, ConditionOn):
             alert = Alert(
-                alert_id=ident.alert_id, unit=ident.unit, bed_id=ident.bed_id,
-                alert_kind=ident.kind, condition=ident.condition, priority=event.priority,
-                state=AlertState.ACTIVE, raised_at=event.now, updated_at=event.now,
-                message=event.message, generation=ident.generation,
+                alert_id=ident.alert_id,
+                unit=ident.unit,
+                bed_id=ident.bed_id,
+                alert_kind=ident.kind,
+                condition=ident.condition,
+                priority=event.priority,
+                state=AlertState.ACTIVE,
+                raised_at=event.now,
+                updated_at=event.now,
+                message=event.message,
+                generation=ident.generation,
                 score_total=event.score_total,
             )
             rec = AlertRecord(alert, True, event.now)
@@ -143,10 +150,17 @@ def transition(
         higher = PRIORITY_RANK[event.priority] > PRIORITY_RANK[a.priority]
         upd = {"updated_at": event.now, "message": event.message, "score_total": event.score_total}
         if higher:
-            new = a.model_copy(update={**upd, "priority": event.priority, "state": AlertState.ACTIVE,
-                                       "escalation_step": a.escalation_step + 1})
+            new = a.model_copy(
+                update={
+                    **upd,
+                    "priority": event.priority,
+                    "state": AlertState.ACTIVE,
+                    "escalation_step": a.escalation_step + 1,
+                }
+            )
             return AlertRecord(new, True, event.now), [
-                PublishState(new), _emit(AlertEventType.ESCALATED, new, event.now)
+                PublishState(new),
+                _emit(AlertEventType.ESCALATED, new, event.now),
             ]
         if not record.condition_present or event.score_total != a.score_total:
             new = a.model_copy(update=upd)
@@ -165,21 +179,32 @@ def transition(
     if isinstance(event, Ack):
         if a.state is AlertState.ACKNOWLEDGED:
             return record, []  # idempotent: a second nurse pressing ack changes nothing
-        acked = a.model_copy(update={"state": AlertState.ACKNOWLEDGED, "updated_at": event.now,
-                                     "acknowledged_by": event.by})
+        acked = a.model_copy(
+            update={
+                "state": AlertState.ACKNOWLEDGED,
+                "updated_at": event.now,
+                "acknowledged_by": event.by,
+            }
+        )
         effects: list[Effect] = [_emit(AlertEventType.ACKNOWLEDGED, acked, event.now, event.by)]
         if not record.condition_present:
             done = acked.model_copy(update={"state": AlertState.RESOLVED})
-            return None, [*effects, ClearState(done), _emit(AlertEventType.RESOLVED, done, event.now)]
+            return None, [
+                *effects,
+                ClearState(done),
+                _emit(AlertEventType.RESOLVED, done, event.now),
+            ]
         return replace(record, alert=acked), [PublishState(acked), *effects]
 
     # Tick: escalate an unacknowledged alert that nobody answered.
     if a.state is AlertState.ACTIVE:
         waited = (event.now - record.last_notified).total_seconds()
         if waited >= policy.escalate_after_s:
-            new = a.model_copy(update={"escalation_step": a.escalation_step + 1,
-                                       "updated_at": event.now})
+            new = a.model_copy(
+                update={"escalation_step": a.escalation_step + 1, "updated_at": event.now}
+            )
             return AlertRecord(new, record.condition_present, event.now), [
-                PublishState(new), _emit(AlertEventType.ESCALATED, new, event.now)
+                PublishState(new),
+                _emit(AlertEventType.ESCALATED, new, event.now),
             ]
     return record, []

@@ -21,7 +21,7 @@ held for ``onset_s`` before it turns on (persistence, pews_spec.md §5.3) and ab
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib import resources
@@ -32,30 +32,53 @@ from wardwire.params import BY_CODE, ParamKind
 
 #: wardwire parameter code -> pews input key (pews_spec.md Appendix A).
 NUMERIC_INPUTS = {
-    "HR": "hr_bpm", "RR": "rr_bpm", "SPO2": "spo2_pct", "NIBP_SYS": "sbp_mmhg",
-    "TEMP": "temp_c", "CRT": "crt_s",
+    "HR": "hr_bpm",
+    "RR": "rr_bpm",
+    "SPO2": "spo2_pct",
+    "NIBP_SYS": "sbp_mmhg",
+    "TEMP": "temp_c",
+    "CRT": "crt_s",
 }
 #: fallback sources for an input when the primary code is missing.
 FALLBACK = {"HR": "PR"}
 RANK = {Priority.INFO: 0, Priority.LOW: 1, Priority.MEDIUM: 2, Priority.HIGH: 3}
-RESP_DISTRESS = {"normal": "none", "mild": "mild", "moderate": "moderate", "severe": "severe",
-                 "apnoea": "severe"}
+RESP_DISTRESS = {
+    "normal": "none",
+    "mild": "mild",
+    "moderate": "moderate",
+    "severe": "severe",
+    "apnoea": "severe",
+}
 
 
 class ScoreLike(Protocol):
-    system: str
-    band: str | None
-    total: int
-    items: Mapping[str, int | None]
-    complete: bool
-    missing: Any
-    escalation: Mapping[str, object]
-    table_version: str
+    """What the engine reads of a score result (``alerting.pews.ScoreResult``)."""
+
+    @property
+    def system(self) -> str: ...
+    @property
+    def band(self) -> str | None: ...
+    @property
+    def total(self) -> int: ...
+    @property
+    def items(self) -> Mapping[str, int | None]: ...
+    @property
+    def complete(self) -> bool: ...
+    @property
+    def missing(self) -> Sequence[str]: ...
+    @property
+    def escalation(self) -> Mapping[str, object]: ...
+    @property
+    def table_version(self) -> str: ...
 
 
 class Scorer(Protocol):
     def __call__(
-        self, system: str, inputs: Mapping[str, object], *, dob: date | None = ...,
+        self,
+        system: str,
+        inputs: Mapping[str, object],
+        *,
+        dob: date | None = ...,
         at: datetime | None = ...,
     ) -> ScoreLike: ...
 
@@ -158,8 +181,15 @@ def build_inputs(
         if lim is not None and not lim[0] <= v.value <= lim[1]:
             state.artefacts += 1
             return None
-        used.append(ScoreInput(code=code, value=v.value, source=v.source, device_id=v.device_id,
-                               measured_at=v.measured_at))
+        used.append(
+            ScoreInput(
+                code=code,
+                value=v.value,
+                source=v.source,
+                device_id=v.device_id,
+                measured_at=v.measured_at,
+            )
+        )
         return v
 
     for code, key in NUMERIC_INPUTS.items():
@@ -177,7 +207,9 @@ def build_inputs(
             RESP_DISTRESS[effort] if cfg.system == "uk_npews" else effort
         )
     if cats["O2_DEVICE"] is not None:
-        oxygen: dict[str, object] = {"device": BY_CODE["O2_DEVICE"].category(cats["O2_DEVICE"].value)}
+        oxygen: dict[str, object] = {
+            "device": BY_CODE["O2_DEVICE"].category(cats["O2_DEVICE"].value)
+        }
         flow, fio2 = take("O2_FLOW"), take("FIO2")
         if flow is not None:
             oxygen["flow_lpm"] = flow.value
@@ -210,7 +242,11 @@ def evaluate(
     if meets:
         state.clear_since = None
         if state.on:
-            if prio is not None and state.priority is not None and RANK[prio] > RANK[state.priority]:
+            if (
+                prio is not None
+                and state.priority is not None
+                and RANK[prio] > RANK[state.priority]
+            ):
                 decision = "on"  # worsening while on: immediately
         else:
             state.pending_since = state.pending_since or now

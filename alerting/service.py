@@ -76,13 +76,20 @@ class AlertingService:
         clock: Any = _now,
     ) -> None:
         self.params, self.ward, self.cfg, self.scorer = params, ward, cfg, scorer
-        self.root, self.tick_s, self.score_refresh_s, self.clock = root, tick_s, score_refresh_s, clock
+        self.root, self.tick_s, self.score_refresh_s, self.clock = (
+            root,
+            tick_s,
+            score_refresh_s,
+            clock,
+        )
         self.policy = policy or lc.Policy(escalate_after_s=ward.alerting.escalate_after_s)
         self.beds = {b.id: BedRuntime(b) for b in ward.beds}
         self.device_bed = {(b.gateway, d): b.id for b in ward.beds for d in b.devices}
         self.stop_event = threading.Event()
         self._lock = threading.Lock()
-        self.client = make_client(params, client_id=client_id or f"alerting-{ward.site}-{ward.unit}")
+        self.client = make_client(
+            params, client_id=client_id or f"alerting-{ward.site}-{ward.unit}"
+        )
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.ignored = 0
@@ -93,12 +100,14 @@ class AlertingService:
             log.error("broker refused: %s", rc)
             return
         w = self.ward
-        c.subscribe([
-            (topics.gateway_obs(w.site, w.unit, "+", root=self.root), 1),
-            (topics.gateway_status(w.site, w.unit, "+", root=self.root), 1),
-            (topics.device_status(w.site, w.unit, "+", "+", root=self.root), 1),
-            (topics.ack_commands(w.site, w.unit, root=self.root), 1),
-        ])
+        c.subscribe(
+            [
+                (topics.gateway_obs(w.site, w.unit, "+", root=self.root), 1),
+                (topics.gateway_status(w.site, w.unit, "+", root=self.root), 1),
+                (topics.device_status(w.site, w.unit, "+", "+", root=self.root), 1),
+                (topics.ack_commands(w.site, w.unit, root=self.root), 1),
+            ]
+        )
 
     def _on_message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
         try:
@@ -137,8 +146,15 @@ class AlertingService:
                 if bed.entry.gateway != st.gateway_id:
                     continue
                 if st.reason == "lwt":
-                    self._condition(bed, "gateway_offline", AlertKind.TECHNICAL, now, True,
-                                    Priority.MEDIUM, f"gateway {st.gateway_id} lost (no goodbye)")
+                    self._condition(
+                        bed,
+                        "gateway_offline",
+                        AlertKind.TECHNICAL,
+                        now,
+                        True,
+                        Priority.MEDIUM,
+                        f"gateway {st.gateway_id} lost (no goodbye)",
+                    )
                 elif st.reason == "shutdown":
                     bed.paused = True
                     self._condition(bed, "gateway_offline", AlertKind.TECHNICAL, now, False)
@@ -156,8 +172,15 @@ class AlertingService:
             bed = self.beds[bed_id]
             if bed.paused and bad:
                 return
-            self._condition(bed, "device_problem", AlertKind.TECHNICAL, now, bad, Priority.LOW,
-                            f"{st.device_id}: {st.state.value} {st.detail}".strip())
+            self._condition(
+                bed,
+                "device_problem",
+                AlertKind.TECHNICAL,
+                now,
+                bad,
+                Priority.LOW,
+                f"{st.device_id}: {st.state.value} {st.detail}".strip(),
+            )
 
     def _on_ack(self, cmd: AckCommand) -> None:
         with self._lock:
@@ -169,7 +192,9 @@ class AlertingService:
         log.warning("ack for unknown alert %s by %s", cmd.alert_id, cmd.by)
 
     # -- lifecycle plumbing ------------------------------------------------------------------
-    def _ident(self, bed: BedRuntime, cond: str, kind: AlertKind, now: datetime) -> lc.AlertIdentity:
+    def _ident(
+        self, bed: BedRuntime, cond: str, kind: AlertKind, now: datetime
+    ) -> lc.AlertIdentity:
         rec = bed.alerts.get(cond)
         if rec is not None:
             aid = rec.alert.alert_id
@@ -178,9 +203,17 @@ class AlertingService:
             aid = f"a-{h}"
         return lc.AlertIdentity(aid, self.ward.unit, bed.entry.id, kind, cond, self.ward.generation)
 
-    def _condition(self, bed: BedRuntime, cond: str, kind: AlertKind, now: datetime, on: bool,
-                   priority: Priority = Priority.LOW, message: str = "",
-                   total: int | None = None) -> None:
+    def _condition(
+        self,
+        bed: BedRuntime,
+        cond: str,
+        kind: AlertKind,
+        now: datetime,
+        on: bool,
+        priority: Priority = Priority.LOW,
+        message: str = "",
+        total: int | None = None,
+    ) -> None:
         ev: lc.LifecycleEvent = (
             lc.ConditionOn(now, priority, message, total) if on else lc.ConditionOff(now)
         )
@@ -196,15 +229,24 @@ class AlertingService:
         w = self.ward
         for eff in effects:
             if isinstance(eff, lc.PublishState | lc.ClearState):
-                t = topics.alert_state(w.site, w.unit, eff.alert.bed_id, eff.alert.alert_id,
-                                       root=self.root)
+                t = topics.alert_state(
+                    w.site, w.unit, eff.alert.bed_id, eff.alert.alert_id, root=self.root
+                )
                 payload = eff.alert.model_dump_json() if isinstance(eff, lc.PublishState) else b""
                 self.client.publish(t, payload, qos=1, retain=True)
             else:
-                self.client.publish(topics.alert_events(w.site, w.unit, root=self.root),
-                                    eff.event.model_dump_json(), qos=1)
-                log.info("alert %s %s bed=%s %s", eff.event.event.value, eff.event.alert.condition,
-                         eff.event.alert.bed_id, eff.event.alert.priority.value)
+                self.client.publish(
+                    topics.alert_events(w.site, w.unit, root=self.root),
+                    eff.event.model_dump_json(),
+                    qos=1,
+                )
+                log.info(
+                    "alert %s %s bed=%s %s",
+                    eff.event.event.value,
+                    eff.event.alert.condition,
+                    eff.event.alert.bed_id,
+                    eff.event.alert.priority.value,
+                )
 
     # -- tick --------------------------------------------------------------------------------
     def tick(self) -> None:
@@ -221,8 +263,15 @@ class AlertingService:
             (now - bed.last_data_at).total_seconds() > self.cfg.stale_s
         )
         if not bed.paused and bed.last_data_at is not None:
-            self._condition(bed, "no_data", AlertKind.TECHNICAL, now, stale, Priority.MEDIUM,
-                            f"no valid data for {self.cfg.stale_s:.0f} s")
+            self._condition(
+                bed,
+                "no_data",
+                AlertKind.TECHNICAL,
+                now,
+                stale,
+                Priority.MEDIUM,
+                f"no valid data for {self.cfg.stale_s:.0f} s",
+            )
         ev = evaluate(bed.rules, now, self.cfg, self.scorer, bed.entry.dob)
         if ev is not None:
             r = ev.result
@@ -232,22 +281,43 @@ class AlertingService:
             )
             if key != bed.last_score or due:
                 upd = ScoreUpdate(
-                    unit=w.unit, bed_id=bed.entry.id, at=now, system=r.system,
-                    table_version=r.table_version, band=r.band, total=r.total,
-                    complete=r.complete, missing=list(r.missing), items=dict(r.items),
-                    mode="provisional", generation=w.generation, inputs=ev.inputs,
-                    escalation={k: v for k, v in r.escalation.items()
-                                if isinstance(v, bool | str | int) or v is None},
+                    unit=w.unit,
+                    bed_id=bed.entry.id,
+                    at=now,
+                    system=r.system,
+                    table_version=r.table_version,
+                    band=r.band,
+                    total=r.total,
+                    complete=r.complete,
+                    missing=list(r.missing),
+                    items=dict(r.items),
+                    mode="provisional",
+                    generation=w.generation,
+                    inputs=ev.inputs,
+                    escalation={
+                        k: v
+                        for k, v in r.escalation.items()
+                        if isinstance(v, bool | str | int) or v is None
+                    },
                 )
-                self.client.publish(topics.score(w.site, w.unit, bed.entry.id, root=self.root),
-                                    upd.model_dump_json(), qos=1, retain=True)
+                self.client.publish(
+                    topics.score(w.site, w.unit, bed.entry.id, root=self.root),
+                    upd.model_dump_json(),
+                    qos=1,
+                    retain=True,
+                )
                 bed.last_score, bed.last_score_at = key, now
             if ev.decision is not None:
                 partial = "" if r.complete else f" (partial; missing {', '.join(r.missing)})"
                 self._condition(
-                    bed, "pews", AlertKind.CLINICAL, now, ev.decision == "on",
+                    bed,
+                    "pews",
+                    AlertKind.CLINICAL,
+                    now,
+                    ev.decision == "on",
                     ev.priority or Priority.MEDIUM,
-                    f"{r.system} {r.total}{partial}", r.total,
+                    f"{r.system} {r.total}{partial}",
+                    r.total,
                 )
         for cond, rec in list(bed.alerts.items()):
             self._apply(bed, cond, rec.alert.alert_kind, lc.Tick(now))

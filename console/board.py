@@ -32,8 +32,12 @@ from wardwire.models import (
 )
 
 VITALS = ("HR", "RR", "SPO2", "TEMP")
-PRIO_STYLE = {"high": "bold white on red", "medium": "bold black on yellow", "low": "cyan",
-              "info": "dim"}
+PRIO_STYLE = {
+    "high": "bold white on red",
+    "medium": "bold black on yellow",
+    "low": "cyan",
+    "info": "dim",
+}
 
 
 @dataclass
@@ -102,8 +106,13 @@ class WardView:
     def clinical_alerted_beds(self) -> list[str]:
         """Beds that had a clinical alert raised at any time during this view's life."""
         with self.lock:
-            return sorted({e.alert.bed_id for e in self.events
-                           if e.alert.alert_kind is AlertKind.CLINICAL and e.event.value == "raised"})
+            return sorted(
+                {
+                    e.alert.bed_id
+                    for e in self.events
+                    if e.alert.alert_kind is AlertKind.CLINICAL and e.event.value == "raised"
+                }
+            )
 
 
 def render(view: WardView, title: str = "") -> Group:
@@ -138,7 +147,7 @@ def subscribe_view(view: WardView, params: MqttParams, client_id: str, root: str
             c.subscribe(view.filters(root))
 
     client.on_connect = on_connect
-    client.on_message = lambda c, u, m: view.on_message(m.topic, m.payload)
+    client.on_message = lambda c, u, m: view.on_message(m.topic, bytes(m.payload))
     connect_blocking(client, params)
     return client
 
@@ -148,10 +157,15 @@ def run_board(params: MqttParams, ward: WardFile, *, root: str = topics.ROOT) ->
     from rich.live import Live
 
     view = WardView(ward)
-    client = subscribe_view(view, params, f"console-board-{datetime.now(UTC).timestamp():.0f}", root)
+    client = subscribe_view(
+        view, params, f"console-board-{datetime.now(UTC).timestamp():.0f}", root
+    )
     stop = threading.Event()
     try:
-        with contextlib.suppress(KeyboardInterrupt), Live(render(view), refresh_per_second=2) as live:
+        with (
+            contextlib.suppress(KeyboardInterrupt),
+            Live(render(view), refresh_per_second=2) as live,
+        ):
             while not stop.wait(0.5):
                 live.update(render(view))
     finally:

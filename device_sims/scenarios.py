@@ -26,14 +26,14 @@ DECIMALS = {"HR": 0, "RR": 0, "SPO2": 0, "TEMP": 1}
 class Scenario:
     name: str
     seed: int = 0
-    onset_s: float = 3.0
-    ramp_s: float = 6.0
+    onset_s: float = 2.0
+    ramp_s: float = 5.0
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
         if self.name not in ("stable", "deteriorating"):
             raise ValueError(f"unknown scenario {self.name!r}")
-        self.rng = random.Random(self.seed)  # noqa: S311 - simulation, not security
+        self.rng = random.Random(self.seed)
 
     @property
     def deteriorates(self) -> bool:

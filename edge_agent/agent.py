@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 
@@ -35,6 +35,7 @@ from wardwire.models import (
 )
 
 log = logging.getLogger(__name__)
+StatusReason = Literal["birth", "heartbeat", "shutdown", "lwt"]
 
 
 def _now() -> datetime:
@@ -78,23 +79,32 @@ class EdgeAgent:
             if isinstance(v, Reading):
                 obs.append(
                     Observation(
-                        device_id=device_id, code=v.code, value=v.value, unit=v.unit,
-                        measured_at=v.device_time or now, received_at=now, quality=v.quality,
+                        device_id=device_id,
+                        code=v.code,
+                        value=v.value,
+                        unit=v.unit,
+                        measured_at=v.device_time or now,
+                        received_at=now,
+                        quality=v.quality,
                         source=Source.MEASURED,
                     )
                 )
             else:
                 waves.append(
                     WaveformBlock(
-                        device_id=device_id, code=v.code, unit=v.unit,
-                        start=v.device_time or now, received_at=now,
-                        sample_rate_hz=v.sample_rate_hz, samples=list(v.samples),
+                        device_id=device_id,
+                        code=v.code,
+                        unit=v.unit,
+                        start=v.device_time or now,
+                        received_at=now,
+                        sample_rate_hz=v.sample_rate_hz,
+                        samples=list(v.samples),
                     )
                 )
         self.outbox.add(obs, waves, now=now)
 
     # -- status ------------------------------------------------------------------------------
-    def _status(self, state: GatewayState, reason: str) -> GatewayStatus:
+    def _status(self, state: GatewayState, reason: StatusReason) -> GatewayStatus:
         stats = self.outbox.stats()
         now = self.clock()
         devices = []
@@ -104,25 +114,37 @@ class EdgeAgent:
                 h = d.health
                 devices.append(
                     DeviceStatus(
-                        gateway_id=self.cfg.gateway.id, device_id=d.device.id, state=h.state,
-                        at=now, detail=h.detail, battery_pct=h.battery_pct,
+                        gateway_id=self.cfg.gateway.id,
+                        device_id=d.device.id,
+                        state=h.state,
+                        at=now,
+                        detail=h.detail,
+                        battery_pct=h.battery_pct,
                         last_reading_at=h.last_reading_at,
                     )
                 )
                 if h.skew_ms is not None:
                     skew[d.device.id] = round(h.skew_ms, 1)
         return GatewayStatus(
-            gateway_id=self.cfg.gateway.id, state=state, reason=reason,  # type: ignore[arg-type]
-            at=now, generation=self.cfg.gateway.generation, agent_version=__version__,
-            outbox_depth=stats.depth, outbox_dropped=stats.dropped + stats.rejected,
-            clock_skew_ms=skew, devices=devices,
+            gateway_id=self.cfg.gateway.id,
+            state=state,
+            reason=reason,
+            at=now,
+            generation=self.cfg.gateway.generation,
+            agent_version=__version__,
+            outbox_depth=stats.depth,
+            outbox_dropped=stats.dropped + stats.rejected,
+            clock_skew_ms=skew,
+            devices=devices,
         )
 
-    def _publish_status(self, state: GatewayState, reason: str) -> mqtt.MQTTMessageInfo | None:
+    def _publish_status(self, state: GatewayState, reason: StatusReason) -> mqtt.MQTTMessageInfo | None:
         if self.client is None:
             return None
         payload = self._status(state, reason).model_dump_json()
-        return self._track_other(self.client.publish(self.status_topic, payload, qos=1, retain=True))
+        return self._track_other(
+            self.client.publish(self.status_topic, payload, qos=1, retain=True)
+        )
 
     def _track_other(self, info: mqtt.MQTTMessageInfo) -> mqtt.MQTTMessageInfo:
         """Remember a non-batch publish so its PUBACK is not mistaken for an early batch ack."""
@@ -141,8 +163,13 @@ class EdgeAgent:
                 d.health.changed = False
                 h = d.health
                 msg = DeviceStatus(
-                    gateway_id=gw.id, device_id=d.device.id, state=h.state, at=self.clock(),
-                    detail=h.detail, battery_pct=h.battery_pct, last_reading_at=h.last_reading_at,
+                    gateway_id=gw.id,
+                    device_id=d.device.id,
+                    state=h.state,
+                    at=self.clock(),
+                    detail=h.detail,
+                    battery_pct=h.battery_pct,
+                    last_reading_at=h.last_reading_at,
                 )
             topic = topics.device_status(
                 gw.site, gw.unit, gw.id, d.device.id, root=self.cfg.broker.topic_root
@@ -189,11 +216,15 @@ class EdgeAgent:
     def _mqtt_params(self) -> MqttParams:
         b = self.cfg.broker
         return MqttParams(
-            host=b.host, port=b.port, username=b.username or self.cfg.gateway.id,
-            password=b.resolved_password(), ca_file=b.tls.ca_file if b.tls else None,
+            host=b.host,
+            port=b.port,
+            username=b.username or self.cfg.gateway.id,
+            password=b.resolved_password(),
+            ca_file=b.tls.ca_file if b.tls else None,
             cert_file=b.tls.cert_file if b.tls else None,
             key_file=b.tls.key_file if b.tls else None,
-            keepalive_s=b.keepalive_s, session_expiry_s=b.session_expiry_s,
+            keepalive_s=b.keepalive_s,
+            session_expiry_s=b.session_expiry_s,
         )
 
     def step(self, *, flush: bool = False) -> None:
@@ -203,8 +234,12 @@ class EdgeAgent:
         while True:
             pending, oldest = self.outbox.oldest_pending_ms()
             n = plan_seal(
-                pending, oldest, int(now.timestamp() * 1000),
-                batch_max=ob.batch_max, linger_ms=ob.linger_ms, flush=flush,
+                pending,
+                oldest,
+                int(now.timestamp() * 1000),
+                batch_max=ob.batch_max,
+                linger_ms=ob.linger_ms,
+                flush=flush,
             )
             if not n:
                 break
@@ -241,7 +276,10 @@ class EdgeAgent:
         """Run until ``stop()``; then drain the outbox (bounded) and say goodbye."""
         gw = self.cfg.gateway
         will = GatewayStatus(
-            gateway_id=gw.id, state=GatewayState.OFFLINE, reason="lwt", generation=gw.generation,
+            gateway_id=gw.id,
+            state=GatewayState.OFFLINE,
+            reason="lwt",
+            generation=gw.generation,
             agent_version=__version__,
         )
         params = self._mqtt_params()
@@ -284,8 +322,10 @@ class EdgeAgent:
             if self.outbox.stats().depth == 0:
                 return
             time.sleep(0.02)  # drain poll interval (waits on the broker, not on a test)
-        log.warning("shutdown with %d observations still in the outbox (kept for next start)",
-                    self.outbox.stats().depth)
+        log.warning(
+            "shutdown with %d observations still in the outbox (kept for next start)",
+            self.outbox.stats().depth,
+        )
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -86,7 +86,9 @@ class Outbox:
 
     def _counts(self) -> tuple[int, int, int]:
         pending = int(self._db.execute("SELECT count(*) FROM pending").fetchone()[0])
-        nb, no = self._db.execute("SELECT count(*), coalesce(sum(n_obs), 0) FROM batches").fetchone()
+        nb, no = self._db.execute(
+            "SELECT count(*), coalesce(sum(n_obs), 0) FROM batches"
+        ).fetchone()
         return pending, int(nb), int(no)
 
     def add(
@@ -105,8 +107,11 @@ class Outbox:
         with self._lock:
             pending, _, sealed_obs = self._counts()
             decision = plan_overflow(
-                pending + sealed_obs, pending, len(items),
-                max_rows=self._max_rows, policy=self._overflow,
+                pending + sealed_obs,
+                pending,
+                len(items),
+                max_rows=self._max_rows,
+                policy=self._overflow,
             )
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -138,7 +143,9 @@ class Outbox:
     def oldest_pending_ms(self) -> tuple[int, int | None]:
         """(pending count, receive time of the oldest pending reading)."""
         with self._lock:
-            n, oldest = self._db.execute("SELECT count(*), min(received_ms) FROM pending").fetchone()
+            n, oldest = self._db.execute(
+                "SELECT count(*), min(received_ms) FROM pending"
+            ).fetchone()
         return int(n), (int(oldest) if oldest is not None else None)
 
     def seal(
@@ -160,8 +167,12 @@ class Outbox:
                 waves = [WaveformBlock.model_validate_json(b) for _, k, b in rows if k == "wave"]
                 seq = self._meta("next_seq")
                 batch = ObservationBatch(
-                    gateway_id=gateway_id, seq=seq, sent_at=now, generation=generation,
-                    observations=obs, waveforms=waves,
+                    gateway_id=gateway_id,
+                    seq=seq,
+                    sent_at=now,
+                    generation=generation,
+                    observations=obs,
+                    waveforms=waves,
                 )
                 payload = batch.model_dump_json().encode()
                 self._db.execute(

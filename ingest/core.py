@@ -35,7 +35,7 @@ class Accepted:
 
 
 def _ns(dt_ts: float) -> int:
-    return int(round(dt_ts * 1_000_000)) * 1000  # microsecond resolution, in ns
+    return round(dt_ts * 1_000_000) * 1000  # microsecond resolution, in ns
 
 
 @dataclass
@@ -51,7 +51,9 @@ class WardIndex:
         self.gateways = {g.id for g in self.ward.gateways}
 
 
-def route(topic: str, payload: bytes, index: WardIndex, *, root: str | None = None) -> Accepted | Rejected:
+def route(
+    topic: str, payload: bytes, index: WardIndex, *, root: str | None = None
+) -> Accepted | Rejected:
     """Validate one message from a gateway's ``obs`` topic and turn it into line protocol."""
     try:
         t = topics.parse_gateway_topic(topic, root=root)
@@ -67,7 +69,9 @@ def route(topic: str, payload: bytes, index: WardIndex, *, root: str | None = No
     if batch.gateway_id != t.gateway:
         return Rejected("malformed", f"gateway_id {batch.gateway_id!r} != topic {t.gateway!r}")
     if t.gateway not in index.gateways or (t.site, t.unit) != (ward.site, ward.unit):
-        return Rejected("unknown_gateway", f"gateway {t.gateway!r} is not registered in {t.site}/{t.unit}")
+        return Rejected(
+            "unknown_gateway", f"gateway {t.gateway!r} is not registered in {t.site}/{t.unit}"
+        )
     if batch.generation != ward.generation:
         return Rejected(
             "wrong_generation",
@@ -83,11 +87,17 @@ def route(topic: str, payload: bytes, index: WardIndex, *, root: str | None = No
             unknown[o.device_id] = unknown.get(o.device_id, 0) + 1
             continue
         tags = {
-            "unit": ward.unit, "bed": bed.id, "device": o.device_id, "param": o.code,
-            "source": o.source.value, "generation": gen,
+            "unit": ward.unit,
+            "bed": bed.id,
+            "device": o.device_id,
+            "param": o.code,
+            "source": o.source.value,
+            "generation": gen,
         }
         fields: dict[str, float | int | str | bool] = {
-            "value": float(o.value), "quality": o.quality.value, "gw_seq": batch.seq,
+            "value": float(o.value),
+            "quality": o.quality.value,
+            "gw_seq": batch.seq,
         }
         lines.append(encode_point("obs", tags, fields, _ns(o.measured_at.timestamp())))
         n += 1
@@ -96,8 +106,13 @@ def route(topic: str, payload: bytes, index: WardIndex, *, root: str | None = No
         if bed is None:
             unknown[w.device_id] = unknown.get(w.device_id, 0) + len(w.samples)
             continue
-        tags = {"unit": ward.unit, "bed": bed.id, "device": w.device_id, "param": w.code,
-                "generation": gen}
+        tags = {
+            "unit": ward.unit,
+            "bed": bed.id,
+            "device": w.device_id,
+            "param": w.code,
+            "generation": gen,
+        }
         t0 = w.start.timestamp()
         step = 1.0 / w.sample_rate_hz
         for i, s in enumerate(w.samples):

@@ -85,7 +85,7 @@ class IngestService:
 
     def _on_message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
         self.counters.received += 1
-        result = route(msg.topic, msg.payload, self.index, root=self.opts.topic_root)
+        result = route(msg.topic, bytes(msg.payload), self.index, root=self.opts.topic_root)
         if isinstance(result, Rejected):
             self._dead_letter(msg, f"{result.kind}: {result.reason}")
             return
@@ -103,7 +103,10 @@ class IngestService:
     def _dead_letter(self, msg: mqtt.MQTTMessage, reason: str, *, ack: bool = True) -> None:
         self.counters.dead_lettered += 1
         dl = DeadLetter(
-            service=SERVICE, reason=reason, topic=msg.topic, received_at=utcnow(),
+            service=SERVICE,
+            reason=reason,
+            topic=msg.topic,
+            received_at=utcnow(),
             payload_b64=base64.b64encode(msg.payload[:65536]).decode(),
             payload_bytes=len(msg.payload),
         )
@@ -117,11 +120,13 @@ class IngestService:
 
     def _technical(self, gateway: str, detail: str) -> None:
         ward = self.index.ward
-        ev = TechnicalEvent(service=SERVICE, event="seq_gap", gateway_id=gateway, at=utcnow(),
-                            detail=detail)
+        ev = TechnicalEvent(
+            service=SERVICE, event="seq_gap", gateway_id=gateway, at=utcnow(), detail=detail
+        )
         self.client.publish(
             topics.technical(ward.site, ward.unit, SERVICE, root=self.opts.topic_root),
-            ev.model_dump_json(), qos=1,
+            ev.model_dump_json(),
+            qos=1,
         )
 
     def _on_publish(self, c: mqtt.Client, u: Any, mid: int, rc: Any, props: Any) -> None:
@@ -132,16 +137,18 @@ class IngestService:
 
     # -- writer side -------------------------------------------------------------------------
     def _write(self, http: httpx.Client, body: bytes) -> bool:
-        auth = (
+        auth: tuple[str | bytes, str | bytes] | httpx._client.UseClientDefault = (
             (self.opts.influx_user, self.opts.influx_password or "")
-            if self.opts.influx_user else None
+            if self.opts.influx_user
+            else httpx.USE_CLIENT_DEFAULT
         )
         t0 = time.monotonic()
         try:
             r = http.post(
                 f"{self.opts.influx_url}/write",
                 params={"db": self.opts.influx_db, "precision": "ns"},
-                content=body, auth=auth,
+                content=body,
+                auth=auth,
             )
         except httpx.HTTPError as exc:
             log.warning("influx write failed: %s", exc)

@@ -125,8 +125,11 @@ def dump_ward_file(ward: WardFile) -> str:
     """Render a ward file as TOML (the demo writes one)."""
     d = ward.model_dump(mode="json")
     out = [
-        f'site = "{d["site"]}"', f'unit = "{d["unit"]}"',
-        f'scoring_system = "{d["scoring_system"]}"', f'generation = "{d["generation"]}"', "",
+        f'site = "{d["site"]}"',
+        f'unit = "{d["unit"]}"',
+        f'scoring_system = "{d["scoring_system"]}"',
+        f'generation = "{d["generation"]}"',
+        "",
         "[alerting]",
     ]
     out += [f"{k} = {v}" for k, v in d["alerting"].items()]
@@ -137,6 +140,6 @@ def dump_ward_file(ward: WardFile) -> str:
         if b["patient"]:
             out.append(f'patient = "{b["patient"]}"')
         if b["dob"]:
-            out.append(f'dob = {b["dob"]}')
+            out.append(f"dob = {b['dob']}")
         out.append("devices = [" + ", ".join(f'"{x}"' for x in b["devices"]) + "]")
     return "\n".join(out) + "\n"

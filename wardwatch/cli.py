@@ -20,8 +20,13 @@ console_app = typer.Typer(no_args_is_help=True, help="Nurses' central station.")
 sim_app = typer.Typer(no_args_is_help=True, help="Simulated bedside devices.")
 wire_app = typer.Typer(no_args_is_help=True, help="The wardwire contract.")
 for _name, _sub in [
-    ("edge", edge_app), ("ingest", ingest_app), ("alerting", alerting_app),
-    ("registry", registry_app), ("console", console_app), ("sim", sim_app), ("wire", wire_app),
+    ("edge", edge_app),
+    ("ingest", ingest_app),
+    ("alerting", alerting_app),
+    ("registry", registry_app),
+    ("console", console_app),
+    ("sim", sim_app),
+    ("wire", wire_app),
 ]:
     app.add_typer(_sub, name=_name)
 
@@ -54,7 +59,9 @@ def _run_until_signal(service: Any) -> None:
 
 # -- wire ------------------------------------------------------------------------------------
 @wire_app.command("schema")
-def wire_schema(out: Annotated[Path, typer.Option(help="Directory for the JSON Schema files.")]) -> None:
+def wire_schema(
+    out: Annotated[Path, typer.Option(help="Directory for the JSON Schema files.")],
+) -> None:
     """Export JSON Schema of every wire model (for non-Python clients)."""
     from wardwire.schema import export_schemas
 
@@ -119,7 +126,9 @@ def _ward(settings: Any, ward: Path | None) -> Any:
 @ingest_app.command("run")
 def ingest_run(
     ward: Annotated[Path | None, typer.Option(help="Ward file (default $WM_WARD_FILE).")] = None,
-    worker_id: Annotated[str, typer.Option(help="Stable MQTT client id of this worker.")] = "ingest-1",
+    worker_id: Annotated[
+        str, typer.Option(help="Stable MQTT client id of this worker.")
+    ] = "ingest-1",
 ) -> None:
     """Consume observation batches and write them to InfluxDB (ack after write)."""
     from ingest.core import WardIndex
@@ -129,8 +138,12 @@ def ingest_run(
     s = ServiceSettings()
     _logging(s.log_level)
     opts = IngestOptions(
-        influx_url=s.influx_url, influx_db=s.influx_db, influx_user=s.influx_username,
-        influx_password=s.influx_password, topic_root=s.topic_root, worker_id=worker_id,
+        influx_url=s.influx_url,
+        influx_db=s.influx_db,
+        influx_user=s.influx_username,
+        influx_password=s.influx_password,
+        topic_root=s.topic_root,
+        worker_id=worker_id,
     )
     _run_until_signal(IngestService(s.mqtt_params(), WardIndex(_ward(s, ward)), opts))
 
@@ -149,8 +162,12 @@ def alerting_run(
     _logging(s.log_level)
     w = _ward(s, ward)
     cfg = RuleConfig(
-        system=w.scoring_system, onset_s=w.alerting.onset_s, clear_s=w.alerting.clear_s,
-        stale_s=w.alerting.stale_s, artefact=load_artefact_limits(), priorities=load_priorities(),
+        system=w.scoring_system,
+        onset_s=w.alerting.onset_s,
+        clear_s=w.alerting.clear_s,
+        stale_s=w.alerting.stale_s,
+        artefact=load_artefact_limits(),
+        priorities=load_priorities(),
     )
     _run_until_signal(AlertingService(s.mqtt_params(), w, cfg, score, root=s.topic_root))
 
@@ -215,8 +232,9 @@ def demo(
 
     if headless and duration <= 0:
         duration = 60.0
-    summary = run_demo(DemoOptions(beds=beds, duration_s=duration, headless=headless,
-                                   workdir=workdir))
+    summary = run_demo(
+        DemoOptions(beds=beds, duration_s=duration, headless=headless, workdir=workdir)
+    )
     if as_json:
         typer.echo(json.dumps(summary))
     ok = summary["lost"] == 0 and set(summary["deteriorating_beds"]) <= set(summary["alerted_beds"])

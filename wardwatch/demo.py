@@ -54,7 +54,7 @@ class DemoOptions:
     workdir: Path | None = None
     seed: int = 1
     generation: Generation = Generation.DEMO
-    onset_s: float = 5.0
+    onset_s: float = 4.0
 
 
 def deteriorating_indices(beds: int) -> set[int]:
@@ -68,16 +68,22 @@ def build_ward(opts: DemoOptions, today: date) -> WardFile:
     dob = today.replace(year=today.year - 3)
     beds = [
         BedEntry(
-            id=f"bed{i + 1:02d}", patient=f"P-demo{i + 1:02d}", dob=dob,
-            gateway=gws[i // BEDS_PER_GATEWAY].id, devices=[f"mon-bed{i + 1:02d}"],
+            id=f"bed{i + 1:02d}",
+            patient=f"P-demo{i + 1:02d}",
+            dob=dob,
+            gateway=gws[i // BEDS_PER_GATEWAY].id,
+            devices=[f"mon-bed{i + 1:02d}"],
         )
         for i in range(opts.beds)
     ]
     return WardFile(
-        site="demo", unit="picu", scoring_system="bedside_pews", generation=opts.generation,
-        alerting=AlertingSection(onset_s=opts.onset_s, clear_s=10, stale_s=30,
-                                 escalate_after_s=60),
-        gateways=gws, beds=beds,
+        site="demo",
+        unit="picu",
+        scoring_system="bedside_pews",
+        generation=opts.generation,
+        alerting=AlertingSection(onset_s=opts.onset_s, clear_s=10, stale_s=30, escalate_after_s=60),
+        gateways=gws,
+        beds=beds,
     )
 
 
@@ -98,8 +104,12 @@ class Demo:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         full_env = {**os.environ, **env, "WM_LOG_LEVEL": "INFO"}
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", *args], stdout=log, stderr=log, env=full_env,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            [sys.executable, "-m", *args],
+            stdout=log,
+            stderr=log,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         log.close()
 
@@ -115,15 +125,24 @@ class Demo:
         for gw in self.ward.gateways:
             password = self.stack.broker.add_user(gw.id)
             cfg = EdgeConfig(
-                gateway=GatewaySection(id=gw.id, site=self.ward.site, unit=self.ward.unit,
-                                       generation=self.opts.generation),
-                broker=BrokerSection(host=self.stack.broker.host, port=self.stack.broker.port,
-                                     username=gw.id, password=password),
+                gateway=GatewaySection(
+                    id=gw.id,
+                    site=self.ward.site,
+                    unit=self.ward.unit,
+                    generation=self.opts.generation,
+                ),
+                broker=BrokerSection(
+                    host=self.stack.broker.host,
+                    port=self.stack.broker.port,
+                    username=gw.id,
+                    password=password,
+                ),
                 outbox=OutboxSection(path=self.workdir / f"outbox-{gw.id}.db", linger_ms=500),
                 heartbeat_s=5,
                 devices=[
-                    DeviceSection(id=b.devices[0], driver="wwmon",
-                                  port=str(self.monitors[b.id].link))
+                    DeviceSection(
+                        id=b.devices[0], driver="wwmon", port=str(self.monitors[b.id].link)
+                    )
                     for b in self.ward.beds_of_gateway(gw.id)
                 ],
             )
@@ -139,8 +158,12 @@ class Demo:
         while time.monotonic() < end:
             self._check_procs()
             with view.lock:
-                ok = {d.device_id for s in view.gateways.values() for d in s.devices
-                      if d.state.value == "connected"}
+                ok = {
+                    d.device_id
+                    for s in view.gateways.values()
+                    for d in s.devices
+                    if d.state.value == "connected"
+                }
             if want <= ok:
                 return
             time.sleep(0.1)  # poll interval while services start
@@ -204,6 +227,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         demo.start()
         demo.wait_devices_connected(view)
         t0 = time.monotonic()
+        wall0 = datetime.now(UTC)
         for mon in demo.monitors.values():
             mon.start()
         prev = signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -230,9 +254,16 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
             "stored": stored,
             "lost": published - stored,
             "alerts": [
-                {"bed": e.alert.bed_id, "event": e.event.value, "condition": e.alert.condition,
-                 "kind": e.alert.alert_kind.value, "priority": e.alert.priority.value,
-                 "at": e.at.isoformat(), "message": e.alert.message}
+                {
+                    "bed": e.alert.bed_id,
+                    "event": e.event.value,
+                    "condition": e.alert.condition,
+                    "kind": e.alert.alert_kind.value,
+                    "priority": e.alert.priority.value,
+                    "at": e.at.isoformat(),
+                    "t_s": round((e.at - wall0).total_seconds(), 1),
+                    "message": e.alert.message,
+                }
                 for e in list(view.events)
             ],
             "deteriorating_beds": demo.deteriorating,
@@ -248,5 +279,9 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
 def _demo_params(stack: Stack) -> Any:
     from wardwatch.mqtt import MqttParams
 
-    return MqttParams(host=stack.broker.host, port=stack.broker.port, username="demo",
-                      password=stack.broker.passwords["demo"])
+    return MqttParams(
+        host=stack.broker.host,
+        port=stack.broker.port,
+        username="demo",
+        password=stack.broker.passwords["demo"],
+    )

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import shutil
 import signal
@@ -158,7 +157,7 @@ connection_messages false
     def start(self, deadline_s: float = 15.0) -> None:
         """Start (or restart on the same port) and wait until an MQTT CONNACK succeeds."""
         require_binaries("mosquitto", "mosquitto_passwd")
-        for attempt in range(5):
+        for _ in range(5):
             if not self.port:
                 self.port = free_port()
             self._write_files()
@@ -192,7 +191,8 @@ connection_messages false
         done = threading.Event()
         ok: list[bool] = []
         client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"probe-{secrets.token_hex(4)}",
+            CallbackAPIVersion.VERSION2,
+            client_id=f"probe-{secrets.token_hex(4)}",
             protocol=mqtt.MQTTv5,
         )
         client.username_pw_set(user, password)
@@ -334,7 +334,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         self._bootstrapped = True
 
     def query(
-        self, q: str, *, db: str | None = None, auth: tuple[str, str] | None | bool = True
+        self, q: str, *, db: str | None = None, auth: tuple[str, str] | bool | None = True
     ) -> dict[str, object]:
         """Run InfluxQL via POST /query; raises ``ServiceError`` on an ``error`` in the body."""
         creds: tuple[str, str] | None
@@ -395,7 +395,9 @@ class Stack:
             "WM_INFLUX_DB": db,
             "WM_INFLUX_USERNAME": "ingest" if mqtt_user == "ingest" else "reader",
             "WM_INFLUX_PASSWORD": (
-                self.influx.writer_password if mqtt_user == "ingest" else self.influx.reader_password
+                self.influx.writer_password
+                if mqtt_user == "ingest"
+                else self.influx.reader_password
             ),
         }
 
@@ -431,7 +433,7 @@ def write_env_file(stack: Stack, path: Path, extra: Mapping[str, str] | None = N
     env.update({f"WM_MQTT_PASSWORD_{u.upper()}": p for u, p in stack.broker.passwords.items()})
     env.update(extra or {})
     path.write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
-    os.chmod(path, 0o600)
+    path.chmod(0o600)
 
 
 def main() -> None:
@@ -444,8 +446,15 @@ def main() -> None:
         stack.influx.create_database("wardwatch")
         env_path = workdir / "services.env"
         write_env_file(stack, env_path)
-        print(json.dumps({"mqtt_port": stack.broker.port, "influx_url": stack.influx.url,
-                          "env_file": str(env_path)}))
+        print(
+            json.dumps(
+                {
+                    "mqtt_port": stack.broker.port,
+                    "influx_url": stack.influx.url,
+                    "env_file": str(env_path),
+                }
+            )
+        )
         print("services running; Ctrl-C to stop", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             signal.sigwait({signal.SIGINT, signal.SIGTERM})

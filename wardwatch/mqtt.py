@@ -16,6 +16,7 @@ import ssl
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -73,7 +74,7 @@ def make_client(
 
 
 def connect_properties(params: MqttParams) -> Properties:
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = params.session_expiry_s
     props.ReceiveMaximum = params.receive_maximum
     return props
@@ -88,9 +89,11 @@ def connect_blocking(client: mqtt.Client, params: MqttParams, timeout: float = 1
     """
     done = threading.Event()
     outcome: dict[str, object] = {}
-    user_on_connect = client.on_connect
+    user_on_connect: Any = client.on_connect
 
-    def on_connect(c: mqtt.Client, userdata: object, flags: object, rc: object, props: object) -> None:
+    def on_connect(
+        c: mqtt.Client, userdata: object, flags: object, rc: object, props: object
+    ) -> None:
         if not done.is_set():
             outcome["rc"] = rc
             outcome["session_present"] = bool(getattr(flags, "session_present", False))
@@ -101,7 +104,10 @@ def connect_blocking(client: mqtt.Client, params: MqttParams, timeout: float = 1
     client.on_connect = on_connect
     try:
         client.connect(
-            params.host, params.port, keepalive=params.keepalive_s, clean_start=False,
+            params.host,
+            params.port,
+            keepalive=params.keepalive_s,
+            clean_start=False,
             properties=connect_properties(params),
         )
     except OSError as exc:

@@ -34,7 +34,11 @@ class ServiceSettings(BaseSettings):
 
     def mqtt_params(self) -> MqttParams:
         return MqttParams(
-            host=self.mqtt_host, port=self.mqtt_port, username=self.mqtt_username,
-            password=self.mqtt_password, ca_file=self.mqtt_ca_file,
-            cert_file=self.mqtt_cert_file, key_file=self.mqtt_key_file,
+            host=self.mqtt_host,
+            port=self.mqtt_port,
+            username=self.mqtt_username,
+            password=self.mqtt_password,
+            ca_file=self.mqtt_ca_file,
+            cert_file=self.mqtt_cert_file,
+            key_file=self.mqtt_key_file,
         )

@@ -172,7 +172,7 @@ def dump_edge_config(cfg: EdgeConfig) -> str:
     # heartbeat_s is a top-level key: TOML requires it before the first table.
     top = [line for line in out if line.startswith("heartbeat_s")]
     rest = [line for line in out if not line.startswith("heartbeat_s")]
-    return "\n".join(top + [""] + rest)
+    return "\n".join([*top, "", *rest])
 
 
 def _toml_value(value: object) -> str:

@@ -6,7 +6,7 @@ Layout under the versioned root ``wm/v1`` (every level is an opaque id, never a 
     wm/v1/gw/{site}/{unit}/{gateway}/status              gateway birth/heartbeat/LWT (retained)
     wm/v1/gw/{site}/{unit}/{gateway}/dev/{device}/status device status (retained)
     wm/v1/alerting/{site}/{unit}/score/{bed}             current score per bed (retained)
-    wm/v1/alerting/{site}/{unit}/alert/{bed}/{alert}     open alert state (retained; cleared on resolve)
+    wm/v1/alerting/{site}/{unit}/alert/{bed}/{alert}     open alert (retained; cleared on resolve)
     wm/v1/alerting/{site}/{unit}/events                  alert lifecycle events
     wm/v1/cmd/{site}/{unit}/ack                          acknowledge commands to alerting
     wm/v1/tech/{site}/{unit}/{service}                   technical events (gaps, unknown devices)
@@ -59,7 +59,9 @@ def gateway_acl_pattern(*, root: str | None = None) -> str:
 
 
 def score(site: str, unit: str, bed: str, *, root: str | None = None) -> str:
-    return f"{_root(root)}/alerting/{_lvl(site, 'site')}/{_lvl(unit, 'unit')}/score/{_lvl(bed, 'bed')}"
+    return (
+        f"{_root(root)}/alerting/{_lvl(site, 'site')}/{_lvl(unit, 'unit')}/score/{_lvl(bed, 'bed')}"
+    )
 
 
 def alert_state(site: str, unit: str, bed: str, alert_id: str, *, root: str | None = None) -> str:
@@ -78,7 +80,9 @@ def ack_commands(site: str, unit: str, *, root: str | None = None) -> str:
 
 
 def technical(site: str, unit: str, service: str, *, root: str | None = None) -> str:
-    return f"{_root(root)}/tech/{_lvl(site, 'site')}/{_lvl(unit, 'unit')}/{_lvl(service, 'service')}"
+    return (
+        f"{_root(root)}/tech/{_lvl(site, 'site')}/{_lvl(unit, 'unit')}/{_lvl(service, 'service')}"
+    )
 
 
 def dead_letter(service: str, *, root: str | None = None) -> str:

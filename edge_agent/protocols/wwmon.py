@@ -45,23 +45,18 @@ class WwmonParser:
         self._buf = bytearray()
 
     def feed(self, data: bytes) -> list[ParserEvent]:
-        """Consume bytes; return the events of every complete line."""
+        """Consume bytes; return the events of every complete line.
+
+        Garbage is reported line by line (or in ``MAX_LINE`` pieces when it has no line
+        break), so the events depend only on the byte stream, never on how it was chunked.
+        """
         self._buf += data
         events: list[ParserEvent] = []
         while True:
             start = self._buf.find(b"$")
+            self._reject_garbage(start if start >= 0 else len(self._buf), events, start >= 0)
             if start < 0:
-                if len(self._buf) > 0:
-                    # Keep nothing that cannot start a frame; report garbage once it ends a line.
-                    if b"\n" in self._buf or len(self._buf) > MAX_LINE:
-                        events.append(FrameRejected("no frame start", bytes(self._buf)))
-                        self._buf.clear()
                 return events
-            if start > 0:
-                junk = bytes(self._buf[:start])
-                del self._buf[:start]
-                if junk.strip(b"\r\n"):
-                    events.append(FrameRejected("bytes outside a frame", junk))
             end = self._buf.find(b"\n")
             if end < 0:
                 if len(self._buf) > MAX_LINE:
@@ -78,6 +73,24 @@ class WwmonParser:
                 self._buf[:0] = line[second:]
                 continue
             events.extend(_parse_line(line))
+
+    def _reject_garbage(self, region: int, events: list[ParserEvent], frame_follows: bool) -> None:
+        """Report and drop the bytes before a frame start (``region`` bytes of the buffer)."""
+        while region > 0:
+            nl = self._buf.find(b"\n", 0, region)
+            if nl >= 0:
+                cut = nl + 1
+            elif region > MAX_LINE:
+                cut = MAX_LINE
+            elif frame_follows:
+                cut = region
+            else:
+                return  # may still be followed by more garbage of the same line
+            seg = bytes(self._buf[:cut])
+            del self._buf[:cut]
+            region -= cut
+            if seg.strip(b"\r\n"):
+                events.append(FrameRejected("bytes outside a frame", seg))
 
 
 def _parse_line(line: bytes) -> list[ParserEvent]:

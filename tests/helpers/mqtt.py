@@ -16,8 +16,9 @@ from wardwatch.mqtt import MqttParams, connect_blocking, make_client
 
 
 def params(broker: Mosquitto, user: str) -> MqttParams:
-    return MqttParams(host=broker.host, port=broker.port, username=user,
-                      password=broker.passwords[user])
+    return MqttParams(
+        host=broker.host, port=broker.port, username=user, password=broker.passwords[user]
+    )
 
 
 @dataclass
@@ -28,7 +29,9 @@ class Collector:
     messages: list[tuple[str, bytes]] = field(default_factory=list)
     cond: threading.Condition = field(default_factory=threading.Condition)
 
-    def wait_for(self, pred: Callable[[list[tuple[str, bytes]]], bool], timeout: float = 30.0) -> bool:
+    def wait_for(
+        self, pred: Callable[[list[tuple[str, bytes]]], bool], timeout: float = 30.0
+    ) -> bool:
         end = time.monotonic() + timeout
         with self.cond:
             while not pred(self.messages):

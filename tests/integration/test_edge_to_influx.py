@@ -32,7 +32,10 @@ pytestmark = pytest.mark.integration
 
 def make_ward(gw: str, devices: list[str]) -> WardFile:
     return WardFile(
-        site="s1", unit="u1", generation=Generation.TEST, gateways=[GatewayEntry(id=gw)],
+        site="s1",
+        unit="u1",
+        generation=Generation.TEST,
+        gateways=[GatewayEntry(id=gw)],
         beds=[BedEntry(id=f"b{i}", gateway=gw, devices=[d]) for i, d in enumerate(devices)],
     )
 
@@ -50,23 +53,38 @@ class Running:
         self.threads[1].join(30)
 
 
-def start(stack: Stack, root: str, db: str, tmp: Path, gw: str, devices: dict[str, Path]) -> Running:
+def start(
+    stack: Stack, root: str, db: str, tmp: Path, gw: str, devices: dict[str, Path]
+) -> Running:
     password = stack.broker.add_user(gw)
     cfg = EdgeConfig(
         gateway=GatewaySection(id=gw, site="s1", unit="u1", generation=Generation.TEST),
-        broker=BrokerSection(host=stack.broker.host, port=stack.broker.port, username=gw,
-                             password=password, topic_root=root),
+        broker=BrokerSection(
+            host=stack.broker.host,
+            port=stack.broker.port,
+            username=gw,
+            password=password,
+            topic_root=root,
+        ),
         outbox=OutboxSection(path=tmp / f"{gw}.db", linger_ms=100),
         devices=[DeviceSection(id=d, driver="wwmon", port=str(p)) for d, p in devices.items()],
     )
     agent = EdgeAgent(cfg)
     ward = make_ward(gw, list(devices))
-    opts = IngestOptions(influx_url=stack.influx.url, influx_db=db, influx_user="ingest",
-                         influx_password=stack.influx.writer_password, topic_root=root,
-                         worker_id=f"ingest-{gw}", linger_s=0.05)
+    opts = IngestOptions(
+        influx_url=stack.influx.url,
+        influx_db=db,
+        influx_user="ingest",
+        influx_password=stack.influx.writer_password,
+        topic_root=root,
+        worker_id=f"ingest-{gw}",
+        linger_s=0.05,
+    )
     ing = IngestService(params(stack.broker, "ingest"), WardIndex(ward), opts)
-    threads = [threading.Thread(target=agent.run, daemon=True),
-               threading.Thread(target=ing.run, daemon=True)]
+    threads = [
+        threading.Thread(target=agent.run, daemon=True),
+        threading.Thread(target=ing.run, daemon=True),
+    ]
     for t in threads:
         t.start()
     return Running(agent, ing, threads)
@@ -75,8 +93,13 @@ def start(stack: Stack, root: str, db: str, tmp: Path, gw: str, devices: dict[st
 @pytest.fixture
 def monitors(tmp_path: Path) -> Iterator[dict[str, SimulatedMonitor]]:
     mons = {
-        f"d{i}": SimulatedMonitor(f"d{i}", Scenario("stable", seed=i), tmp_path / "tty" / f"d{i}",
-                                  period_s=0.01, max_frames=200)
+        f"d{i}": SimulatedMonitor(
+            f"d{i}",
+            Scenario("stable", seed=i),
+            tmp_path / "tty" / f"d{i}",
+            period_s=0.01,
+            max_frames=200,
+        )
         for i in range(3)
     }
     for m in mons.values():
@@ -87,11 +110,15 @@ def monitors(tmp_path: Path) -> Iterator[dict[str, SimulatedMonitor]]:
 
 
 def test_every_reading_reaches_influx(
-    stack: Stack, topic_root: str, influx_db: str, tmp_path: Path,
+    stack: Stack,
+    topic_root: str,
+    influx_db: str,
+    tmp_path: Path,
     monitors: dict[str, SimulatedMonitor],
 ) -> None:
-    run = start(stack, topic_root, influx_db, tmp_path, "gw-it1",
-                {d: m.link for d, m in monitors.items()})
+    run = start(
+        stack, topic_root, influx_db, tmp_path, "gw-it1", {d: m.link for d, m in monitors.items()}
+    )
     try:
         wait_until(lambda: all(d.health.state is DeviceState.CONNECTED for d in run.agent.drivers))
         for m in monitors.values():

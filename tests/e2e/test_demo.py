@@ -1,0 +1,37 @@
+"""The walking skeleton end to end: `wardwatch demo --headless --json` on real services."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_headless_demo_loses_nothing_and_alerts_the_deteriorating_bed(tmp_path: Path) -> None:
+    duration = 30
+    proc = subprocess.run(
+        [sys.executable, "-m", "wardwatch.cli", "demo", "--headless", "--beds", "5",
+         "--duration", str(duration), "--json", "--workdir", str(tmp_path / "demo")],
+        capture_output=True, text=True, timeout=240, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(summary) >= {"beds", "published", "stored", "lost", "alerts",
+                            "deteriorating_beds", "alerted_beds"}
+    assert summary["beds"] == 5
+    # 5 monitors x 4 numerics x ~1 Hz x 30 s: every one of them stored.
+    assert summary["published"] >= 5 * 4 * (duration - 2)
+    assert summary["lost"] == 0
+    assert summary["stored"] == summary["published"]
+    assert summary["deteriorating_beds"] == ["bed02"]
+    assert summary["alerted_beds"] == ["bed02"], summary["alerts"]
+    raised = [a for a in summary["alerts"] if a["event"] == "raised" and a["kind"] == "clinical"]
+    # The deteriorating child reaches the alert level in the first half of the run.
+    assert min(a["t_s"] for a in raised) < duration / 2
+    # A clean shutdown raises nothing: no alert of any kind after the run ended.
+    assert all(a["t_s"] <= duration for a in summary["alerts"]), summary["alerts"]
