@@ -138,7 +138,9 @@ class EdgeAgent:
             devices=devices,
         )
 
-    def _publish_status(self, state: GatewayState, reason: StatusReason) -> mqtt.MQTTMessageInfo | None:
+    def _publish_status(
+        self, state: GatewayState, reason: StatusReason
+    ) -> mqtt.MQTTMessageInfo | None:
         if self.client is None:
             return None
         payload = self._status(state, reason).model_dump_json()

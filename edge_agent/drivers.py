@@ -61,7 +61,9 @@ def load_parser(name: str) -> Parser:
     try:
         module_name, cls_name, _ = DRIVERS[name]
     except KeyError:
-        raise UnknownDriver(f"unknown driver {name!r}; known: {', '.join(sorted(DRIVERS))}") from None
+        raise UnknownDriver(
+            f"unknown driver {name!r}; known: {', '.join(sorted(DRIVERS))}"
+        ) from None
     cls = getattr(importlib.import_module(module_name), cls_name)
     parser: Parser = cls()
     return parser
@@ -107,7 +109,9 @@ class SerialDriver:
     def _open(self) -> serial.SerialBase:
         assert self.device.port is not None
         try:
-            return serial.serial_for_url(self.device.port, baudrate=self.device.baudrate, timeout=0.25)
+            return serial.serial_for_url(
+                self.device.port, baudrate=self.device.baudrate, timeout=0.25
+            )
         except (serial.SerialException, OSError, ValueError) as exc:
             raise DriverUnavailable(f"cannot open {self.device.port}: {exc}") from exc
 
@@ -120,7 +124,7 @@ class SerialDriver:
             except DriverUnavailable as exc:
                 self._set(DeviceState.DISCONNECTED, str(exc))
                 log.warning("device %s: %s", self.device.id, exc)
-                self.stop.wait(backoff * random.uniform(0.8, 1.2))  # noqa: S311 - jitter only
+                self.stop.wait(backoff * random.uniform(0.8, 1.2))
                 backoff = min(backoff * 2, self.backoff_max_s)
                 continue
             backoff = 0.5

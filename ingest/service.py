@@ -72,6 +72,9 @@ class IngestService:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
+        self.client.on_subscribe = self._on_subscribe
+        #: set once the broker confirmed our subscription (readiness, for tests and health)
+        self.ready = threading.Event()
         ward = index.ward
         self.obs_filter = topics.gateway_obs(ward.site, ward.unit, topics.ANY, root=opts.topic_root)
 
@@ -82,6 +85,12 @@ class IngestService:
             return
         # Resubscribe on *every* connect (a broker that lost our session forgets it).
         c.subscribe(topics.shared(self.opts.share_group, self.obs_filter), qos=1)
+
+    def _on_subscribe(self, c: mqtt.Client, u: Any, mid: int, rcs: Any, props: Any) -> None:
+        if any(getattr(rc, "is_failure", False) for rc in rcs):
+            log.error("subscription refused: %s", rcs)
+            return
+        self.ready.set()
 
     def _on_message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
         self.counters.received += 1

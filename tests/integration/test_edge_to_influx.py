@@ -87,6 +87,7 @@ def start(
     ]
     for t in threads:
         t.start()
+    assert ing.ready.wait(10), "ingest did not subscribe"
     return Running(agent, ing, threads)
 
 
