@@ -111,6 +111,12 @@ class IllegalTransition(Exception):
     """An event that cannot apply to the alert's state (a bug, never ignored)."""
 
 
+def _updated(alert: Alert, changes: dict[str, object]) -> Alert:
+    """A changed copy of an alert, validated (``model_copy`` would skip validation, letting a
+    non-UTC ``now`` through to the wire)."""
+    return Alert.model_validate({**alert.model_dump(), **changes})
+
+
 def _emit(kind: AlertEventType, alert: Alert, now: datetime, by: str | None = None) -> Emit:
     return Emit(AlertEvent(event=kind, at=now, by=by, alert=alert))
 
@@ -150,20 +156,21 @@ def transition(
         higher = PRIORITY_RANK[event.priority] > PRIORITY_RANK[a.priority]
         upd = {"updated_at": event.now, "message": event.message, "score_total": event.score_total}
         if higher:
-            new = a.model_copy(
-                update={
+            new = _updated(
+                a,
+                {
                     **upd,
                     "priority": event.priority,
                     "state": AlertState.ACTIVE,
                     "escalation_step": a.escalation_step + 1,
-                }
+                },
             )
             return AlertRecord(new, True, event.now), [
                 PublishState(new),
                 _emit(AlertEventType.ESCALATED, new, event.now),
             ]
         if not record.condition_present or event.score_total != a.score_total:
-            new = a.model_copy(update=upd)
+            new = _updated(a, upd)
             return replace(record, alert=new, condition_present=True), [PublishState(new)]
         return record, []
 
@@ -171,24 +178,25 @@ def transition(
         if not record.condition_present:
             return record, []
         if a.state is AlertState.ACKNOWLEDGED or not latching:
-            new = a.model_copy(update={"state": AlertState.RESOLVED, "updated_at": event.now})
+            new = _updated(a, {"state": AlertState.RESOLVED, "updated_at": event.now})
             return None, [ClearState(new), _emit(AlertEventType.RESOLVED, new, event.now)]
-        new = a.model_copy(update={"updated_at": event.now})
+        new = _updated(a, {"updated_at": event.now})
         return replace(record, alert=new, condition_present=False), [PublishState(new)]
 
     if isinstance(event, Ack):
         if a.state is AlertState.ACKNOWLEDGED:
             return record, []  # idempotent: a second nurse pressing ack changes nothing
-        acked = a.model_copy(
-            update={
+        acked = _updated(
+            a,
+            {
                 "state": AlertState.ACKNOWLEDGED,
                 "updated_at": event.now,
                 "acknowledged_by": event.by,
-            }
+            },
         )
         effects: list[Effect] = [_emit(AlertEventType.ACKNOWLEDGED, acked, event.now, event.by)]
         if not record.condition_present:
-            done = acked.model_copy(update={"state": AlertState.RESOLVED})
+            done = _updated(acked, {"state": AlertState.RESOLVED})
             return None, [
                 *effects,
                 ClearState(done),
@@ -200,9 +208,7 @@ def transition(
     if a.state is AlertState.ACTIVE:
         waited = (event.now - record.last_notified).total_seconds()
         if waited >= policy.escalate_after_s:
-            new = a.model_copy(
-                update={"escalation_step": a.escalation_step + 1, "updated_at": event.now}
-            )
+            new = _updated(a, {"escalation_step": a.escalation_step + 1, "updated_at": event.now})
             return AlertRecord(new, record.condition_present, event.now), [
                 PublishState(new),
                 _emit(AlertEventType.ESCALATED, new, event.now),

@@ -147,6 +147,10 @@ class BedState:
     on: bool = False
     priority: Priority | None = None
     artefacts: int = 0
+    #: code -> time the device declared it invalid (older readings may not bring it back)
+    invalid_since: dict[str, datetime] = field(default_factory=dict)
+    #: the alert now on was raised by a complete score (an incomplete one may not clear it)
+    raised_complete: bool = False
 
 
 def observe(state: BedState, obs: Observation) -> None:
@@ -154,9 +158,14 @@ def observe(state: BedState, obs: Observation) -> None:
     cur = state.values.get(obs.code)
     if cur is not None and cur.measured_at > obs.measured_at:
         return
+    dead = state.invalid_since.get(obs.code)
+    if dead is not None and dead >= obs.measured_at:
+        return
     if obs.quality is Quality.INVALID:
         state.values.pop(obs.code, None)  # the device says it has no valid value now
+        state.invalid_since[obs.code] = obs.measured_at
         return
+    state.invalid_since.pop(obs.code, None)
     state.values[obs.code] = Latest(obs.value, obs.measured_at, obs.source, obs.device_id)
 
 
@@ -252,14 +261,19 @@ def evaluate(
             state.pending_since = state.pending_since or now
             if (now - state.pending_since).total_seconds() >= cfg.onset_s:
                 state.on, decision = True, "on"
-        if state.on:
-            state.priority = prio if decision else state.priority
+        if decision:
+            state.priority = prio
+            state.raised_complete = state.raised_complete or result.complete
     else:
         state.pending_since = None
-        if state.on:
+        if state.on and state.raised_complete and not result.complete:
+            # A partial score is a lower bound: it cannot show that a complete one has eased.
+            state.clear_since = None
+        elif state.on:
             state.clear_since = state.clear_since or now
             if (now - state.clear_since).total_seconds() >= cfg.clear_s:
                 state.on, state.priority, decision = False, None, "off"
+                state.raised_complete = False
     provisional = any(u.source is Source.ENTERED for u in used) or not result.complete
     return Evaluation(result, used, prio, decision, provisional)
 

@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS batches (
     seq INTEGER PRIMARY KEY,
     n_obs INTEGER NOT NULL,
     created_ms INTEGER NOT NULL,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    n_rows INTEGER NOT NULL  -- observations + waveform blocks (what depth and max_rows count)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('next_seq', 0), ('dropped', 0), ('rejected', 0);
@@ -41,6 +42,7 @@ class SealedBatch:
     seq: int
     n_obs: int
     payload: bytes
+    n_rows: int = 0  # observations + waveform blocks
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +89,7 @@ class Outbox:
     def _counts(self) -> tuple[int, int, int]:
         pending = int(self._db.execute("SELECT count(*) FROM pending").fetchone()[0])
         nb, no = self._db.execute(
-            "SELECT count(*), coalesce(sum(n_obs), 0) FROM batches"
+            "SELECT count(*), coalesce(sum(n_rows), 0) FROM batches"
         ).fetchone()
         return pending, int(nb), int(no)
 
@@ -175,9 +177,11 @@ class Outbox:
                     waveforms=waves,
                 )
                 payload = batch.model_dump_json().encode()
+                # n_rows counts observations + waveform blocks, as the pending table does, so
+                # depth and the overflow bound see sealed waveforms too.
                 self._db.execute(
-                    "INSERT INTO batches VALUES (?, ?, ?, ?)",
-                    (seq, len(obs), int(now.timestamp() * 1000), payload),
+                    "INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
+                    (seq, len(obs), int(now.timestamp() * 1000), payload, len(rows)),
                 )
                 self._db.execute("DELETE FROM pending WHERE id <= ?", (rows[-1][0],))
                 self._db.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (seq + 1,))
@@ -185,16 +189,17 @@ class Outbox:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return SealedBatch(seq, len(obs), payload)
+        return SealedBatch(seq, len(obs), payload, len(rows))
 
     def sealed(self, after_seq: int = -1, limit: int = 100) -> list[SealedBatch]:
         """Sealed batches in seq order (the publisher replays these after a restart)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, n_obs, payload FROM batches WHERE seq > ? ORDER BY seq LIMIT ?",
+                "SELECT seq, n_obs, payload, n_rows FROM batches WHERE seq > ? "
+                "ORDER BY seq LIMIT ?",
                 (after_seq, limit),
             ).fetchall()
-        return [SealedBatch(int(s), int(n), bytes(p)) for s, n, p in rows]
+        return [SealedBatch(int(s), int(n), bytes(p), int(r)) for s, n, p, r in rows]
 
     def ack(self, seq: int) -> None:
         """The broker acknowledged batch ``seq``: delete it."""

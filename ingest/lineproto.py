@@ -14,16 +14,29 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-_TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\\": "\\\\"})
-_MEAS_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "\\": "\\\\"})
+# InfluxDB 1.x unescapes only "\\," "\\=" "\\ " in tags (and "\\," "\\ " in measurements); any
+# other backslash is literal, so backslashes are *not* doubled. A trailing backslash would
+# escape the separator after it, and a line break would end the point: both are refused.
+_TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+_MEAS_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
+
+
+def _check_name(value: str) -> None:
+    if "\n" in value or "\r" in value:
+        raise ValueError(f"line protocol names cannot contain line breaks: {value!r}")
+    if value.endswith("\\"):
+        raise ValueError(f"line protocol names cannot end in a backslash: {value!r}")
 
 
 def escape_tag(value: str) -> str:
-    """Escape a tag key or value (commas, equals signs, spaces, backslashes)."""
+    """Escape a tag key or value (commas, equals signs, spaces); refuse line breaks and a
+    trailing backslash, which cannot be represented."""
+    _check_name(value)
     return value.translate(_TAG_ESCAPES)
 
 
 def escape_measurement(value: str) -> str:
+    _check_name(value)
     return value.translate(_MEAS_ESCAPES)
 
 
@@ -39,6 +52,13 @@ def format_float(value: float) -> str:
     return text if ("." in text or "e" in text or "inf" in text) else text + ".0"
 
 
+def series_prefix(measurement: str, tags: Mapping[str, str]) -> str:
+    """``measurement,tag=value,...`` with tags sorted; empty tag values are omitted."""
+    parts = [escape_measurement(measurement)]
+    parts += [f"{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(tags.items()) if v != ""]
+    return ",".join(parts)
+
+
 def encode_point(
     measurement: str,
     tags: Mapping[str, str],
@@ -49,9 +69,7 @@ def encode_point(
     values are omitted (line protocol cannot carry them)."""
     if not fields:
         raise ValueError("a point needs at least one field")
-    parts = [escape_measurement(measurement)]
-    parts += [f"{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(tags.items()) if v != ""]
-    head = ",".join(parts)
+    head = series_prefix(measurement, tags)
     fs: list[str] = []
     for k, v in fields.items():
         key = escape_tag(k)

@@ -6,25 +6,35 @@ dead letter itself is PUBACKed. The writer thread batches lines by size and ling
 to InfluxDB, and only after a 2xx acknowledges the MQTT messages the batch came from. While
 InfluxDB is down nothing is acknowledged: the broker keeps the messages (persistent session)
 and redelivers them to us, or to another member of the shared subscription if we die.
+
+Sequence auditing needs to see every message, which no member of a shared subscription does;
+so one worker (``seq_audit=True``) runs a second, plain subscription that only tracks
+per-gateway ``seq`` (gaps become technical events, duplicates are counted).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
+from pydantic import ValidationError
 
 from ingest.core import Accepted, Rejected, SeqTracker, WardIndex, route
+from ingest.influx import DownsamplingPlan, InfluxError, InfluxTarget, query
+from ingest.metrics import MetricsServer, percentile, render
 from wardwatch.mqtt import MqttParams, connect_blocking, make_client
 from wardwire import topics
-from wardwire.models import DeadLetter, TechnicalEvent, utcnow
+from wardwire.models import DeadLetter, ObservationBatch, TechnicalEvent, utcnow
 
 log = logging.getLogger(__name__)
 SERVICE = "ingest"
@@ -36,8 +46,12 @@ class IngestCounters:
     written_obs: int = 0
     written_points: int = 0
     dead_lettered: int = 0
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
     write_failures: int = 0
     batches_written: int = 0
+    backfills: int = 0
+    seq_gaps: int = 0
+    seq_duplicates: int = 0
     write_latency_ms: list[float] = field(default_factory=list)
 
 
@@ -53,6 +67,10 @@ class IngestOptions:
     batch_lines: int = 20_000
     linger_s: float = 0.2
     max_pending_msgs: int = 500
+    seq_audit: bool = True
+    metrics_port: int | None = None  # None = no endpoint; 0 = any free port
+    backfill_after_s: float = 300.0  # data older than this on arrival is back-filled
+    stats_file: Path | None = None
 
 
 class IngestService:
@@ -63,6 +81,9 @@ class IngestService:
         self.counters = IngestCounters()
         self.seq = SeqTracker()
         self.stop_event = threading.Event()
+        self.target = InfluxTarget(
+            opts.influx_url, opts.influx_db, opts.influx_user, opts.influx_password
+        )
         self._q: queue.Queue[tuple[mqtt.MQTTMessage, Accepted]] = queue.Queue(
             maxsize=opts.max_pending_msgs
         )
@@ -77,6 +98,9 @@ class IngestService:
         self.ready = threading.Event()
         ward = index.ward
         self.obs_filter = topics.gateway_obs(ward.site, ward.unit, topics.ANY, root=opts.topic_root)
+        self.auditor: mqtt.Client | None = None
+        self.metrics: MetricsServer | None = None
+        self._late: tuple[int, int] | None = None  # ns range of late data awaiting backfill
 
     # -- MQTT side ---------------------------------------------------------------------------
     def _on_connect(self, c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
@@ -96,30 +120,31 @@ class IngestService:
         self.counters.received += 1
         result = route(msg.topic, bytes(msg.payload), self.index, root=self.opts.topic_root)
         if isinstance(result, Rejected):
-            self._dead_letter(msg, f"{result.kind}: {result.reason}")
+            self._dead_letter(msg, result.kind, result.reason)
             return
-        s = self.seq.observe(result.gateway_id, result.seq)
-        if s.new_gap:
-            self._technical(result.gateway_id, f"seq gap of {s.new_gap} before seq {result.seq}")
         if result.unknown_devices:
             # Known devices' readings are written; the unknown ones are dead-lettered visibly.
             detail = ", ".join(f"{d} ({n})" for d, n in sorted(result.unknown_devices.items()))
-            self._dead_letter(msg, f"unknown_device: not registered: {detail}", ack=False)
+            self._dead_letter(msg, "unknown_device", f"not registered: {detail}", ack=False)
         # Blocks the network thread when the writer is behind: back-pressure to the broker,
         # which holds further messages (receive maximum) instead of us buffering unboundedly.
         self._q.put((msg, result))
 
-    def _dead_letter(self, msg: mqtt.MQTTMessage, reason: str, *, ack: bool = True) -> None:
+    def _dead_letter(
+        self, msg: mqtt.MQTTMessage, kind: str, reason: str, *, ack: bool = True
+    ) -> None:
         self.counters.dead_lettered += 1
+        reasons = self.counters.dead_letter_reasons
+        reasons[kind] = reasons.get(kind, 0) + 1
         dl = DeadLetter(
             service=SERVICE,
-            reason=reason,
+            reason=f"{kind}: {reason}",
             topic=msg.topic,
             received_at=utcnow(),
             payload_b64=base64.b64encode(msg.payload[:65536]).decode(),
             payload_bytes=len(msg.payload),
         )
-        log.warning("dead-lettered message on %s: %s", msg.topic, reason)
+        log.warning("dead-lettered message on %s: %s: %s", msg.topic, kind, reason)
         info = self.client.publish(
             topics.dead_letter(SERVICE, root=self.opts.topic_root), dl.model_dump_json(), qos=1
         )
@@ -127,51 +152,101 @@ class IngestService:
             with self._lock:
                 self._dlq_pending[info.mid] = (msg.mid, msg.qos)
 
-    def _technical(self, gateway: str, detail: str) -> None:
-        ward = self.index.ward
-        ev = TechnicalEvent(
-            service=SERVICE, event="seq_gap", gateway_id=gateway, at=utcnow(), detail=detail
-        )
-        self.client.publish(
-            topics.technical(ward.site, ward.unit, SERVICE, root=self.opts.topic_root),
-            ev.model_dump_json(),
-            qos=1,
-        )
-
     def _on_publish(self, c: mqtt.Client, u: Any, mid: int, rc: Any, props: Any) -> None:
         with self._lock:
             orig = self._dlq_pending.pop(mid, None)
         if orig is not None and not getattr(rc, "is_failure", False):
             c.ack(*orig)  # the dead letter is safe with the broker: release the original
 
+    # -- sequence audit (plain subscription, sees every message) -----------------------------
+    def _audit_message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            batch = ObservationBatch.model_validate_json(msg.payload)
+        except ValidationError:
+            return  # the shared subscriber dead-letters it
+        s = self.seq.observe(batch.gateway_id, batch.seq)
+        self.counters.seq_gaps = self.seq.gaps_total
+        self.counters.seq_duplicates = self.seq.duplicates_total
+        if s.new_gap:
+            ward = self.index.ward
+            ev = TechnicalEvent(
+                service=SERVICE,
+                event="seq_gap",
+                gateway_id=batch.gateway_id,
+                at=utcnow(),
+                detail=f"{s.new_gap} batches missing before seq {batch.seq}",
+                count=s.new_gap,
+            )
+            log.warning("gateway %s: %s", batch.gateway_id, ev.detail)
+            c.publish(
+                topics.technical(ward.site, ward.unit, SERVICE, root=self.opts.topic_root),
+                ev.model_dump_json(),
+                qos=1,
+            )
+
+    def _start_auditor(self) -> None:
+        params = replace(self.params, session_expiry_s=0)
+        aud = make_client(params, client_id=f"{self.opts.worker_id}-seq-audit")
+        aud.on_connect = lambda c, u, f, rc, p: c.subscribe(self.obs_filter, qos=1)
+        aud.on_message = self._audit_message
+        connect_blocking(aud, params)
+        self.auditor = aud
+
     # -- writer side -------------------------------------------------------------------------
     def _write(self, http: httpx.Client, body: bytes) -> bool:
-        auth: tuple[str | bytes, str | bytes] | httpx._client.UseClientDefault = (
-            (self.opts.influx_user, self.opts.influx_password or "")
-            if self.opts.influx_user
-            else httpx.USE_CLIENT_DEFAULT
-        )
         t0 = time.monotonic()
+        auth = self.target.auth()
         try:
             r = http.post(
                 f"{self.opts.influx_url}/write",
                 params={"db": self.opts.influx_db, "precision": "ns"},
                 content=body,
-                auth=auth,
+                auth=auth or httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.HTTPError as exc:
             log.warning("influx write failed: %s", exc)
             return False
         if r.status_code == 204:
-            self.counters.write_latency_ms.append((time.monotonic() - t0) * 1000)
-            if len(self.counters.write_latency_ms) > 10_000:
-                del self.counters.write_latency_ms[:5000]
+            lat = self.counters.write_latency_ms
+            lat.append((time.monotonic() - t0) * 1000)
+            if len(lat) > 10_000:
+                del lat[:5000]
             return True
         log.warning("influx write refused: %s %s", r.status_code, r.text[:200])
         return False
 
+    def _note_late(self, batch: list[tuple[mqtt.MQTTMessage, Accepted]]) -> None:
+        cutoff = int((time.time() - self.opts.backfill_after_s) * 1e9)
+        for _, acc in batch:
+            if acc.n_obs and acc.t_min_ns < cutoff:
+                lo, hi = self._late or (acc.t_min_ns, acc.t_max_ns)
+                self._late = (min(lo, acc.t_min_ns), max(hi, acc.t_max_ns))
+
+    def _backfill(self, http: httpx.Client) -> None:
+        """Recompute the 1-minute aggregates that late data touched (continuous queries only
+        cover recent windows). Idempotent: recomputed points overwrite the old ones."""
+        if self._late is None:
+            return
+        lo, hi = self._late
+        plan = DownsamplingPlan(self.opts.influx_db)
+        stmt = plan.backfill_statement(
+            datetime.fromtimestamp(lo / 1e9, tz=UTC), datetime.fromtimestamp(hi / 1e9, tz=UTC)
+        )
+        try:
+            query(http, self.target, stmt, write=True)
+        except (InfluxError, httpx.HTTPError) as exc:
+            if "retention policy not found" in str(exc):
+                log.info("no downsampling set up on %s; backfill skipped", self.opts.influx_db)
+                self._late = None
+            else:
+                log.warning("backfill failed (will retry): %s", exc)
+            return
+        self.counters.backfills += 1
+        self._late = None
+
     def _writer(self) -> None:
         backoff = 0.1
+        next_backfill = time.monotonic()
         with httpx.Client(timeout=30) as http:
             while not (self.stop_event.is_set() and self._q.empty()):
                 batch: list[tuple[mqtt.MQTTMessage, Accepted]] = []
@@ -187,6 +262,9 @@ class IngestService:
                         break
                     batch.append(item)
                     n_lines += len(item[1].lines)
+                if time.monotonic() >= next_backfill and self._late is not None:
+                    self._backfill(http)
+                    next_backfill = time.monotonic() + 5.0
                 if not batch:
                     continue
                 body = "\n".join(line for _, a in batch for line in a.lines).encode()
@@ -201,9 +279,120 @@ class IngestService:
                     self.counters.written_obs += acc.n_obs
                     self.counters.written_points += len(acc.lines)
                 self.counters.batches_written += 1
+                self._note_late(batch)
+            self._backfill(http)
 
+    # -- metrics -----------------------------------------------------------------------------
+    def metrics_text(self) -> str:
+        c = self.counters
+        lat = list(c.write_latency_ms)
+        w = {"worker": self.opts.worker_id}
+        rows: list[tuple[str, str, str, float, dict[str, str]]] = [
+            ("wardwatch_ingest_received_total", "counter", "MQTT messages received", c.received, w),
+            (
+                "wardwatch_ingest_written_observations_total",
+                "counter",
+                "observations written to InfluxDB",
+                c.written_obs,
+                w,
+            ),
+            (
+                "wardwatch_ingest_written_points_total",
+                "counter",
+                "points written (incl. waves)",
+                c.written_points,
+                w,
+            ),
+            (
+                "wardwatch_ingest_write_failures_total",
+                "counter",
+                "failed InfluxDB writes",
+                c.write_failures,
+                w,
+            ),
+            (
+                "wardwatch_ingest_seq_missing",
+                "gauge",
+                "batches currently missing (per-gateway seq gaps not filled by late arrivals)",
+                c.seq_gaps,
+                w,
+            ),
+            (
+                "wardwatch_ingest_seq_duplicates_total",
+                "counter",
+                "duplicate batches seen",
+                c.seq_duplicates,
+                w,
+            ),
+            (
+                "wardwatch_ingest_backfills_total",
+                "counter",
+                "late-data downsampling backfills",
+                c.backfills,
+                w,
+            ),
+            (
+                "wardwatch_ingest_backlog_messages",
+                "gauge",
+                "accepted messages not yet written",
+                self._q.qsize(),
+                w,
+            ),
+            (
+                "wardwatch_ingest_ready",
+                "gauge",
+                "1 once the broker confirmed the subscription",
+                1 if self.ready.is_set() else 0,
+                w,
+            ),
+        ]
+        rows += [
+            (
+                "wardwatch_ingest_dead_lettered_total",
+                "counter",
+                "dead-lettered messages",
+                n,
+                {**w, "reason": k},
+            )
+            for k, n in sorted(c.dead_letter_reasons.items())
+        ]
+        if not c.dead_letter_reasons:
+            rows.append(
+                (
+                    "wardwatch_ingest_dead_lettered_total",
+                    "counter",
+                    "dead-lettered messages",
+                    0,
+                    {**w, "reason": "none"},
+                )
+            )
+        for q in (0.5, 0.99):
+            rows.append(
+                (
+                    "wardwatch_ingest_write_latency_seconds",
+                    "summary",
+                    "InfluxDB write latency",
+                    percentile(lat, q) / 1000,
+                    {**w, "quantile": str(q)},
+                )
+            )
+        return render(rows)
+
+    def stats(self) -> dict[str, Any]:
+        c = asdict(self.counters)
+        lat = c.pop("write_latency_ms")
+        c["write_p50_ms"] = round(percentile(lat, 0.5), 2)
+        c["write_p99_ms"] = round(percentile(lat, 0.99), 2)
+        return c
+
+    # -- run ---------------------------------------------------------------------------------
     def run(self) -> None:
         """Run until ``stop()``; in-flight batches are written and acknowledged before exit."""
+        if self.opts.metrics_port is not None:
+            self.metrics = MetricsServer(self.opts.metrics_port, self.metrics_text)
+            self.metrics.start()
+        if self.opts.seq_audit:
+            self._start_auditor()
         connect_blocking(self.client, self.params)
         writer = threading.Thread(target=self._writer, name="influx-writer", daemon=True)
         writer.start()
@@ -213,6 +402,13 @@ class IngestService:
         writer.join(timeout=60)
         self.client.disconnect()
         self.client.loop_stop()
+        if self.auditor is not None:
+            self.auditor.disconnect()
+            self.auditor.loop_stop()
+        if self.metrics is not None:
+            self.metrics.stop()
+        if self.opts.stats_file is not None:
+            self.opts.stats_file.write_text(json.dumps(self.stats()), encoding="utf-8")
 
     def stop(self) -> None:
         self.stop_event.set()

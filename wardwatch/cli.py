@@ -129,6 +129,13 @@ def ingest_run(
     worker_id: Annotated[
         str, typer.Option(help="Stable MQTT client id of this worker.")
     ] = "ingest-1",
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus /metrics on this port (0 = any).")
+    ] = None,
+    seq_audit: Annotated[
+        bool, typer.Option(help="Track per-gateway seq gaps (enable on exactly one worker).")
+    ] = True,
+    stats_file: Annotated[Path | None, typer.Option(help="Write counters here on exit.")] = None,
 ) -> None:
     """Consume observation batches and write them to InfluxDB (ack after write)."""
     from ingest.core import WardIndex
@@ -144,8 +151,35 @@ def ingest_run(
         influx_password=s.influx_password,
         topic_root=s.topic_root,
         worker_id=worker_id,
+        metrics_port=metrics_port,
+        seq_audit=seq_audit,
+        stats_file=stats_file,
     )
     _run_until_signal(IngestService(s.mqtt_params(), WardIndex(_ward(s, ward)), opts))
+
+
+@ingest_app.command("setup-db")
+def ingest_setup_db(
+    raw_retention: Annotated[str, typer.Option(help="Raw observations kept (>= 1h).")] = "30d",
+    agg_retention: Annotated[str, typer.Option(help="1-minute aggregates kept.")] = "104w",
+) -> None:
+    """Create the database, retention policies and 1-minute downsampling (admin credentials in
+    WM_INFLUX_USERNAME / WM_INFLUX_PASSWORD). Idempotent."""
+    import httpx
+
+    from ingest.influx import DownsamplingPlan, InfluxError, InfluxTarget, setup_database
+    from wardwatch.settings import ServiceSettings
+
+    s = ServiceSettings()
+    target = InfluxTarget(s.influx_url, s.influx_db, s.influx_username, s.influx_password)
+    plan = DownsamplingPlan(s.influx_db, raw_retention=raw_retention, agg_retention=agg_retention)
+    try:
+        with httpx.Client(timeout=30) as http:
+            setup_database(http, target, plan)
+    except (InfluxError, httpx.HTTPError) as exc:
+        typer.echo(f"setup failed: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"ok: {s.influx_db}: raw {raw_retention}, agg {agg_retention}, cq_obs_1m")
 
 
 @alerting_app.command("run")
@@ -216,6 +250,58 @@ def sim_monitor(
     mon.start()
     signal.sigwait({signal.SIGINT, signal.SIGTERM})
     mon.close()
+
+
+@sim_app.command("loadgen")
+def sim_loadgen(
+    gateways: Annotated[int, typer.Option(min=1)] = 500,
+    beds_per_gateway: Annotated[int, typer.Option(min=1, max=60)] = 10,
+    seconds: Annotated[int, typer.Option(min=1, help="Simulated seconds to send.")] = 60,
+    rate_hz: Annotated[
+        float | None, typer.Option(help="Simulated seconds per wall second (default: max).")
+    ] = None,
+    connections: Annotated[int, typer.Option(min=1, max=64)] = 2,
+    site: str = "loadsite",
+    unit: str = "load",
+    prebuild: Annotated[bool, typer.Option(help="Build all payloads before sending.")] = False,
+    ward_out: Annotated[Path | None, typer.Option(help="Write the matching ward file.")] = None,
+) -> None:
+    """Ward-scale load: many simulated gateways over a few connections (user from WM_MQTT_*)."""
+    from device_sims.loadgen import LoadSpec, publish_all
+    from registry.ward_file import dump_ward_file
+    from wardwatch.settings import ServiceSettings
+
+    s = ServiceSettings()
+    spec = LoadSpec(
+        gateways=gateways,
+        beds_per_gateway=beds_per_gateway,
+        site=site,
+        unit=unit,
+        root=s.topic_root,
+    )
+    if ward_out is not None:
+        ward_out.write_text(dump_ward_file(spec.ward()), encoding="utf-8")
+    msgs = spec.payloads(seconds)
+    payloads = list(msgs) if prebuild else msgs
+    res = publish_all(
+        s.mqtt_params(),
+        payloads,
+        connections=connections,
+        rate_hz=rate_hz,
+        messages_per_tick=gateways,
+    )
+    typer.echo(
+        json.dumps(
+            {
+                "messages": res.messages,
+                "acked": res.acked,
+                "refused": res.refused,
+                "observations": res.acked * spec.beds_per_gateway * len(spec.params),
+                "elapsed_s": round(res.elapsed_s, 3),
+            }
+        )
+    )
+    raise typer.Exit(0 if res.refused == 0 else 1)
 
 
 # -- demo ------------------------------------------------------------------------------------

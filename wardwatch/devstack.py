@@ -351,9 +351,9 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         return dict(body)
 
     def create_database(self, name: str) -> None:
-        """Create a database and grant WRITE to ``ingest`` and READ to ``reader``."""
+        """Create a database; ALL (writes + backfill reads) to ``ingest``, READ to ``reader``."""
         self.query(f'CREATE DATABASE "{name}"')
-        self.query(f'GRANT WRITE ON "{name}" TO "ingest"')
+        self.query(f'GRANT ALL ON "{name}" TO "ingest"')
         self.query(f'GRANT READ ON "{name}" TO "reader"')
 
     def drop_database(self, name: str) -> None:

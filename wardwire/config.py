@@ -30,6 +30,7 @@ The edge knows gateway and device ids only. Which bed a device serves is resolve
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -180,5 +181,6 @@ def _toml_value(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+    # A JSON string is a valid TOML basic string once DEL (allowed in JSON, not in TOML) is
+    # escaped too; non-ASCII stays literal (TOML has no surrogate-pair escapes).
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")

@@ -196,8 +196,14 @@ class GatewayStatus(WireModel):
     agent_version: str = ""
     outbox_depth: Annotated[int, Field(ge=0)] = 0
     outbox_dropped: Annotated[int, Field(ge=0)] = 0
-    clock_skew_ms: dict[str, float] = {}
+    clock_skew_ms: dict[str, FiniteFloat] = {}
     devices: list[DeviceStatus] = []
+
+    @model_validator(mode="after")
+    def _timed(self) -> GatewayStatus:
+        if self.at is None and self.reason != "lwt":
+            raise ValueError("at is required (only the last will, composed at connect, has none)")
+        return self
 
 
 class AlertKind(StrEnum):

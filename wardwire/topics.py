@@ -22,12 +22,12 @@ import re
 from dataclasses import dataclass
 
 ROOT = "wm/v1"
-_LEVEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+_LEVEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 ANY = "+"
 
 
 def _lvl(value: str, what: str) -> str:
-    if value != ANY and not _LEVEL.match(value):
+    if value != ANY and not _LEVEL.fullmatch(value):
         raise ValueError(f"{what} {value!r} is not a valid topic level id")
     return value
 
@@ -111,7 +111,7 @@ def parse_gateway_topic(topic: str, *, root: str | None = None) -> GatewayTopic:
     if not topic.startswith(prefix):
         raise ValueError(f"not a gateway topic: {topic!r}")
     parts = topic[len(prefix) :].split("/")
-    if len(parts) < 4 or not all(_LEVEL.match(p) for p in parts):
+    if len(parts) < 4 or not all(_LEVEL.fullmatch(p) for p in parts):
         raise ValueError(f"malformed gateway topic: {topic!r}")
     site, unit, gw = parts[0], parts[1], parts[2]
     rest = parts[3:]

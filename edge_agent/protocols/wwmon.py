@@ -27,6 +27,8 @@ from wardwire.models import DeviceState
 from wardwire.params import BY_CODE, ParamKind
 
 MAX_LINE = 512
+#: longest frame in bytes: MAX_LINE characters ('$' to checksum) + CR LF
+MAX_FRAME = MAX_LINE + 2
 TALKER = b"WWMON"
 
 
@@ -43,6 +45,7 @@ class WwmonParser:
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        self._skipping = False  # inside an overlong line: drop bytes up to its end
 
     def feed(self, data: bytes) -> list[ParserEvent]:
         """Consume bytes; return the events of every complete line.
@@ -53,26 +56,49 @@ class WwmonParser:
         self._buf += data
         events: list[ParserEvent] = []
         while True:
+            if self._skipping and not self._skip():
+                return events
             start = self._buf.find(b"$")
             self._reject_garbage(start if start >= 0 else len(self._buf), events, start >= 0)
             if start < 0:
                 return events
-            end = self._buf.find(b"\n")
-            if end < 0:
-                if len(self._buf) > MAX_LINE:
-                    events.append(FrameRejected("line too long", bytes(self._buf[:MAX_LINE])))
-                    del self._buf[:1]  # drop the '$' and resync on the next one
-                    continue
-                return events
-            line = bytes(self._buf[: end + 1])
-            del self._buf[: end + 1]
-            # A second '$' inside the line means the first frame was cut short: resync there.
-            second = line.find(b"$", 1)
-            if second > 0:
-                events.append(FrameRejected("truncated frame", line[:second]))
-                self._buf[:0] = line[second:]
+            # Every decision below is taken at the first byte that makes it certain, so the
+            # outcome never depends on chunking. A frame is at most MAX_FRAME bytes with LF.
+            window = self._buf[1:MAX_FRAME]
+            end = window.find(b"\n")
+            second = window.find(b"$")
+            if second >= 0 and (end < 0 or second < end):
+                # A '$' before the line ended: the first frame was cut short; resync there.
+                events.append(FrameRejected("truncated frame", bytes(self._buf[: second + 1])))
+                del self._buf[: second + 1]
                 continue
-            events.extend(_parse_line(line))
+            if end >= 0:
+                line = bytes(self._buf[: end + 2])
+                del self._buf[: end + 2]
+                events.extend(_parse_line(line))
+                continue
+            if len(self._buf) >= MAX_FRAME:
+                events.append(FrameRejected("line too long", bytes(self._buf[:MAX_LINE])))
+                del self._buf[:MAX_FRAME]
+                self._skipping = True
+                continue
+            return events
+
+    def _skip(self) -> bool:
+        """Drop the rest of an overlong line (up to its LF, or a new frame's '$').
+
+        Returns True once the line is over (parsing resumes), False if more bytes are needed.
+        """
+        nl, dollar = self._buf.find(b"\n"), self._buf.find(b"$")
+        if dollar >= 0 and (nl < 0 or dollar < nl):
+            del self._buf[:dollar]
+        elif nl >= 0:
+            del self._buf[: nl + 1]
+        else:
+            self._buf.clear()
+            return False
+        self._skipping = False
+        return True
 
     def _reject_garbage(self, region: int, events: list[ParserEvent], frame_follows: bool) -> None:
         """Report and drop the bytes before a frame start (``region`` bytes of the buffer)."""
@@ -95,8 +121,6 @@ class WwmonParser:
 
 def _parse_line(line: bytes) -> list[ParserEvent]:
     text = line.rstrip(b"\r\n")
-    if len(text) > MAX_LINE:
-        return [FrameRejected("line too long", line)]
     star = text.rfind(b"*")
     if star < 0 or len(text) - star != 3:
         return [FrameRejected("no checksum", line)]
