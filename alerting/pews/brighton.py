@@ -3,8 +3,9 @@
 pews_spec.md §3. Three domains scored 0-3 (highest criterion met wins) plus two +2 add-ons.
 Everything a site may change is data: the domain wording maps, the CRT/tachycardia/RR-excess
 cells, the oxygen thresholds (§3.3: site-configurable, defaults 4/6/8 L/min and 30/40/50 %),
-the "5 below normal" rule, and the age-normal table (``normals_file``; the shipped one is an
-example that must be replaced).
+the oxygen device list (``[oxygen.devices]``: high-support devices with a fixed score, by
+default HF/BiP/CP at the respiratory maximum), the "5 below normal" rule, and the age-normal
+table (``normals_file``; the shipped one is an example that must be replaced).
 
 Derived facts, when the caller did not chart them explicitly (explicit inputs always win):
 HR/RR excess = rate - upper normal for age; bradycardia = HR below the lower normal; "RR 5
@@ -136,6 +137,7 @@ class BrightonScorer:
         if not self._low_signs <= set(ENUMS["resp_signs"]):
             resp.fail("low_rr_signs", f"signs must be drawn from {', '.join(ENUMS['resp_signs'])}")
         self._low_score = resp.integer("low_rr_score")
+        self._check_device_scores(top.sub("oxygen").sub("devices"))
         add = top.sub("addons")
         add.only("quarter_hourly_nebs", "persistent_postop_vomiting")
         self._nebs, self._vomit = (
@@ -145,6 +147,25 @@ class BrightonScorer:
         esc = top.sub("escalation")
         esc.only(*FLAGS)
         self._flags = {name: esc.integer(name) for name in FLAGS}
+
+    def _check_device_scores(self, devices: Section) -> None:
+        """A fixed device score may not exceed the respiratory domain's highest criterion.
+
+        Guards against copying Bedside/UK NPEWS device scores (4) into a 0-3 Brighton domain.
+        """
+        ceiling = max(
+            *self._rr_excess.scores,
+            *self._signs.values(),
+            *self._oxygen.flow.scores,
+            *self._oxygen.fio2.scores,
+            self._low_score,
+        )
+        for device, fixed in self._oxygen.devices.items():
+            if fixed is not None and fixed > ceiling:
+                devices.fail(
+                    device,
+                    f"fixed score {fixed} exceeds the respiratory domain maximum {ceiling}",
+                )
 
     def _cardiovascular(self, obs: Observation, row: NormalRow) -> tuple[int | None, bool]:
         excess = obs.hr_above_upper_normal_bpm

@@ -5,12 +5,16 @@ table files declare ``round_digits`` and values are rounded half-up before looku
 rounding applies to NEWS2 only.
 
 Air or oxygen comes from ``on_oxygen``; when that is not charted it is derived from the shared
-``oxygen`` object (any device other than room air = oxygen). Only SpO2 scale 1 is supported.
+``oxygen`` object (any device other than room air = oxygen). When both are charted and disagree
+(``on_oxygen: false`` with a device other than room air, or ``true`` with room air) the set is
+rejected with a `PewsInputError` on ``on_oxygen`` rather than resolved either way (clinical lead
+decision; like room air together with a flow). Only SpO2 scale 1 is supported.
 """
 
 from __future__ import annotations
 
 from .common import band_for, category, lookup
+from .errors import PewsInputError
 from .result import ScoreResult, missing_items, partial_total
 from .tablefile import Section, TableFile, read_table_file
 from .vocabulary import Observation
@@ -22,12 +26,22 @@ CATEGORICAL = {"consciousness": "consciousness", "air_or_oxygen": "air_or_oxygen
 
 
 def air_or_oxygen(obs: Observation) -> str | None:
-    """``"oxygen"``/``"air"`` from ``on_oxygen``, else from the oxygen device, else None."""
-    if obs.on_oxygen is not None:
-        return "oxygen" if obs.on_oxygen else "air"
-    if obs.oxygen is not None:
-        return "air" if obs.oxygen.device == "room_air" else "oxygen"
-    return None
+    """``"oxygen"``/``"air"`` from ``on_oxygen`` and/or the oxygen device, else None.
+
+    Raises:
+        PewsInputError: ``on_oxygen`` contradicts the charted oxygen device.
+    """
+    device = None if obs.oxygen is None else obs.oxygen.device
+    from_device = None if device is None else ("air" if device == "room_air" else "oxygen")
+    if obs.on_oxygen is None:
+        return from_device
+    charted = "oxygen" if obs.on_oxygen else "air"
+    if from_device is not None and from_device != charted:
+        raise PewsInputError(
+            "on_oxygen",
+            f"{str(obs.on_oxygen).lower()} but oxygen.device is {device} (contradictory)",
+        )
+    return charted
 
 
 class News2Scorer:

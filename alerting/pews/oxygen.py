@@ -4,7 +4,8 @@ The three paediatric systems agree on the shape and differ only in numbers, whic
 table's ``[oxygen.devices]`` map and ``numeric.oxygen_flow`` / ``numeric.oxygen_fio2`` cells:
 
 * ``room_air`` scores its fixed value (0);
-* a device with a fixed score (UK NPEWS / Bedside: HF, BiP, CP -> 4) scores at least that;
+* a device with a fixed score (UK NPEWS / Bedside: HF, BiP, CP -> 4; Brighton: HF, BiP,
+  CP -> 3, the respiratory domain maximum) scores at least that;
 * otherwise the level scores: flow and FiO2 each looked up, the higher wins (Appendix A);
 * a level device with neither flow nor FiO2 is *partial*: it scores the lowest value any level
   could earn (support is known to be present) and the item is reported missing.

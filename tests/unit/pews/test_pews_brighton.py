@@ -27,12 +27,24 @@ def items(inputs: dict[str, object], months: int = TODDLER) -> dict[str, int | N
         ({"skin_colour": "pale"}, 1),
         ({"skin_colour": "grey"}, 2),
         ({"skin_colour": "grey_mottled"}, 3),
-        ({"crt_s": 2.99}, 0),
+        # CRT between the whole-second cells scores the HIGHER neighbour (table wardwatch.2):
+        # [0, 2] -> 0, (2, 3] -> 1, (3, 4] -> 2, > 4 -> 3
+        ({"crt_s": 0}, 0),
+        ({"crt_s": 1}, 0),
+        ({"crt_s": 2}, 0),
+        ({"crt_s": 2.01}, 1),
+        ({"crt_s": 2.5}, 1),
+        ({"crt_s": 2.99}, 1),
         ({"crt_s": 3}, 1),
-        ({"crt_s": 3.99}, 1),
+        ({"crt_s": 3.01}, 2),
+        ({"crt_s": 3.5}, 2),
+        ({"crt_s": 3.99}, 2),
         ({"crt_s": 4}, 2),
-        ({"crt_s": 4.99}, 2),
+        ({"crt_s": 4.01}, 3),
+        ({"crt_s": 4.5}, 3),
+        ({"crt_s": 4.99}, 3),
         ({"crt_s": 5}, 3),
+        ({"crt_s": 7}, 3),
         ({"hr_above_upper_normal_bpm": -15}, 0),
         ({"hr_above_upper_normal_bpm": 19.9}, 0),
         ({"hr_above_upper_normal_bpm": 20}, 2),  # inclusive ">= 20 above"
@@ -68,7 +80,9 @@ def test_cardiovascular(inputs: dict[str, object], expected: int) -> None:
         ({"resp_signs": ["recession"]}, 2),
         ({"resp_signs": ["tracheal_tug"]}, 2),
         ({"resp_signs": ["sternal_recession"]}, 2),
-        ({"resp_signs": ["grunting"]}, 0),  # not a criterion on its own (literal table)
+        ({"resp_signs": ["grunting"]}, 2),  # alone: like recession / tug (table wardwatch.2)
+        ({"resp_signs": ["grunting", "accessory_muscles"]}, 2),
+        ({"rr_bpm": 28, "resp_signs": ["grunting"]}, 2),  # RR normal (not 5 below): still 2
         (
             {"rr_bpm": 20, "resp_signs": ["grunting"]},
             3,
@@ -77,7 +91,8 @@ def test_cardiovascular(inputs: dict[str, object], expected: int) -> None:
         ({"rr_bpm": 20, "resp_signs": ["sternal_recession"]}, 3),
         ({"rr_bpm": 20, "resp_signs": ["recession"]}, 2),  # recession is not one of the three signs
         ({"rr_bpm": 20, "resp_signs": []}, 0),  # low RR alone is not enough
-        ({"rr_bpm": 20.5, "resp_signs": ["grunting"]}, 0),  # only 4.5 below
+        ({"rr_bpm": 20.5, "resp_signs": ["grunting"]}, 2),  # only 4.5 below: grunting alone
+        ({"rr_bpm": 20.5, "resp_signs": ["tracheal_tug"]}, 2),  # only 4.5 below: tug alone
         ({"rr_above_upper_normal_bpm": -10, "resp_signs": ["grunting"]}, 3),  # RR 20 from excess
         ({"oxygen": {"device": "FM", "fio2_pct": 29.9}}, 0),
         ({"oxygen": {"device": "FM", "fio2_pct": 30}}, 1),
@@ -89,6 +104,18 @@ def test_cardiovascular(inputs: dict[str, object], expected: int) -> None:
         ({"oxygen": {"device": "NP", "flow_lpm": 8}}, 3),
         ({"oxygen": {"device": "HF", "flow_lpm": 8, "fio2_pct": 30}}, 3),
         ({"oxygen": {"device": "room_air"}}, 0),
+        # high-support devices take the domain maximum whatever the level (table wardwatch.2)
+        ({"oxygen": {"device": "HF"}}, 3),
+        ({"oxygen": {"device": "HF", "flow_lpm": 2}}, 3),
+        ({"oxygen": {"device": "HF", "fio2_pct": 21}}, 3),
+        ({"oxygen": {"device": "CP", "fio2_pct": 21}}, 3),
+        ({"oxygen": {"device": "CP", "flow_lpm": 0}}, 3),
+        ({"oxygen": {"device": "BiP", "fio2_pct": 21}}, 3),
+        ({"oxygen": {"device": "BiP"}}, 3),
+        # low-support devices at the same levels still score by the level
+        ({"oxygen": {"device": "NRB", "flow_lpm": 2}}, 0),
+        ({"oxygen": {"device": "FM", "fio2_pct": 21}}, 0),
+        ({"oxygen": {"device": "HB", "fio2_pct": 21}}, 0),
     ],
 )
 def test_respiratory(inputs: dict[str, object], expected: int) -> None:
@@ -111,6 +138,7 @@ def test_infant_normals_row() -> None:
         ({"skin_colour": "pink", "hr_bpm": 120}, {"cardiovascular"}),
         ({"rr_bpm": 28, "resp_signs": [], "oxygen": {"device": "room_air"}}, set()),
         ({"rr_bpm": 28, "resp_signs": [], "oxygen": {"device": "NP"}}, {"respiratory"}),
+        ({"rr_bpm": 28, "resp_signs": [], "oxygen": {"device": "CP"}}, set()),  # fixed score
         ({"rr_bpm": 28, "oxygen": {"device": "room_air"}}, {"respiratory"}),
     ],
 )
@@ -222,3 +250,21 @@ def test_site_supplied_variant(tmp_path: Path) -> None:
     default = score("brighton_pews", obs, age_months=TODDLER).items
     assert (site["respiratory"], site["cardiovascular"]) == (1, 2)
     assert (default["respiratory"], default["cardiovascular"]) == (0, 0)
+
+
+def test_high_support_device_list_is_site_configurable(tmp_path: Path) -> None:
+    # A site that scores HF by its delivered level, and FM as a fixed 1.
+    path = site_copy(tmp_path, {"brighton_pews.toml": ('FM = "level"\nHB', "FM = 1\nHB")})
+    text = path.read_text().replace("HF = 3\n", 'HF = "level"\n')
+    path.write_text(text)
+    tables = installed_tables().with_table(load_table(path))
+
+    def resp(oxygen: dict[str, object]) -> int | None:
+        result = score("brighton_pews", {"oxygen": oxygen}, age_months=TODDLER, tables=tables)
+        return result.items["respiratory"]
+
+    assert resp({"device": "HF", "flow_lpm": 2}) == 0
+    assert resp({"device": "HF", "flow_lpm": 8}) == 3
+    assert resp({"device": "CP", "fio2_pct": 21}) == 3  # unchanged
+    assert resp({"device": "FM", "fio2_pct": 21}) == 1
+    assert resp({"device": "FM", "fio2_pct": 40}) == 2

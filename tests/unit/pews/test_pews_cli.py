@@ -112,6 +112,28 @@ def test_dob_without_at_uses_now() -> None:
             "--at: only meaningful with --dob",
         ),
         (["--age-days", "6000"], "--system: required"),
+        (
+            [
+                "--system",
+                "news2",
+                "--age-days",
+                "6000",
+                "--obs",
+                '{"on_oxygen": false, "oxygen": {"device": "NP", "flow_lpm": 2}}',
+            ],
+            "on_oxygen: false but oxygen.device is NP (contradictory)",
+        ),
+        (
+            [
+                "--system",
+                "news2",
+                "--age-days",
+                "6000",
+                "--obs",
+                '{"on_oxygen": true, "oxygen": {"device": "room_air"}}',
+            ],
+            "on_oxygen: true but oxygen.device is room_air (contradictory)",
+        ),
     ],
 )
 def test_input_errors_exit_2_and_name_the_field(args: list[str], words: str) -> None:
@@ -129,18 +151,21 @@ def test_jsonl_scores_every_line_in_order_and_reports_errors() -> None:
         {"system": "uk_npews", "age_months": 30, "inputs": {"spo2_pct": 101}},
         {"system": "brighton_pews", "age_days": 1000, "inputs": {"behaviour": "sleeping"}},
     ]
+    contradiction = {"on_oxygen": False, "oxygen": {"device": "HF", "fio2_pct": 40}}
+    lines.append({"system": "news2", "age_days": 6000, "inputs": contradiction})
     stdin = "\n".join(json.dumps(x) for x in lines) + "\n" + "not json\n" + '{"age_days": 1}\n'
     code, out, _ = run("score", "--jsonl", stdin=stdin)
     results = [json.loads(x) for x in out.splitlines()]
     assert code == 2
-    assert len(results) == 7
+    assert len(results) == 8
     assert results[0]["items"]["hr"] == 3 and results[0]["items"]["temp"] == 0
     assert results[1] == {"error": "hr: unknown input key (not in pews_spec.md Appendix A)"}
     assert results[2]["items"]["oxygen_therapy"] == 4 and results[2]["band"] == "BP-C"
     assert results[3]["error"].startswith("spo2_pct: ")
     assert results[4]["items"]["behaviour"] == 1 and results[4]["band"] is None
-    assert results[5]["error"].startswith("line: not valid JSON")
-    assert results[6] == {"error": "system: required"}
+    assert results[5] == {"error": "on_oxygen: false but oxygen.device is HF (contradictory)"}
+    assert results[6]["error"].startswith("line: not valid JSON")
+    assert results[7] == {"error": "system: required"}
 
 
 def test_jsonl_all_good_exits_0() -> None:
@@ -160,8 +185,8 @@ def test_tables_lists_every_system_with_version_and_source() -> None:
     for system, version in [
         ("bedside_pews", "1.0.0"),
         ("uk_npews", "2023.1-wardwatch.1"),
-        ("brighton_pews", "2005.1-wardwatch.1"),
-        ("news2", "2017.1-wardwatch.1"),
+        ("brighton_pews", "2005.1-wardwatch.2"),
+        ("news2", "2017.1-wardwatch.2"),
     ]:
         assert system in out and version in out
     assert "source: Parshuram" in out and "EXAMPLE ONLY" in out
@@ -187,7 +212,7 @@ def test_tables_show_unknown_system() -> None:
 def test_site_table_option(tmp_path: Path) -> None:
     src = REPO / "alerting/pews/tables/news2.toml"
     site = tmp_path / "news2.toml"
-    site.write_text(src.read_text().replace('version = "2017.1-wardwatch.1"', 'version = "site-7"'))
+    site.write_text(src.read_text().replace('version = "2017.1-wardwatch.2"', 'version = "site-7"'))
     code, out, _ = run(
         "score", "--system", "news2", "--age-days", "6000", "--obs", "{}", "--table", str(site)
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alerting.pews import PewsInputError, score
+from alerting.pews import PewsInputError, score, score_many
 
 AGE = {"age_days": 6000}  # 16.4 y
 
@@ -54,12 +54,57 @@ def test_bands_and_rounding(key: str, item: str, value: float, expected: int) ->
         ({"on_oxygen": True}, 2),
         ({"oxygen": {"device": "room_air"}}, 0),
         ({"oxygen": {"device": "NP", "flow_lpm": 1}}, 2),
-        ({"on_oxygen": False, "oxygen": {"device": "NP"}}, 0),  # on_oxygen wins when charted
+        ({"oxygen": {"device": "CP"}}, 2),
+        # both charted and consistent
+        ({"on_oxygen": False, "oxygen": {"device": "room_air"}}, 0),
+        ({"on_oxygen": True, "oxygen": {"device": "NP"}}, 2),
+        ({"on_oxygen": True, "oxygen": {"device": "HF", "flow_lpm": 30, "fio2_pct": 40}}, 2),
         ({}, None),
     ],
 )
 def test_air_or_oxygen(inputs: dict[str, object], expected: int | None) -> None:
     assert score("news2", inputs, **AGE).items["air_or_oxygen"] == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "words"),
+    [
+        ({"on_oxygen": False, "oxygen": {"device": "NP"}}, "false but oxygen.device is NP"),
+        (
+            {"on_oxygen": False, "oxygen": {"device": "NP", "flow_lpm": 2}},
+            "false but oxygen.device is NP",
+        ),
+        ({"on_oxygen": False, "oxygen": {"device": "CP", "fio2_pct": 21}}, "device is CP"),
+        (
+            {"on_oxygen": True, "oxygen": {"device": "room_air"}},
+            "true but oxygen.device is room_air",
+        ),
+    ],
+)
+def test_on_oxygen_contradicting_the_device_is_an_input_error(
+    inputs: dict[str, object], words: str
+) -> None:
+    # clinical lead decision (news2 table 2017.1-wardwatch.2): reject, never resolve silently
+    with pytest.raises(PewsInputError) as info:
+        score("news2", {**NORMAL, **inputs}, **AGE)  # type: ignore[arg-type]
+    assert info.value.field == "on_oxygen"
+    assert str(info.value).startswith("on_oxygen: ") and words in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("system", "item"), [("bedside_pews", "oxygen_therapy"), ("uk_npews", "oxygen")]
+)
+def test_on_oxygen_is_not_checked_by_systems_that_ignore_it(system: str, item: str) -> None:
+    # on_oxygen is NEWS2 vocabulary: the paediatric systems score the device and ignore it
+    inputs = {"on_oxygen": False, "oxygen": {"device": "HF"}}
+    assert score(system, inputs, age_months=30).items[item] == 4
+
+
+def test_on_oxygen_contradiction_names_the_set_in_score_many() -> None:
+    sets = [{"on_oxygen": True}, {"on_oxygen": False, "oxygen": {"device": "FM"}}]
+    with pytest.raises(PewsInputError) as info:
+        score_many("news2", sets, **AGE)  # type: ignore[arg-type]
+    assert info.value.field == "inputs[1].on_oxygen"
 
 
 @pytest.mark.parametrize(

@@ -62,9 +62,18 @@ OPTIONAL: dict[str, st.SearchStrategy[Any]] = {
     "consciousness": st.sampled_from(["A", "new_confusion", "V", "P", "U"]),
     "bp_skip_code": st.sampled_from(["NCO", "U0", "U4", "OTHER_0", "OTHER_4"]),
 }
-observations = st.fixed_dictionaries({}, optional=OPTIONAL).filter(
-    lambda o: not ("sbp_mmhg" in o and "bp_skip_code" in o)  # contradictory by definition
-)
+
+
+def _contradictory(o: dict[str, Any]) -> bool:
+    """Input errors by definition: SBP with a skip code; on_oxygen against the device (NEWS2)."""
+    if "sbp_mmhg" in o and "bp_skip_code" in o:
+        return True
+    if "on_oxygen" in o and "oxygen" in o:
+        return bool(o["on_oxygen"]) == (o["oxygen"]["device"] == "room_air")
+    return False
+
+
+observations = st.fixed_dictionaries({}, optional=OPTIONAL).filter(lambda o: not _contradictory(o))
 AGE_DAYS = {
     "bedside_pews": (0, 6574),
     "uk_npews": (0, 6574),

@@ -128,7 +128,14 @@ CASES = [
         "numeric.hr_excess.all_ages",
         "does not cover",
     ),
-    ("brighton_pews.toml", "grunting = 0\n", "", "categorical.resp_signs", "no score for grunting"),
+    ("brighton_pews.toml", "grunting = 2\n", "", "categorical.resp_signs", "no score for grunting"),
+    (
+        "brighton_pews.toml",
+        "HF = 3\n",
+        "HF = 4\n",
+        "oxygen.devices.HF",
+        "exceeds the respiratory domain maximum 3",
+    ),
     (
         "brighton_normals_example.toml",
         "hr_low = 110",
