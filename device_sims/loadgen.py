@@ -135,6 +135,19 @@ class LoadSpec:
                 yield self.batch(g, s, rng)
 
 
+def _wait_published(info: mqtt.MQTTMessageInfo, timeout: float) -> None:
+    """Wait for the PUBACK. Unlike ``wait_for_publish`` this also waits for a message that
+    was published while the connection was down (paho queued it and sends it on reconnect;
+    ``wait_for_publish`` would raise instead)."""
+    if info.rc == mqtt.MQTT_ERR_SUCCESS:
+        info.wait_for_publish(timeout)
+        return
+    # paho's is_published() raises for such a message too; its private flag is the truth.
+    end = time.monotonic() + timeout
+    while not info._published and time.monotonic() < end:
+        time.sleep(0.01)  # reconnect pending: poll the flag paho sets on PUBACK
+
+
 @dataclass
 class PublishResult:
     messages: int
@@ -186,9 +199,9 @@ def publish_all(
         q = pending[k]
         while len(q) > keep:
             info = q.popleft()
-            info.wait_for_publish(60)
+            _wait_published(info, 120)
             with lock:
-                if info.is_published() and info.mid not in failed[k]:
+                if info._published and info.mid not in failed[k]:
                     acked += 1
                 else:
                     failed[k].discard(info.mid)

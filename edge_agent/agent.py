@@ -12,13 +12,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 
 from edge_agent import __version__
-from edge_agent.drivers import SerialDriver
+from edge_agent.drivers import make_driver
 from edge_agent.outbox import Outbox
 from edge_agent.outbox_core import plan_seal, publish_window
 from edge_agent.protocols.base import Reading, WaveformChunk
@@ -57,7 +57,7 @@ class EdgeAgent:
         self.obs_topic = topics.gateway_obs(gw.site, gw.unit, gw.id, root=root)
         self.status_topic = topics.gateway_status(gw.site, gw.unit, gw.id, root=root)
         self.drivers = [
-            SerialDriver(d, self._on_readings, clock, self.stop_event) for d in cfg.devices
+            make_driver(d, self._on_readings, clock, self.stop_event) for d in cfg.devices
         ]
         self._inflight: dict[int, int] = {}  # mid -> seq
         self._inflight_seqs: set[int] = set()
@@ -90,12 +90,14 @@ class EdgeAgent:
                     )
                 )
             else:
+                # Without a device clock the block ends when its last sample arrived.
+                start = v.device_time or now - timedelta(seconds=len(v.samples) / v.sample_rate_hz)
                 waves.append(
                     WaveformBlock(
                         device_id=device_id,
                         code=v.code,
                         unit=v.unit,
-                        start=v.device_time or now,
+                        start=start,
                         received_at=now,
                         sample_rate_hz=v.sample_rate_hz,
                         samples=list(v.samples),

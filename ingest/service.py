@@ -1,15 +1,26 @@
-"""The ingest shell: MQTT (shared subscription, manual ack) -> InfluxDB /write, ack after write.
+"""The ingest shell: MQTT (persistent session, manual ack) -> InfluxDB /write, ack after write.
 
 Flow: paho's network thread validates each message with ``core.route`` and hands accepted ones
 to a bounded queue; rejected ones are dead-lettered (with the reason) and acknowledged once the
 dead letter itself is PUBACKed. The writer thread batches lines by size and linger, POSTs them
 to InfluxDB, and only after a 2xx acknowledges the MQTT messages the batch came from. While
 InfluxDB is down nothing is acknowledged: the broker keeps the messages (persistent session)
-and redelivers them to us, or to another member of the shared subscription if we die.
+and redelivers them when we (or, for a dead worker, its restarted successor) reconnect.
 
-Sequence auditing needs to see every message, which no member of a shared subscription does;
-so one worker (``seq_audit=True``) runs a second, plain subscription that only tracks
-per-gateway ``seq`` (gaps become technical events, duplicates are counted).
+Subscription modes (``IngestOptions.subscription``):
+
+* ``exclusive`` (default): one worker per unit holds a plain subscription to the unit's
+  observation topics in a persistent session. Scale-out is by unit (topic-filter sharding).
+  It survives broker restarts: mosquitto restores plain subscriptions from its persistence file.
+* ``shared``: several workers on one unit share ``$share/<group>/...``. Measured on mosquitto
+  2.0.11 (Debian 12): shared subscriptions are *not* restored after a broker restart, so what
+  gateways publish between the restart and the workers' resubscribe is dropped by the broker
+  (docs/architecture.md, "Known limits"). Use it with a broker that persists shared
+  subscriptions.
+
+Per-gateway ``seq`` tracking needs every message: in exclusive mode the worker sees them all;
+in shared mode one worker (``seq_audit=True``) adds a plain persistent subscription that only
+tracks sequences (gaps become technical events, duplicates are counted).
 """
 
 from __future__ import annotations
@@ -20,10 +31,10 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -39,6 +50,9 @@ from wardwire.models import DeadLetter, ObservationBatch, TechnicalEvent, utcnow
 log = logging.getLogger(__name__)
 SERVICE = "ingest"
 
+#: a received message, what route() made of it, and the connection epoch it arrived on
+Pending = tuple[mqtt.MQTTMessage, Accepted, int]
+
 
 @dataclass
 class IngestCounters:
@@ -52,6 +66,7 @@ class IngestCounters:
     backfills: int = 0
     seq_gaps: int = 0
     seq_duplicates: int = 0
+    stale_acks_skipped: int = 0
     write_latency_ms: list[float] = field(default_factory=list)
 
 
@@ -63,6 +78,7 @@ class IngestOptions:
     influx_password: str | None
     topic_root: str = topics.ROOT
     worker_id: str = "ingest-1"
+    subscription: Literal["exclusive", "shared"] = "exclusive"
     share_group: str = "ingest"
     batch_lines: int = 20_000
     linger_s: float = 0.2
@@ -84,31 +100,57 @@ class IngestService:
         self.target = InfluxTarget(
             opts.influx_url, opts.influx_db, opts.influx_user, opts.influx_password
         )
-        self._q: queue.Queue[tuple[mqtt.MQTTMessage, Accepted]] = queue.Queue(
-            maxsize=opts.max_pending_msgs
-        )
-        self._dlq_pending: dict[int, tuple[int, int]] = {}  # dlq publish mid -> (mid, qos)
+        self._q: queue.Queue[Pending] = queue.Queue(maxsize=opts.max_pending_msgs)
+        #: dead-letter publish mid -> (original mid, qos, epoch)
+        self._dlq_pending: dict[int, tuple[int, int, int]] = {}
+        self._epoch = 0
+        self._ack_lock = threading.Lock()
         self._lock = threading.Lock()
         self.client = make_client(mqtt_params, client_id=opts.worker_id, manual_ack=True)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
         self.client.on_subscribe = self._on_subscribe
+        self.client.on_disconnect = self._on_disconnect
         #: set once the broker confirmed our subscription (readiness, for tests and health)
         self.ready = threading.Event()
         ward = index.ward
         self.obs_filter = topics.gateway_obs(ward.site, ward.unit, topics.ANY, root=opts.topic_root)
+        self.subscription_filter = (
+            topics.shared(opts.share_group, self.obs_filter)
+            if opts.subscription == "shared"
+            else self.obs_filter
+        )
         self.auditor: mqtt.Client | None = None
         self.metrics: MetricsServer | None = None
         self._late: tuple[int, int] | None = None  # ns range of late data awaiting backfill
 
     # -- MQTT side ---------------------------------------------------------------------------
+    def _new_epoch(self) -> None:
+        # Packet ids belong to a connection: after a reconnect the broker redelivers un-acked
+        # messages and may reuse an old id for a *different* message, so an ack for a message
+        # received on an earlier connection must never be sent (it could ack an unwritten one).
+        with self._ack_lock:
+            self._epoch += 1
+
+    def _ack(self, mid: int, qos: int, epoch: int) -> None:
+        with self._ack_lock:
+            if epoch != self._epoch:
+                self.counters.stale_acks_skipped += 1  # the broker redelivers it; writes are
+                return  # idempotent, so the duplicate is harmless
+            self.client.ack(mid, qos)
+
+    def _on_disconnect(self, c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
+        self._new_epoch()
+        log.warning("disconnected from broker: %s", rc)
+
     def _on_connect(self, c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
+        self._new_epoch()
         if getattr(rc, "is_failure", False):
             log.error("broker refused: %s", rc)
             return
         # Resubscribe on *every* connect (a broker that lost our session forgets it).
-        c.subscribe(topics.shared(self.opts.share_group, self.obs_filter), qos=1)
+        c.subscribe(self.subscription_filter, qos=1)
 
     def _on_subscribe(self, c: mqtt.Client, u: Any, mid: int, rcs: Any, props: Any) -> None:
         if any(getattr(rc, "is_failure", False) for rc in rcs):
@@ -126,9 +168,11 @@ class IngestService:
             # Known devices' readings are written; the unknown ones are dead-lettered visibly.
             detail = ", ".join(f"{d} ({n})" for d, n in sorted(result.unknown_devices.items()))
             self._dead_letter(msg, "unknown_device", f"not registered: {detail}", ack=False)
+        if self.opts.subscription == "exclusive" and self.opts.seq_audit:
+            self._track_seq(c, result.gateway_id, result.seq)
         # Blocks the network thread when the writer is behind: back-pressure to the broker,
         # which holds further messages (receive maximum) instead of us buffering unboundedly.
-        self._q.put((msg, result))
+        self._q.put((msg, result, self._epoch))
 
     def _dead_letter(
         self, msg: mqtt.MQTTMessage, kind: str, reason: str, *, ack: bool = True
@@ -150,13 +194,13 @@ class IngestService:
         )
         if ack:
             with self._lock:
-                self._dlq_pending[info.mid] = (msg.mid, msg.qos)
+                self._dlq_pending[info.mid] = (msg.mid, msg.qos, self._epoch)
 
     def _on_publish(self, c: mqtt.Client, u: Any, mid: int, rc: Any, props: Any) -> None:
         with self._lock:
             orig = self._dlq_pending.pop(mid, None)
         if orig is not None and not getattr(rc, "is_failure", False):
-            c.ack(*orig)  # the dead letter is safe with the broker: release the original
+            self._ack(*orig)  # the dead letter is safe with the broker: release the original
 
     # -- sequence audit (plain subscription, sees every message) -----------------------------
     def _audit_message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
@@ -164,7 +208,10 @@ class IngestService:
             batch = ObservationBatch.model_validate_json(msg.payload)
         except ValidationError:
             return  # the shared subscriber dead-letters it
-        s = self.seq.observe(batch.gateway_id, batch.seq)
+        self._track_seq(c, batch.gateway_id, batch.seq)
+
+    def _track_seq(self, c: mqtt.Client, gateway_id: str, seq: int) -> None:
+        s = self.seq.observe(gateway_id, seq)
         self.counters.seq_gaps = self.seq.gaps_total
         self.counters.seq_duplicates = self.seq.duplicates_total
         if s.new_gap:
@@ -172,12 +219,12 @@ class IngestService:
             ev = TechnicalEvent(
                 service=SERVICE,
                 event="seq_gap",
-                gateway_id=batch.gateway_id,
+                gateway_id=gateway_id,
                 at=utcnow(),
-                detail=f"{s.new_gap} batches missing before seq {batch.seq}",
+                detail=f"{s.new_gap} batches missing around seq {seq}",
                 count=s.new_gap,
             )
-            log.warning("gateway %s: %s", batch.gateway_id, ev.detail)
+            log.warning("gateway %s: %s", gateway_id, ev.detail)
             c.publish(
                 topics.technical(ward.site, ward.unit, SERVICE, root=self.opts.topic_root),
                 ev.model_dump_json(),
@@ -185,7 +232,7 @@ class IngestService:
             )
 
     def _start_auditor(self) -> None:
-        params = replace(self.params, session_expiry_s=0)
+        params = self.params  # persistent: a plain subscription survives broker restarts
         aud = make_client(params, client_id=f"{self.opts.worker_id}-seq-audit")
         aud.on_connect = lambda c, u, f, rc, p: c.subscribe(self.obs_filter, qos=1)
         aud.on_message = self._audit_message
@@ -215,9 +262,9 @@ class IngestService:
         log.warning("influx write refused: %s %s", r.status_code, r.text[:200])
         return False
 
-    def _note_late(self, batch: list[tuple[mqtt.MQTTMessage, Accepted]]) -> None:
+    def _note_late(self, batch: list[Pending]) -> None:
         cutoff = int((time.time() - self.opts.backfill_after_s) * 1e9)
-        for _, acc in batch:
+        for _, acc, _ep in batch:
             if acc.n_obs and acc.t_min_ns < cutoff:
                 lo, hi = self._late or (acc.t_min_ns, acc.t_max_ns)
                 self._late = (min(lo, acc.t_min_ns), max(hi, acc.t_max_ns))
@@ -249,7 +296,7 @@ class IngestService:
         next_backfill = time.monotonic()
         with httpx.Client(timeout=30) as http:
             while not (self.stop_event.is_set() and self._q.empty()):
-                batch: list[tuple[mqtt.MQTTMessage, Accepted]] = []
+                batch: list[Pending] = []
                 n_lines = 0
                 deadline = time.monotonic() + self.opts.linger_s
                 while n_lines < self.opts.batch_lines:
@@ -267,15 +314,15 @@ class IngestService:
                     next_backfill = time.monotonic() + 5.0
                 if not batch:
                     continue
-                body = "\n".join(line for _, a in batch for line in a.lines).encode()
+                body = "\n".join(line for _, a, _ep in batch for line in a.lines).encode()
                 while body and not self._write(http, body):
                     self.counters.write_failures += 1
                     # Nothing is acknowledged while InfluxDB refuses: retry with capped backoff.
                     time.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                 backoff = 0.1
-                for msg, acc in batch:
-                    self.client.ack(msg.mid, msg.qos)
+                for msg, acc, epoch in batch:
+                    self._ack(msg.mid, msg.qos, epoch)
                     self.counters.written_obs += acc.n_obs
                     self.counters.written_points += len(acc.lines)
                 self.counters.batches_written += 1
@@ -391,14 +438,14 @@ class IngestService:
         if self.opts.metrics_port is not None:
             self.metrics = MetricsServer(self.opts.metrics_port, self.metrics_text)
             self.metrics.start()
-        if self.opts.seq_audit:
+        if self.opts.subscription == "shared" and self.opts.seq_audit:
             self._start_auditor()
         connect_blocking(self.client, self.params)
         writer = threading.Thread(target=self._writer, name="influx-writer", daemon=True)
         writer.start()
         self.stop_event.wait()
         # Stop taking new messages, then let the writer drain what it holds.
-        self.client.unsubscribe(topics.shared(self.opts.share_group, self.obs_filter))
+        self.client.unsubscribe(self.subscription_filter)
         writer.join(timeout=60)
         self.client.disconnect()
         self.client.loop_stop()

@@ -88,15 +88,29 @@ def edge_run(config: Annotated[Path, typer.Option(help="Edge config file (TOML).
 
 @edge_app.command("drivers")
 def edge_drivers(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """List the registered device drivers."""
-    from edge_agent.drivers import DRIVERS
+    """List the registered device drivers (BLE ones with the GATT services they decode)."""
+    from edge_agent.cli_commands import drivers_info
 
-    rows = [{"name": n, "transport": t, "module": m} for n, (m, _, t) in sorted(DRIVERS.items())]
+    rows = drivers_info()
     if as_json:
         typer.echo(json.dumps(rows))
     else:
         for r in rows:
-            typer.echo(f"{r['name']:<16} {r['transport']:<8} {r['module']}")
+            extra = ",".join(r.get("services", [])) or f"{r.get('baudrate') or ''} baud"
+            typer.echo(f"{r['name']:<20} {r['transport']:<7} {extra:<14} {r['module']}")
+
+
+@edge_app.command("scan")
+def edge_scan(
+    timeout: Annotated[float, typer.Option(help="Seconds to listen for BLE advertising.")] = 5.0,
+    ble_transport: Annotated[
+        str | None, typer.Option(help="bumble:<hci spec>, bleak or bleak:hciN (default bleak).")
+    ] = None,
+) -> None:
+    """Serial ports and nearby BLE devices (JSON)."""
+    from edge_agent.cli_commands import scan
+
+    typer.echo(json.dumps(scan(timeout, ble_transport), indent=2))
 
 
 @edge_app.command("check-config")
@@ -136,6 +150,9 @@ def ingest_run(
         bool, typer.Option(help="Track per-gateway seq gaps (enable on exactly one worker).")
     ] = True,
     stats_file: Annotated[Path | None, typer.Option(help="Write counters here on exit.")] = None,
+    subscription: Annotated[
+        str, typer.Option(help="exclusive (one worker per unit) or shared (several per unit).")
+    ] = "exclusive",
 ) -> None:
     """Consume observation batches and write them to InfluxDB (ack after write)."""
     from ingest.core import WardIndex
@@ -154,7 +171,11 @@ def ingest_run(
         metrics_port=metrics_port,
         seq_audit=seq_audit,
         stats_file=stats_file,
+        subscription="shared" if subscription == "shared" else "exclusive",
     )
+    if subscription not in ("shared", "exclusive"):
+        typer.echo(f"--subscription must be exclusive or shared, not {subscription!r}", err=True)
+        raise typer.Exit(2)
     _run_until_signal(IngestService(s.mqtt_params(), WardIndex(_ward(s, ward)), opts))
 
 
@@ -250,6 +271,38 @@ def sim_monitor(
     mon.start()
     signal.sigwait({signal.SIGINT, signal.SIGTERM})
     mon.close()
+
+
+@sim_app.command("serial")
+def sim_serial(
+    driver: Annotated[str, typer.Argument(help="wwmon, masimo_ascii1 or nonin_format2.")],
+    link: Annotated[Path, typer.Option(help="Symlink to create for the pty slave.")],
+    scenario: str = "stable",
+    seed: int = 0,
+    period: Annotated[float | None, typer.Option(help="Seconds between frames.")] = None,
+    device_id: str = "sim-serial-1",
+) -> None:
+    """A simulated serial device speaking a real protocol on a pty, until Ctrl-C."""
+    from edge_agent.cli_commands import run_serial_sim
+
+    run_serial_sim(driver, link, scenario=scenario, seed=seed, period_s=period, device_id=device_id)
+
+
+@sim_app.command("ble")
+def sim_ble(
+    kind: Annotated[
+        str, typer.Argument(help="heart_rate, pulse_oximeter, thermometer, blood_pressure.")
+    ],
+    transport: Annotated[str, typer.Option(help="bumble HCI transport, e.g. tcp-client:...")],
+    address: str = "F0:F0:F0:F0:F0:01",
+    scenario: str = "stable",
+    seed: int = 0,
+    period: float = 1.0,
+) -> None:
+    """A simulated BLE peripheral (bumble GATT server), until Ctrl-C."""
+    from edge_agent.cli_commands import run_ble_sim
+
+    run_ble_sim(kind, transport, address=address, scenario=scenario, seed=seed, period_s=period)
 
 
 @sim_app.command("loadgen")

@@ -100,7 +100,7 @@ class DeviceSection(_Cfg):
     id: Ident
     driver: str
     port: str | None = Field(default=None, description="Serial device path or pyserial URL.")
-    baudrate: Annotated[int, Field(ge=300, le=4_000_000)] = 115200
+    baudrate: Annotated[int, Field(ge=300, le=4_000_000)] | None = None  # None: driver default
     ble_address: str | None = None
 
     @model_validator(mode="after")

@@ -25,23 +25,33 @@ from wardwire.models import Generation, Observation, ObservationBatch
 pytestmark = pytest.mark.integration
 
 WARD = WardFile(
-    site="s1", unit="u1", generation=Generation.TEST,
+    site="s1",
+    unit="u1",
+    generation=Generation.TEST,
     gateways=[GatewayEntry(id="gw1"), GatewayEntry(id="gw2")],
-    beds=[BedEntry(id="b1", gateway="gw1", devices=["d1"]),
-          BedEntry(id="b2", gateway="gw2", devices=["d2"])],
+    beds=[
+        BedEntry(id="b1", gateway="gw1", devices=["d1"]),
+        BedEntry(id="b2", gateway="gw2", devices=["d2"]),
+    ],
 )
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def batch(gw: str, dev: str, seq: int, n: int = 4) -> bytes:
     obs = [
-        Observation(device_id=dev, code="HR", value=100.0 + i, unit="/min",
-                    measured_at=T0 + timedelta(seconds=seq * n + i),
-                    received_at=T0 + timedelta(seconds=seq * n + i))
+        Observation(
+            device_id=dev,
+            code="HR",
+            value=100.0 + i,
+            unit="/min",
+            measured_at=T0 + timedelta(seconds=seq * n + i),
+            received_at=T0 + timedelta(seconds=seq * n + i),
+        )
         for i in range(n)
     ]
-    b = ObservationBatch(gateway_id=gw, seq=seq, sent_at=T0, generation=Generation.TEST,
-                         observations=obs)
+    b = ObservationBatch(
+        gateway_id=gw, seq=seq, sent_at=T0, generation=Generation.TEST, observations=obs
+    )
     return b.model_dump_json().encode()
 
 
@@ -61,11 +71,18 @@ class Publisher:
         self.client.loop_stop()
 
 
-def run_ingest(broker: Mosquitto, influx: Influx, db: str, root: str,
-               worker: str = "ingest-t") -> tuple[IngestService, threading.Thread]:
-    opts = IngestOptions(influx_url=influx.url, influx_db=db, influx_user="ingest",
-                         influx_password=influx.writer_password, topic_root=root,
-                         worker_id=worker, linger_s=0.05)
+def run_ingest(
+    broker: Mosquitto, influx: Influx, db: str, root: str, worker: str = "ingest-t"
+) -> tuple[IngestService, threading.Thread]:
+    opts = IngestOptions(
+        influx_url=influx.url,
+        influx_db=db,
+        influx_user="ingest",
+        influx_password=influx.writer_password,
+        topic_root=root,
+        worker_id=worker,
+        linger_s=0.05,
+    )
     svc = IngestService(params(broker, "ingest"), WardIndex(WARD), opts)
     t = threading.Thread(target=svc.run, daemon=True)
     t.start()
@@ -116,8 +133,9 @@ def test_unknown_gateway_and_device_are_rejected_visibly(
         # gw2 may only carry d2: d1 on gw2 is an unknown device.
         mixed = json.loads(batch("gw2", "d2", 0))
         mixed["observations"] += json.loads(batch("gw2", "d1", 1))["observations"]
-        pub.publish(topics.gateway_obs("s1", "u1", "gw2", root=topic_root),
-                    json.dumps(mixed).encode())
+        pub.publish(
+            topics.gateway_obs("s1", "u1", "gw2", root=topic_root), json.dumps(mixed).encode()
+        )
         assert dlq.wait_for(lambda m: len(m) == 2), dlq.messages
         wait_until(lambda: stack.influx.count(influx_db) == 4, timeout=30)
     finally:
