@@ -146,6 +146,8 @@ def main() -> None:
     ap.add_argument("--gateways", type=int)
     ap.add_argument("--beds-per-gateway", type=int, default=10)
     ap.add_argument("--seconds", type=int)
+    ap.add_argument("--profile", type=Path, help="py-spy collapsed stacks of the ingest worker")
+    ap.add_argument("--workers", type=int, default=1, help="ingest workers (>1: shared sub)")
     args = ap.parse_args()
     gateways = args.gateways or (100 if args.quick else 500)
     seconds = args.seconds or 25
@@ -183,10 +185,8 @@ def main() -> None:
             )
             counter.close()
 
-            log("phase 3: end to end through ingest ...")
+            log(f"phase 3: end to end through {args.workers} ingest worker(s) ...")
             stack.influx.create_database("e2e")
-            mport = free_port()
-            stats = work / "ingest-stats.json"
             env = {
                 **os.environ,
                 **stack.env("ingest", "e2e"),
@@ -194,61 +194,94 @@ def main() -> None:
                 "WM_WARD_FILE": str(ward_path),
                 "WM_LOG_LEVEL": "WARNING",
             }
-            ing = subprocess.Popen(
-                [
+            workers: list[tuple[subprocess.Popen[bytes], str, Path]] = []
+            for k in range(args.workers):
+                mport = free_port()
+                stats = work / f"ingest-stats-{k}.json"
+                cmd = [
                     sys.executable,
                     "-m",
                     "ingest",
                     "run",
                     "--worker-id",
-                    "bench-ingest",
+                    f"bench-ingest-{k}",
                     "--metrics-port",
                     str(mport),
                     "--stats-file",
                     str(stats),
                     "--no-seq-audit",
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=open(work / "ingest.log", "wb"),  # noqa: SIM115
-            )
+                    "--subscription",
+                    "shared" if args.workers > 1 else "exclusive",
+                ]
+                log_f = open(work / f"ingest-{k}.log", "wb")  # noqa: SIM115 - owned by the child
+                proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log_f)
+                workers.append((proc, f"http://127.0.0.1:{mport}/metrics", stats))
             try:
                 with httpx.Client(timeout=2) as http:
+
+                    def total(name: str) -> float:
+                        out = 0.0
+                        for _, url, _ in workers:
+                            try:
+                                out += metric(http.get(url).text, name)
+                            except httpx.HTTPError:
+                                out += 0.0
+                        return out
+
                     end = time.monotonic() + 30
-                    while time.monotonic() < end:
-                        try:
-                            if (
-                                metric(
-                                    http.get(f"http://127.0.0.1:{mport}/metrics").text,
-                                    "wardwatch_ingest_ready",
-                                )
-                                == 1
-                            ):
-                                break
-                        except httpx.HTTPError:
-                            pass
+                    while total("wardwatch_ingest_ready") < args.workers:
+                        if time.monotonic() > end:
+                            raise RuntimeError("ingest workers not ready")
                         time.sleep(0.05)
+                    spy = None
+                    if args.profile is not None:  # sample the first worker while it works
+                        spy = subprocess.Popen(
+                            [
+                                "py-spy",
+                                "record",
+                                "--pid",
+                                str(workers[0][0].pid),
+                                "--format",
+                                "raw",
+                                "--rate",
+                                "250",
+                                "--duration",
+                                "8",
+                                "-o",
+                                str(args.profile),
+                            ],
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                        )
                     first = Counter(stack, filt, 1, qos=0)
                     pub = run_loadgen(stack, spec, seconds, {})
                     published = int(pub["observations"])
                     end = time.monotonic() + 300
                     written = 0.0
                     while time.monotonic() < end:
-                        written = metric(
-                            http.get(f"http://127.0.0.1:{mport}/metrics").text,
-                            "wardwatch_ingest_written_observations_total",
-                        )
+                        written = total("wardwatch_ingest_written_observations_total")
                         if written >= published:
                             break
                         time.sleep(0.02)
                     t_done = time.monotonic()
                     e2e_rate = written / max(1e-9, t_done - first.first)
                     first.close()
+                    if spy is not None:
+                        spy.wait(60)
             finally:
-                ing.send_signal(signal.SIGTERM)
-                ing.wait(60)
+                for proc, _, _ in workers:
+                    proc.send_signal(signal.SIGTERM)
+                for proc, _, _ in workers:
+                    proc.wait(60)
             stored = stack.influx.count("e2e")
-            st = json.loads(stats.read_text()) if stats.exists() else {}
+            lat: list[dict[str, Any]] = [
+                json.loads(st.read_text()) for _, _, st in workers if st.exists()
+            ]
+            st = {
+                "write_p50_ms": max((x["write_p50_ms"] for x in lat), default=None),
+                "write_p99_ms": max((x["write_p99_ms"] for x in lat), default=None),
+                "dead_lettered": sum(x["dead_lettered"] for x in lat),
+            }
 
     result = {
         "obs_per_s": round(e2e_rate),

@@ -142,7 +142,8 @@ class IngestService:
 
     def _on_disconnect(self, c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
         self._new_epoch()
-        log.warning("disconnected from broker: %s", rc)
+        level = logging.INFO if not getattr(rc, "is_failure", False) else logging.WARNING
+        log.log(level, "disconnected from broker: %s", rc)
 
     def _on_connect(self, c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
         self._new_epoch()

@@ -14,7 +14,6 @@ Serialise with ``model_dump_json()`` and parse with ``model_validate_json()`` at
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -42,13 +41,8 @@ Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
 """An opaque id that is safe as one MQTT topic level (no ``/ + # $``, no spaces)."""
 
 
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("value must be finite (no NaN or infinity)")
-    return value
-
-
-FiniteFloat = Annotated[float, AfterValidator(_finite)]
+# Checked in pydantic-core (not a Python validator): this runs for every observation ingested.
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class Generation(StrEnum):
