@@ -24,17 +24,33 @@ from wardwire.models import Generation, Observation, ObservationBatch
 pytestmark = pytest.mark.integration
 
 WARD = WardFile(
-    site="s1", unit="u1", generation=Generation.TEST,
-    gateways=[GatewayEntry(id="gw1")], beds=[BedEntry(id="b1", gateway="gw1", devices=["d1"])],
+    site="s1",
+    unit="u1",
+    generation=Generation.TEST,
+    gateways=[GatewayEntry(id="gw1")],
+    beds=[BedEntry(id="b1", gateway="gw1", devices=["d1"])],
 )
 
 
 def hr_batch(seq: int, start: datetime, values: list[float]) -> bytes:
-    obs = [Observation(device_id="d1", code="HR", value=v, unit="/min",
-                       measured_at=start + timedelta(seconds=i), received_at=start)
-           for i, v in enumerate(values)]
-    return ObservationBatch(gateway_id="gw1", seq=seq, sent_at=start, generation=Generation.TEST,
-                            observations=obs).model_dump_json().encode()
+    obs = [
+        Observation(
+            device_id="d1",
+            code="HR",
+            value=v,
+            unit="/min",
+            measured_at=start + timedelta(seconds=i),
+            received_at=start,
+        )
+        for i, v in enumerate(values)
+    ]
+    return (
+        ObservationBatch(
+            gateway_id="gw1", seq=seq, sent_at=start, generation=Generation.TEST, observations=obs
+        )
+        .model_dump_json()
+        .encode()
+    )
 
 
 @pytest.fixture
@@ -51,9 +67,16 @@ def db(stack: Stack) -> str:
 
 
 def run(stack: Stack, db: str, root: str, **kw: object) -> tuple[IngestService, threading.Thread]:
-    opts = IngestOptions(influx_url=stack.influx.url, influx_db=db, influx_user="ingest",
-                         influx_password=stack.influx.writer_password, topic_root=root,
-                         worker_id=f"ingest-{uuid.uuid4().hex[:6]}", linger_s=0.05, **kw)  # type: ignore[arg-type]
+    opts = IngestOptions(
+        influx_url=stack.influx.url,
+        influx_db=db,
+        influx_user="ingest",
+        influx_password=stack.influx.writer_password,
+        topic_root=root,
+        worker_id=f"ingest-{uuid.uuid4().hex[:6]}",
+        linger_s=0.05,
+        **kw,
+    )  # type: ignore[arg-type]
     svc = IngestService(params(stack.broker, "ingest"), WardIndex(WARD), opts)
     t = threading.Thread(target=svc.run, daemon=True)
     t.start()
@@ -83,8 +106,9 @@ def test_late_data_is_backfilled_into_the_downsampled_series(
     start = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
     values = [float(100 + (i % 60)) for i in range(180)]  # three full minutes
     try:
-        pub.publish(topics.gateway_obs("s1", "u1", "gw1", root=topic_root),
-                    hr_batch(0, start, values))
+        pub.publish(
+            topics.gateway_obs("s1", "u1", "gw1", root=topic_root), hr_batch(0, start, values)
+        )
         wait_until(lambda: svc.counters.backfills >= 1, timeout=30)
     finally:
         pub.close()
@@ -92,10 +116,24 @@ def test_late_data_is_backfilled_into_the_downsampled_series(
         t.join(30)
     reader = InfluxTarget(stack.influx.url, db, "reader", stack.influx.reader_password)
     with httpx.Client(timeout=30) as http:
-        pts = trend(http, reader, bed="b1", param="HR", start=start,
-                    end=start + timedelta(minutes=3), resolution_s=60)
-        raw = trend(http, reader, bed="b1", param="HR", start=start,
-                    end=start + timedelta(minutes=3), resolution_s=30)
+        pts = trend(
+            http,
+            reader,
+            bed="b1",
+            param="HR",
+            start=start,
+            end=start + timedelta(minutes=3),
+            resolution_s=60,
+        )
+        raw = trend(
+            http,
+            reader,
+            bed="b1",
+            param="HR",
+            start=start,
+            end=start + timedelta(minutes=3),
+            resolution_s=30,
+        )
     assert [p.at for p in pts] == [start + timedelta(minutes=m) for m in range(3)]
     for p in pts:
         assert (p.min, p.max, p.n) == (100.0, 159.0, 60)
@@ -106,7 +144,9 @@ def test_late_data_is_backfilled_into_the_downsampled_series(
 
 def test_metrics_endpoint_and_seq_gap_events(stack: Stack, influx_db: str, topic_root: str) -> None:
     svc, t = run(stack, influx_db, topic_root, metrics_port=0)
-    tech = collector(stack.broker, "admin", [topics.technical("s1", "u1", "ingest", root=topic_root)])
+    tech = collector(
+        stack.broker, "admin", [topics.technical("s1", "u1", "ingest", root=topic_root)]
+    )
     pub = Publisher(stack.broker)
     start = datetime(2026, 3, 1, tzinfo=UTC)
     topic = topics.gateway_obs("s1", "u1", "gw1", root=topic_root)
@@ -125,8 +165,13 @@ def test_metrics_endpoint_and_seq_gap_events(stack: Stack, influx_db: str, topic
         t.join(30)
     event = json.loads(tech.messages[0][1])
     assert event["event"] == "seq_gap" and event["gateway_id"] == "gw1" and event["count"] == 2
-    values = {line.split("{")[0] + "{" + line.split("{")[1].split("}")[0] + "}": float(line.rsplit(" ", 1)[1])
-              for line in text.splitlines() if line and not line.startswith("#")}
+    values = {
+        line.split("{")[0] + "{" + line.split("{")[1].split("}")[0] + "}": float(
+            line.rsplit(" ", 1)[1]
+        )
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
     w = svc.opts.worker_id
     assert values[f'wardwatch_ingest_received_total{{worker="{w}"}}'] == 6
     assert values[f'wardwatch_ingest_written_observations_total{{worker="{w}"}}'] == 5
