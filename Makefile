@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SYSSTAMP := .run/.sysdeps-stamp
 
-.PHONY: help deps sysdeps demo demo-headless test unit integration check bench services clean
+.PHONY: help deps sysdeps demo demo-headless test unit integration check bench bench-quick services clean
 
 help:
 	@echo "make demo | make test | make check | make bench | make services | make clean"
@@ -46,7 +46,11 @@ check: deps
 	$(VENV)/bin/mypy
 
 bench: deps
-	$(PY) bench/pipeline.py --json
+	$(PY) bench/ingest.py --json
+	$(PY) bench/edge_footprint.py --json
+
+bench-quick: deps
+	$(PY) bench/ingest.py --quick --json
 
 services: deps
 	$(VENV)/bin/wardwatch services
