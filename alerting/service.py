@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from alerting import lifecycle as lc
 from alerting.rules import BedState, RuleConfig, Scorer, evaluate, observe
 from registry.ward_file import BedEntry, WardFile
+from wardwatch.metrics import MetricsServer, render
 from wardwatch.mqtt import MqttParams, connect_blocking, make_client
 from wardwire import topics
 from wardwire.models import (
@@ -92,7 +93,11 @@ class AlertingService:
         )
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.ignored = 0
+        self.scores_published = 0
+        #: set once the broker confirmed the subscriptions (readiness)
+        self.ready = threading.Event()
 
     # -- inbound -----------------------------------------------------------------------------
     def _on_connect(self, c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
@@ -108,6 +113,12 @@ class AlertingService:
                 (topics.ack_commands(w.site, w.unit, root=self.root), 1),
             ]
         )
+
+    def _on_subscribe(self, c: mqtt.Client, u: Any, mid: int, rcs: Any, props: Any) -> None:
+        if any(getattr(rc, "is_failure", False) for rc in rcs):
+            log.error("subscription refused: %s", rcs)
+            return
+        self.ready.set()
 
     def _on_message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
         try:
@@ -300,6 +311,7 @@ class AlertingService:
                         if isinstance(v, bool | str | int) or v is None
                     },
                 )
+                self.scores_published += 1
                 self.client.publish(
                     topics.score(w.site, w.unit, bed.entry.id, root=self.root),
                     upd.model_dump_json(),
@@ -323,12 +335,62 @@ class AlertingService:
             self._apply(bed, cond, rec.alert.alert_kind, lc.Tick(now))
 
     # -- run ---------------------------------------------------------------------------------
-    def run(self) -> None:
+    def metrics_text(self) -> str:
+        u = {"unit": self.ward.unit}
+        with self._lock:
+            active: dict[tuple[str, str], int] = {}
+            for bed in self.beds.values():
+                for rec in bed.alerts.values():
+                    key = (rec.alert.alert_kind.value, rec.alert.priority.value)
+                    active[key] = active.get(key, 0) + 1
+        rows: list[tuple[str, str, str, float, dict[str, str]]] = [
+            (
+                "wardwatch_alerting_ready",
+                "gauge",
+                "1 once subscribed",
+                float(self.ready.is_set()),
+                u,
+            ),
+            ("wardwatch_alerting_beds", "gauge", "beds scored by this engine", len(self.beds), u),
+            (
+                "wardwatch_alerting_scores_published_total",
+                "counter",
+                "score updates published",
+                self.scores_published,
+                u,
+            ),
+            (
+                "wardwatch_alerting_ignored_total",
+                "counter",
+                "messages that could not be used",
+                self.ignored,
+                u,
+            ),
+        ]
+        rows += [
+            (
+                "wardwatch_alerting_open_alerts",
+                "gauge",
+                "open alerts",
+                n,
+                {**u, "kind": k, "priority": p},
+            )
+            for (k, p), n in sorted(active.items())
+        ]
+        return render(rows)
+
+    def run(self, metrics_port: int | None = None) -> None:
+        server = None
+        if metrics_port is not None:
+            server = MetricsServer(metrics_port, self.metrics_text)
+            server.start()
         connect_blocking(self.client, self.params)
         while not self.stop_event.wait(self.tick_s):
             self.tick()
         self.client.disconnect()
         self.client.loop_stop()
+        if server is not None:
+            server.stop()
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -42,7 +42,7 @@ from pydantic import ValidationError
 
 from ingest.core import Accepted, Rejected, SeqTracker, WardIndex, route
 from ingest.influx import DownsamplingPlan, InfluxError, InfluxTarget, query
-from ingest.metrics import MetricsServer, percentile, render
+from wardwatch.metrics import MetricsServer, percentile, render
 from wardwatch.mqtt import MqttParams, connect_blocking, make_client
 from wardwire import topics
 from wardwire.models import DeadLetter, ObservationBatch, TechnicalEvent, utcnow

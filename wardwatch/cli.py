@@ -46,7 +46,7 @@ def _logging(level: str) -> None:
     )
 
 
-def _run_until_signal(service: Any) -> None:
+def _run_until_signal(service: Any, **run_kwargs: Any) -> None:
     """Run a service in this thread; SIGTERM/SIGINT ask it to stop (it drains first)."""
 
     def handler(signum: int, frame: object) -> None:
@@ -54,7 +54,7 @@ def _run_until_signal(service: Any) -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-    service.run()
+    service.run(**run_kwargs)
 
 
 # -- wire ------------------------------------------------------------------------------------
@@ -206,6 +206,9 @@ def ingest_setup_db(
 @alerting_app.command("run")
 def alerting_run(
     ward: Annotated[Path | None, typer.Option(help="Ward file (default $WM_WARD_FILE).")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus /metrics on this port (0 = any).")
+    ] = None,
 ) -> None:
     """Score every bed of the ward's unit and raise, escalate and resolve alerts."""
     from alerting.pews import score
@@ -224,7 +227,10 @@ def alerting_run(
         artefact=load_artefact_limits(),
         priorities=load_priorities(),
     )
-    _run_until_signal(AlertingService(s.mqtt_params(), w, cfg, score, root=s.topic_root))
+    _run_until_signal(
+        AlertingService(s.mqtt_params(), w, cfg, score, root=s.topic_root),
+        metrics_port=metrics_port,
+    )
 
 
 # -- registry --------------------------------------------------------------------------------

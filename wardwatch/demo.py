@@ -26,11 +26,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from console.board import WardView, render, subscribe_view
 from device_sims.monitor import SimulatedMonitor
 from device_sims.scenarios import Scenario
 from registry.ward_file import AlertingSection, BedEntry, GatewayEntry, WardFile, dump_ward_file
-from wardwatch.devstack import Stack, running_stack
+from wardwatch.devstack import Stack, free_port, running_stack
 from wardwire import topics
 from wardwire.config import (
     BrokerSection,
@@ -118,8 +120,16 @@ class Demo:
         ward_path.write_text(dump_ward_file(self.ward), encoding="utf-8")
         self.stack.influx.create_database(DB)
         common = {"WM_WARD_FILE": str(ward_path)}
-        self._spawn("ingest", ["ingest", "run"], {**self.stack.env("ingest", DB), **common})
-        self._spawn("alerting", ["alerting", "run"], {**self.stack.env("alerting", DB), **common})
+        self.metrics = {"ingest": free_port(), "alerting": free_port()}
+        for svc in ("ingest", "alerting"):
+            self._spawn(
+                svc,
+                [svc, "run", "--metrics-port", str(self.metrics[svc])],
+                {**self.stack.env(svc, DB), **common},
+            )
+        # Nothing may be published before both hold their subscriptions (a first-ever
+        # subscription cannot receive what was published before it existed).
+        self.wait_ready()
         for mon in self.monitors.values():
             mon.open()
         for gw in self.ward.gateways:
@@ -149,6 +159,20 @@ class Demo:
             path = self.workdir / f"edge-{gw.id}.toml"
             path.write_text(dump_edge_config(cfg), encoding="utf-8")
             self._spawn(f"edge-{gw.id}", ["edge_agent", "run", "--config", str(path)], {})
+
+    def wait_ready(self, deadline_s: float = 30.0) -> None:
+        end = time.monotonic() + deadline_s
+        with httpx.Client(timeout=1.0) as http:
+            for svc, port in self.metrics.items():
+                while True:
+                    self._check_procs()
+                    with contextlib.suppress(httpx.HTTPError):
+                        text = http.get(f"http://127.0.0.1:{port}/metrics").text
+                        if _gauge(text, f"wardwatch_{svc}_ready") == 1:
+                            break
+                    if time.monotonic() > end:
+                        raise RuntimeError(f"{svc} not ready after {deadline_s} s")
+                    time.sleep(0.05)  # readiness poll while the service starts
 
     def wait_devices_connected(self, view: WardView, deadline_s: float = 30.0) -> None:
         """Start the monitors only when every gateway has its devices open (pyserial flushes
@@ -274,6 +298,14 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     if own_dir and summary["lost"] == 0:
         shutil.rmtree(workdir, ignore_errors=True)
     return summary
+
+
+def _gauge(text: str, name: str) -> float | None:
+    """The value of a labelled metric in Prometheus text (None if absent)."""
+    for ln in text.splitlines():
+        if ln.startswith(name + "{"):
+            return float(ln.rsplit(" ", 1)[1])
+    return None
 
 
 def _demo_params(stack: Stack) -> Any:

@@ -1,7 +1,7 @@
-"""Prometheus text exposition of ingest's counters, on a small HTTP endpoint (``/metrics``).
+"""Prometheus text exposition on a small HTTP endpoint (``/metrics``), for every service.
 
-Hand-rolled (a dozen lines of the text format) rather than a dependency: the counters live in
-``IngestCounters`` and are rendered on each scrape.
+Hand-rolled (a dozen lines of the text format) rather than a dependency: each service keeps its
+counters and renders them on each scrape.
 """
 
 from __future__ import annotations
