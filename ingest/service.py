@@ -67,6 +67,9 @@ class IngestCounters:
     seq_gaps: int = 0
     seq_duplicates: int = 0
     stale_acks_skipped: int = 0
+    accepted: int = 0  # messages taken for writing
+    acked_msgs: int = 0  # of those, written and acknowledged
+    deferred: int = 0  # arrived while shutting down: left for redelivery
     write_latency_ms: list[float] = field(default_factory=list)
 
 
@@ -105,6 +108,8 @@ class IngestService:
         self._dlq_pending: dict[int, tuple[int, int, int]] = {}
         self._epoch = 0
         self._ack_lock = threading.Lock()
+        self._drain_lock = threading.Lock()
+        self._drained = False  # set by the writer once stopping and nothing is left to write
         self._lock = threading.Lock()
         self.client = make_client(mqtt_params, client_id=opts.worker_id, manual_ack=True)
         self.client.on_connect = self._on_connect
@@ -173,7 +178,14 @@ class IngestService:
             self._track_seq(c, result.gateway_id, result.seq)
         # Blocks the network thread when the writer is behind: back-pressure to the broker,
         # which holds further messages (receive maximum) instead of us buffering unboundedly.
-        self._q.put((msg, result, self._epoch))
+        with self._drain_lock:
+            if self._drained:
+                # Shutting down: neither written nor acked, so the broker keeps it for our
+                # next connection (the subscription stays in the persistent session).
+                self.counters.deferred += 1
+                return
+            self._q.put((msg, result, self._epoch))
+            self.counters.accepted += 1
 
     def _dead_letter(
         self, msg: mqtt.MQTTMessage, kind: str, reason: str, *, ack: bool = True
@@ -296,7 +308,12 @@ class IngestService:
         backoff = 0.1
         next_backfill = time.monotonic()
         with httpx.Client(timeout=30) as http:
-            while not (self.stop_event.is_set() and self._q.empty()):
+            while True:
+                if self.stop_event.is_set() and self._q.empty():
+                    with self._drain_lock:
+                        if self._q.empty():
+                            self._drained = True
+                            break
                 batch: list[Pending] = []
                 n_lines = 0
                 deadline = time.monotonic() + self.opts.linger_s
@@ -324,6 +341,7 @@ class IngestService:
                 backoff = 0.1
                 for msg, acc, epoch in batch:
                     self._ack(msg.mid, msg.qos, epoch)
+                    self.counters.acked_msgs += 1
                     self.counters.written_obs += acc.n_obs
                     self.counters.written_points += len(acc.lines)
                 self.counters.batches_written += 1
@@ -445,8 +463,10 @@ class IngestService:
         writer = threading.Thread(target=self._writer, name="influx-writer", daemon=True)
         writer.start()
         self.stop_event.wait()
-        # Stop taking new messages, then let the writer drain what it holds.
-        self.client.unsubscribe(self.subscription_filter)
+        # Drain: write and ack everything taken; what arrives meanwhile is left un-acked for
+        # the broker to redeliver. Never unsubscribe: that would drop the subscription from
+        # the persistent session, and the broker would discard what is published while we
+        # are down.
         writer.join(timeout=60)
         self.client.disconnect()
         self.client.loop_stop()

@@ -78,7 +78,12 @@ class Rig:
         return self.tmp / "ward.toml"
 
     def start_worker(
-        self, name: str, *, seq_audit: bool = False, subscription: str = "exclusive"
+        self,
+        name: str,
+        *,
+        seq_audit: bool = False,
+        subscription: str = "exclusive",
+        extra: list[str] | None = None,
     ) -> Worker:
         port = free_port()
         env = {
@@ -110,6 +115,7 @@ class Rig:
         ]
         if not seq_audit:
             args.append("--no-seq-audit")
+        args += extra or []
         proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "ab"))  # noqa: SIM115 - owned by the child
         w = Worker(name, proc, f"http://127.0.0.1:{port}/metrics", log)
         try:
@@ -250,3 +256,25 @@ def test_ten_thousand_malformed_payloads_are_all_dead_lettered(rig: Rig) -> None
     originals = {base64.b64decode(json.loads(p)["payload_b64"]) for _, p in dlq.messages}
     assert originals == {p for _, p in bad}
     assert w.metric("wardwatch_ingest_dead_lettered_total") == 10_000
+
+
+def test_orderly_shutdown_drains_what_it_holds(rig: Rig) -> None:
+    stats = rig.tmp / "stats.json"
+    w = rig.start_worker("ingest-a", extra=["--stats-file", str(stats)])
+    t, res = rig.publish_in_background()
+    wait_until(lambda: w.metric("wardwatch_ingest_received_total") >= 200, timeout=120)
+    # Stop it mid-stream: it must write and ack everything it took before exiting.
+    w.proc.send_signal(signal.SIGTERM)
+    w.proc.wait(60)
+    rig.workers.remove(w)
+    assert w.proc.returncode == 0, w.log.read_text()[-2000:]
+    st = json.loads(stats.read_text())
+    assert st["accepted"] > 0
+    assert st["acked_msgs"] == st["accepted"]
+    assert rig.stored() == st["written_obs"]
+    t.join(300)
+    total = published_obs(res, rig.spec)
+    # What was published while it was down waits in its session and arrives when it is back.
+    rig.start_worker("ingest-a")
+    wait_until(lambda: rig.stored() >= total, timeout=240, interval=0.5)
+    assert rig.stored() == total
