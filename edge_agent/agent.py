@@ -4,6 +4,13 @@ Threads: one per device driver (blocking pyserial reads), paho's network thread,
 loop here, which seals batches, publishes them within an in-flight window and sends heartbeats.
 Every decision (when to seal, how much to publish, what a PUBACK means) comes from
 ``outbox_core``; this module only does the I/O.
+
+Broker connection: the drivers start first, so readings reach the outbox whether or not the
+broker is there. A broker that cannot be reached at start (or later) is retried on paho's
+network thread with capped, jittered backoff (``wardwatch.mqtt.ReconnectBackoff``), so a ward
+of gateways does not reconnect in lockstep after a broker restart. A broker that *answers* but
+cannot be trusted or refuses us (``TlsFailed``, ``BrokerRefused``) is a configuration error:
+``run()`` stops the drivers and raises, visibly, instead of collecting forever for nobody.
 """
 
 from __future__ import annotations
@@ -22,7 +29,14 @@ from edge_agent.drivers import make_driver
 from edge_agent.outbox import Outbox
 from edge_agent.outbox_core import plan_seal, publish_window
 from edge_agent.protocols.base import Reading, WaveformChunk
-from wardwatch.mqtt import MqttParams, connect_blocking, make_client
+from wardwatch.mqtt import (
+    BrokerUnreachable,
+    MqttParams,
+    ReconnectBackoff,
+    connect_blocking,
+    connect_in_background,
+    make_client,
+)
 from wardwire import topics
 from wardwire.config import EdgeConfig
 from wardwire.models import (
@@ -45,9 +59,16 @@ def _now() -> datetime:
 class EdgeAgent:
     """One bedside gateway."""
 
-    def __init__(self, cfg: EdgeConfig, clock: Callable[[], datetime] = _now) -> None:
+    def __init__(
+        self,
+        cfg: EdgeConfig,
+        clock: Callable[[], datetime] = _now,
+        *,
+        reconnect: ReconnectBackoff | None = None,
+    ) -> None:
         self.cfg = cfg
         self.clock = clock
+        self.reconnect = reconnect or ReconnectBackoff()
         self.stop_event = threading.Event()
         self.outbox = Outbox(
             cfg.outbox.path, max_rows=cfg.outbox.max_rows, overflow=cfg.outbox.overflow
@@ -229,6 +250,7 @@ class EdgeAgent:
             key_file=b.tls.key_file if b.tls else None,
             keepalive_s=b.keepalive_s,
             session_expiry_s=b.session_expiry_s,
+            reconnect=self.reconnect,
         )
 
     def step(self, *, flush: bool = False) -> None:
@@ -293,13 +315,23 @@ class EdgeAgent:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
-        connect_blocking(self.client, params)
         threads = [
             threading.Thread(target=d.run, name=f"driver-{d.device.id}", daemon=True)
             for d in self.drivers
         ]
         for t in threads:
             t.start()
+        try:
+            connect_blocking(self.client, params)
+        except BrokerUnreachable as exc:
+            log.warning("%s; collecting into the outbox and retrying with backoff", exc)
+            connect_in_background(self.client, params)
+        except BaseException:
+            self.stop_event.set()
+            for t in threads:
+                t.join(timeout=5)
+            self.outbox.close()
+            raise
         next_heartbeat = 0.0
         while not self.stop_event.wait(0.05):
             self.step()

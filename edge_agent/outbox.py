@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Literal
 
 from edge_agent.outbox_core import plan_overflow
-from wardwire.models import Generation, Observation, ObservationBatch, WaveformBlock
+from wardwire.models import (
+    MAX_BATCH_OBSERVATIONS,
+    MAX_BATCH_WAVEFORMS,
+    Generation,
+    Observation,
+    ObservationBatch,
+    WaveformBlock,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pending (
@@ -35,6 +42,18 @@ CREATE TABLE IF NOT EXISTS batches (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('next_seq', 0), ('dropped', 0), ('rejected', 0);
 """
+
+
+def _fit_batch(rows: list[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
+    """The longest prefix of ``rows`` that one wire batch may carry (the batch model caps
+    waveform blocks); the rest stays pending for the next batch, in order."""
+    waves = 0
+    for i, (_, kind, _) in enumerate(rows):
+        if kind == "wave":
+            waves += 1
+            if waves > MAX_BATCH_WAVEFORMS:
+                return rows[:i]
+    return rows[:MAX_BATCH_OBSERVATIONS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +181,7 @@ class Outbox:
                 rows = self._db.execute(
                     "SELECT id, kind, body FROM pending ORDER BY id LIMIT ?", (count,)
                 ).fetchall()
+                rows = _fit_batch(rows)
                 if not rows:
                     self._db.execute("ROLLBACK")
                     return None

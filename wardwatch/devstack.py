@@ -8,8 +8,11 @@ Both daemons are started with configs written into ``workdir`` (never /etc), on 
 and are probed at the protocol level (an MQTT CONNACK, an HTTP /ping) with a deadline, because
 a TCP connect succeeds even when our daemon died on "address in use" and someone else owns the
 port. The broker runs with authentication on (password file + ACL, no anonymous access) and
-persistence on with a 1 s autosave, so queued QoS 1 messages survive even ``kill -9``. InfluxDB
-runs with authentication on: an admin, a writer (``ingest``) and a reader.
+persistence on with a 1 s autosave, so queued QoS 1 messages survive even ``kill -9``. With
+``tls=True`` it also listens with TLS on ``tls_port`` (``per_listener_settings false``: the same
+password file and ACL on both listeners), with a throwaway CA and a server certificate for
+``localhost``/``127.0.0.1`` made at the first start (``make_test_pki``). InfluxDB runs with
+authentication on: an admin, a writer (``ingest``) and a reader.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -66,6 +71,111 @@ def _stop_process(proc: subprocess.Popen[bytes], sig: int, timeout: float = 10.0
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout)
+
+
+@dataclass(frozen=True)
+class TestPki:
+    """File paths of a throwaway CA and the certificates it issued (PEM; keys 0600)."""
+
+    ca_file: Path
+    ca_key: Path
+    server_cert: Path
+    server_key: Path
+
+
+def make_test_pki(directory: Path, *, days: int = 2) -> TestPki:
+    """A test CA and a server certificate (SAN ``localhost``, ``127.0.0.1``), EC P-256.
+
+    Made with ``cryptography`` (about 15 ms), imported here so that only a TLS devstack needs it.
+    Never for production: the CA key sits beside the certificates.
+    """
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    except ImportError as exc:  # pragma: no cover - a dev dependency
+        raise ServiceError("a TLS devstack needs `pip install cryptography`") from exc
+    import ipaddress
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC) - timedelta(minutes=5)  # tolerate small clock differences
+    until = now + timedelta(days=days)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption(),
+            )
+        )
+        path.chmod(0o600)
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = name(f"wardwatch test CA {secrets.token_hex(4)}")
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(until)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    srv_key = ec.generate_private_key(ec.SECP256R1())
+    srv = (
+        x509.CertificateBuilder()
+        .subject_name(name("localhost"))
+        .issuer_name(ca_name)
+        .public_key(srv_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(until)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pki = TestPki(
+        directory / "ca.pem",
+        directory / "ca.key",
+        directory / "server.pem",
+        directory / "server.key",
+    )
+    pki.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    write_key(pki.ca_key, ca_key)
+    pki.server_cert.write_bytes(srv.public_bytes(serialization.Encoding.PEM))
+    write_key(pki.server_key, srv_key)
+    return pki
 
 
 # Users every devstack broker has; gateways are added with add_user().
@@ -115,6 +225,14 @@ class Mosquitto:
     passwords: dict[str, str] = field(default_factory=dict)
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    tls: bool = False
+    tls_port: int = 0
+    pki: TestPki | None = None
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA that signed the TLS listener's certificate (None without TLS)."""
+        return self.pki.ca_file if self.pki else None
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -152,14 +270,30 @@ log_type warning
 log_type notice
 connection_messages false
 """
+        if self.tls:
+            assert self.pki is not None
+            # Listener options below apply to this (the last) listener; the security options
+            # above are global (per_listener_settings false), so both listeners authenticate
+            # against the same password file and ACL.
+            conf += f"""\
+listener {self.tls_port} 127.0.0.1
+cafile {self.pki.ca_file}
+certfile {self.pki.server_cert}
+keyfile {self.pki.server_key}
+tls_version tlsv1.2
+"""
         (self.workdir / "mosquitto.conf").write_text(conf, encoding="utf-8")
 
     def start(self, deadline_s: float = 15.0) -> None:
         """Start (or restart on the same port) and wait until an MQTT CONNACK succeeds."""
         require_binaries("mosquitto", "mosquitto_passwd")
+        if self.tls and self.pki is None:
+            self.pki = make_test_pki(self.workdir / "tls")
         for _ in range(5):
             if not self.port:
                 self.port = free_port()
+            if self.tls and not self.tls_port:
+                self.tls_port = free_port()
             self._write_files()
             self.proc = subprocess.Popen(
                 ["mosquitto", "-c", str(self.workdir / "mosquitto.conf")],
@@ -172,6 +306,7 @@ connection_messages false
                 return
             _stop_process(self.proc, signal.SIGKILL)
             self.port = free_port()
+            self.tls_port = free_port() if self.tls else 0
         log = (self.workdir / "mosquitto.log").read_text(errors="replace")[-2000:]
         raise ServiceError(f"mosquitto did not become ready; log tail:\n{log}")
 
@@ -181,13 +316,18 @@ connection_messages false
             assert self.proc is not None
             if not _alive(self.proc):
                 return False
-            if self.try_connect("probe", self.passwords["probe"], timeout=1.0):
+            if self.try_connect("probe", self.passwords["probe"], timeout=1.0) and (
+                not self.tls or self.try_connect("probe", self.passwords["probe"], 1.0, tls=True)
+            ):
                 return True
             time.sleep(0.02)  # poll interval of a readiness probe, not test synchronisation
         return False
 
-    def try_connect(self, user: str, password: str, timeout: float = 2.0) -> bool:
-        """True when ``user`` gets a successful CONNACK within ``timeout``."""
+    def try_connect(
+        self, user: str, password: str, timeout: float = 2.0, *, tls: bool = False
+    ) -> bool:
+        """True when ``user`` gets a successful CONNACK within ``timeout`` (on the TLS
+        listener, verifying the server against our CA, with ``tls=True``)."""
         done = threading.Event()
         ok: list[bool] = []
         client = mqtt.Client(
@@ -196,14 +336,18 @@ connection_messages false
             protocol=mqtt.MQTTv5,
         )
         client.username_pw_set(user, password)
+        if tls:
+            assert self.pki is not None
+            client.tls_set(ca_certs=str(self.pki.ca_file), cert_reqs=ssl.CERT_REQUIRED)
 
         def on_connect(c: mqtt.Client, u: object, f: object, rc: object, p: object) -> None:
             ok.append(not getattr(rc, "is_failure", True))
             done.set()
 
         client.on_connect = on_connect
+        client.connect_timeout = timeout
         try:
-            client.connect(self.host, self.port, keepalive=10)
+            client.connect(self.host, self.tls_port if tls else self.port, keepalive=10)
         except OSError:
             return False
         client.loop_start()

@@ -7,25 +7,100 @@ Every service gets the same safe defaults, the ones whose absence silently loses
   session (queued QoS 1 messages, un-acked deliveries) across disconnects and restarts -- paho's
   v5 default ``MQTT_CLEAN_START_FIRST_ONLY`` would wipe it;
 * an explicit CONNACK deadline (``connect_blocking``), never hope;
-* paho's own reconnect loop with capped backoff (``reconnect_delay_set``).
+* TLS (server verification against ``ca_file``; a client certificate optional) when a CA is
+  given, with verification failures reported as :class:`TlsFailed`, not as a hang;
+* reconnects on paho's network thread, on **our** schedule: capped exponential backoff with
+  jitter (:class:`ReconnectBackoff`). paho's own ``reconnect_delay_set`` doubles a fixed delay,
+  so every gateway of a ward that lost the broker at the same instant would knock again at the
+  same instants (1, 2, 4, ... s): a thundering herd on the restarted broker.
+
+Errors are split by whose fault they are: :class:`BrokerUnreachable` (network, broker down:
+retry), :class:`TlsFailed` and :class:`BrokerRefused` (configuration: certificates, credentials,
+ACL; retrying will not help). All derive from :class:`MqttError`.
 """
 
 from __future__ import annotations
 
+import random
 import ssl
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, _ConnectionState
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+__all__ = [
+    "BrokerRefused",
+    "BrokerUnreachable",
+    "MqttError",
+    "MqttParams",
+    "ReconnectBackoff",
+    "TlsFailed",
+    "connect_blocking",
+    "connect_in_background",
+    "connect_properties",
+    "make_client",
+]
 
 
 class MqttError(RuntimeError):
     """Could not connect, or the broker refused us."""
+
+
+class BrokerUnreachable(MqttError):
+    """No TCP connection or no CONNACK in time: the network or the broker is down (transient)."""
+
+
+class TlsFailed(MqttError):
+    """The TLS handshake failed (wrong CA, name mismatch, expired or missing certificate)."""
+
+
+class BrokerRefused(MqttError):
+    """The broker answered with a failing CONNACK (credentials, authorisation)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectBackoff:
+    """Capped exponential backoff with jitter for broker reconnects (a pure schedule).
+
+    Attempt ``n`` (0-based, counted since the last successful CONNACK) waits a uniformly drawn
+    fraction ``[1 - jitter, 1]`` of ``min(cap_s, initial_s * 2**n)``. With ``jitter=0.5`` the
+    delays still grow monotonically in expectation, never exceed ``cap_s``, and gateways that
+    lost the broker together spread their attempts over half of each window instead of
+    arriving at the same instants.
+    """
+
+    initial_s: float = 0.5
+    # The cap bounds how long a gateway may sit idle after its broker is back: a backlog
+    # drains in seconds, so the reconnect wait is what a long outage's recovery time is made
+    # of. 10 s keeps that lag small against the >= 30x drain goal while still spreading a
+    # ward's reconnects over a 5-10 s window.
+    cap_s: float = 10.0
+    jitter: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not (0 < self.initial_s <= self.cap_s):
+            raise ValueError("need 0 < initial_s <= cap_s")
+        if not (0.0 <= self.jitter <= 1.0):
+            raise ValueError("jitter is a fraction in [0, 1]")
+
+    def window(self, attempt: int) -> float:
+        """The un-jittered upper bound of attempt ``attempt``."""
+        return min(self.cap_s, self.initial_s * 2.0 ** min(max(attempt, 0), 62))
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait before reconnect attempt ``attempt``."""
+        hi = self.window(attempt)
+        return hi * rng.uniform(1.0 - self.jitter, 1.0)
+
+    def schedule(self, attempts: int, rng: random.Random) -> list[float]:
+        """The first ``attempts`` delays (for tests and documentation)."""
+        return [self.delay(n, rng) for n in range(attempts)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +115,54 @@ class MqttParams:
     keepalive_s: int = 30
     session_expiry_s: int = 7 * 24 * 3600
     receive_maximum: int = 1000
+    connect_timeout_s: float = 5.0
+    reconnect: ReconnectBackoff = field(default_factory=ReconnectBackoff)
+
+
+# paho's network thread calls Client._reconnect_wait() between a lost connection (or a failed
+# attempt) and the next attempt; it is the one place to put our schedule while keeping paho's
+# thread, loop_stop() and retry_first_connection semantics. Fail loudly if a paho upgrade
+# removes the hook (tests/unit/core/test_mqtt_backoff.py checks this too).
+if not callable(getattr(mqtt.Client, "_reconnect_wait", None)):  # pragma: no cover
+    raise ImportError("paho-mqtt no longer has Client._reconnect_wait; see wardwatch/mqtt.py")
+
+_STOPPING_STATES = frozenset(
+    {_ConnectionState.MQTT_CS_DISCONNECTING, _ConnectionState.MQTT_CS_DISCONNECTED}
+)
+
+
+class JitteredClient(mqtt.Client):
+    """A paho client whose automatic reconnects follow a :class:`ReconnectBackoff`.
+
+    ``reconnect_attempts`` counts waits since the last successful CONNACK; ``reconnect_waits``
+    keeps the recent delays (observability, tests).
+    """
+
+    def __init__(
+        self, *args: Any, backoff: ReconnectBackoff, rng: random.Random, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.backoff = backoff
+        self.rng = rng
+        self.reconnect_attempts = 0
+        self.reconnect_waits: list[float] = []
+
+    def _reconnect_wait(self) -> None:
+        with self._reconnect_delay_mutex:
+            if self._reconnect_delay is None:  # paho resets this on every successful CONNACK
+                self.reconnect_attempts = 0
+                self._reconnect_delay = 0  # 'not reset': ours counts attempts
+            delay = self.backoff.delay(self.reconnect_attempts, self.rng)
+            self.reconnect_attempts += 1
+            self.reconnect_waits = [*self.reconnect_waits[-31:], delay]
+        end = time.monotonic() + delay
+        # Same exit conditions as paho's own wait: disconnect() or loop_stop() end it early.
+        while (
+            self._state not in _STOPPING_STATES
+            and not self._thread_terminate
+            and (left := end - time.monotonic()) > 0
+        ):
+            time.sleep(min(left, 0.1))  # bounded wait on paho's thread, woken by stop flags
 
 
 def make_client(
@@ -48,13 +171,16 @@ def make_client(
     *,
     manual_ack: bool = False,
     will: tuple[str, bytes] | None = None,
+    rng: random.Random | None = None,
 ) -> mqtt.Client:
-    """A configured (not yet connected) paho v5 client."""
-    client = mqtt.Client(
+    """A configured (not yet connected) paho v5 client with jittered reconnects."""
+    client = JitteredClient(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=mqtt.MQTTv5,
         manual_ack=manual_ack,
+        backoff=params.reconnect,
+        rng=rng or random.Random(),
     )
     if params.username is not None:
         client.username_pw_set(params.username, params.password)
@@ -68,7 +194,7 @@ def make_client(
         )
     if will is not None:
         client.will_set(will[0], will[1], qos=1, retain=True)
-    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    client.connect_timeout = params.connect_timeout_s
     client.max_queued_messages_set(0)
     return client
 
@@ -80,12 +206,21 @@ def connect_properties(params: MqttParams) -> Properties:
     return props
 
 
+def _translate(exc: OSError, params: MqttParams) -> MqttError:
+    where = f"{params.host}:{params.port}"
+    if isinstance(exc, ssl.SSLError):
+        reason = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or exc
+        return TlsFailed(f"TLS handshake with broker {where} failed: {reason}")
+    return BrokerUnreachable(f"cannot reach broker {where}: {exc}")
+
+
 def connect_blocking(client: mqtt.Client, params: MqttParams, timeout: float = 10.0) -> bool:
     """Connect with a persistent session, start the network thread, wait for CONNACK.
 
-    Returns whether the broker still had our session. Raises ``MqttError`` when the broker
-    refuses (bad credentials) or does not answer in time. The caller's own ``on_connect`` (set
-    before calling) still runs on every (re)connect.
+    Returns whether the broker still had our session. Raises ``BrokerUnreachable`` (no TCP
+    connection, no CONNACK within ``timeout``), ``TlsFailed`` (certificate verification) or
+    ``BrokerRefused`` (bad credentials); all are ``MqttError``. The caller's own
+    ``on_connect`` (set before calling) still runs on every (re)connect.
     """
     done = threading.Event()
     outcome: dict[str, object] = {}
@@ -111,13 +246,29 @@ def connect_blocking(client: mqtt.Client, params: MqttParams, timeout: float = 1
             properties=connect_properties(params),
         )
     except OSError as exc:
-        raise MqttError(f"cannot reach broker {params.host}:{params.port}: {exc}") from exc
+        raise _translate(exc, params) from exc
     client.loop_start()
     if not done.wait(timeout):
         client.loop_stop()
-        raise MqttError(f"no CONNACK from {params.host}:{params.port} within {timeout} s")
+        raise BrokerUnreachable(f"no CONNACK from {params.host}:{params.port} within {timeout} s")
     rc = outcome["rc"]
     if getattr(rc, "is_failure", False):
         client.loop_stop()
-        raise MqttError(f"broker refused connection: {rc}")
+        raise BrokerRefused(f"broker refused connection: {rc}")
     return bool(outcome["session_present"])
+
+
+def connect_in_background(client: mqtt.Client, params: MqttParams) -> None:
+    """Start the network thread and let it connect (and reconnect) on the backoff schedule.
+
+    For a service that must run while the broker is away (a gateway keeps filling its outbox);
+    the caller's ``on_connect`` tells it when the broker is there.
+    """
+    client.connect_async(
+        params.host,
+        params.port,
+        keepalive=params.keepalive_s,
+        clean_start=False,
+        properties=connect_properties(params),
+    )
+    client.loop_start()

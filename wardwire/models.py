@@ -26,6 +26,8 @@ SCHEMA_VERSION = 1
 
 #: Maximum observations in one batch (keeps a message well below broker and DB limits).
 MAX_BATCH_OBSERVATIONS = 5000
+#: Maximum waveform blocks in one batch.
+MAX_BATCH_WAVEFORMS = 100
 #: Maximum samples in one waveform block (e.g. 10 s of a 500 Hz ECG).
 MAX_WAVEFORM_SAMPLES = 10000
 
@@ -137,7 +139,7 @@ class ObservationBatch(WireModel):
     sent_at: UtcDatetime
     generation: Generation
     observations: Annotated[list[Observation], Field(max_length=MAX_BATCH_OBSERVATIONS)] = []
-    waveforms: Annotated[list[WaveformBlock], Field(max_length=100)] = []
+    waveforms: Annotated[list[WaveformBlock], Field(max_length=MAX_BATCH_WAVEFORMS)] = []
 
     @model_validator(mode="after")
     def _not_empty(self) -> ObservationBatch:

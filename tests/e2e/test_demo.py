@@ -15,14 +15,36 @@ pytestmark = pytest.mark.e2e
 def test_headless_demo_loses_nothing_and_alerts_the_deteriorating_bed(tmp_path: Path) -> None:
     duration = 30
     proc = subprocess.run(
-        [sys.executable, "-m", "wardwatch.cli", "demo", "--headless", "--beds", "5",
-         "--duration", str(duration), "--json", "--workdir", str(tmp_path / "demo")],
-        capture_output=True, text=True, timeout=240, check=False,
+        [
+            sys.executable,
+            "-m",
+            "wardwatch.cli",
+            "demo",
+            "--headless",
+            "--beds",
+            "5",
+            "--duration",
+            str(duration),
+            "--json",
+            "--workdir",
+            str(tmp_path / "demo"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(summary) >= {"beds", "published", "stored", "lost", "alerts",
-                            "deteriorating_beds", "alerted_beds"}
+    assert set(summary) >= {
+        "beds",
+        "published",
+        "stored",
+        "lost",
+        "alerts",
+        "deteriorating_beds",
+        "alerted_beds",
+    }
     assert summary["beds"] == 5
     # 5 monitors x 4 numerics x ~1 Hz x 30 s: every one of them stored.
     assert summary["published"] >= 5 * 4 * (duration - 2)

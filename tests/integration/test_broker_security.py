@@ -21,8 +21,13 @@ pytestmark = pytest.mark.integration
 
 def test_anonymous_and_wrong_password_are_refused(stack: Stack) -> None:
     for user, pw in ((None, None), ("admin", "wrong")):
-        p = MqttParams(host=stack.broker.host, port=stack.broker.port, username=user,
-                       password=pw, session_expiry_s=0)
+        p = MqttParams(
+            host=stack.broker.host,
+            port=stack.broker.port,
+            username=user,
+            password=pw,
+            session_expiry_s=0,
+        )
         c = make_client(p, client_id=f"anon-{uuid.uuid4().hex[:6]}")
         with pytest.raises(MqttError, match="refused"):
             connect_blocking(c, p, timeout=5)

@@ -24,8 +24,10 @@ def test_wire_schema_exports_every_model(tmp_path: Path) -> None:
 
 def test_edge_check_config(tmp_path: Path) -> None:
     good = tmp_path / "gw.toml"
-    good.write_text('[gateway]\nid = "gw1"\nsite = "s"\nunit = "u"\n\n[[devices]]\n'
-                    'id = "d1"\ndriver = "wwmon"\nport = "/dev/ttyUSB0"\n')
+    good.write_text(
+        '[gateway]\nid = "gw1"\nsite = "s"\nunit = "u"\n\n[[devices]]\n'
+        'id = "d1"\ndriver = "wwmon"\nport = "/dev/ttyUSB0"\n'
+    )
     res = runner.invoke(app, ["edge", "check-config", str(good)])
     assert res.exit_code == 0 and "gw1" in res.output
     bad = tmp_path / "bad.toml"
@@ -37,9 +39,11 @@ def test_edge_check_config(tmp_path: Path) -> None:
 
 def test_registry_check_ward(tmp_path: Path) -> None:
     ward = tmp_path / "ward.toml"
-    ward.write_text('site = "s"\nunit = "u"\n[[gateways]]\nid = "g"\n[[beds]]\nid = "b1"\n'
-                    'gateway = "g"\ndevices = ["d1"]\n[[beds]]\nid = "b2"\ngateway = "g"\n'
-                    'devices = ["d1"]\n')
+    ward.write_text(
+        'site = "s"\nunit = "u"\n[[gateways]]\nid = "g"\n[[beds]]\nid = "b1"\n'
+        'gateway = "g"\ndevices = ["d1"]\n[[beds]]\nid = "b2"\ngateway = "g"\n'
+        'devices = ["d1"]\n'
+    )
     res = runner.invoke(app, ["registry", "check-ward", str(ward)])
     assert res.exit_code == 2
     assert "assigned to both b1 and b2" in res.output

@@ -325,3 +325,18 @@ def test_depth_counts_sealed_waveforms(db: Path) -> None:
         assert b.add([obs(0)], now=T0) == 0  # so the outbox is still full
     finally:
         b.close()
+
+
+def test_many_pending_waveform_blocks_are_split_over_batches(db: Path) -> None:
+    """More waveform blocks than one batch may carry: sealed over several batches, in order
+    (was: ValidationError on every seal, a crash loop for the gateway)."""
+    b = Outbox(db)
+    try:
+        b.add([obs(0)], [wave(i % 3) for i in range(150)], now=T0)
+        first = seal(b, 500)
+        second = seal(b, 500)
+        assert len(first.waveforms) == 100 and first.observations == [obs(0)]
+        assert len(second.waveforms) == 50
+        assert b.stats().pending == 0
+    finally:
+        b.close()
