@@ -220,7 +220,7 @@ class NoninSim(SerialDeviceSim):
 
 
 class WwmonSim(SerialDeviceSim):
-    """The project's own WWMON monitor (same protocol as ``device_sims.monitor``)."""
+    """The project's own WWMON monitor (``device_sims.monitor.SimulatedMonitor``)."""
 
     default_period_s = 1.0
     encoder = WwmonEncoder()

@@ -241,6 +241,11 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
     with contextlib.ExitStack() as cleanup:
+        # SIGTERM/SIGHUP (a closed terminal) unwind like Ctrl-C, so the services we started in
+        # their own sessions are stopped too; orphaned gateways would keep reopening pty paths
+        # that the kernel hands to the next run.
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            cleanup.callback(signal.signal, sig, signal.signal(sig, signal.default_int_handler))
         stack = cleanup.enter_context(running_stack(workdir / "services"))
         demo = Demo(opts, stack, workdir)
         cleanup.callback(demo.stop_services)
@@ -254,8 +259,9 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         wall0 = datetime.now(UTC)
         for mon in demo.monitors.values():
             mon.start()
-        prev = signal.signal(signal.SIGINT, lambda *_: stop.set())
-        cleanup.callback(signal.signal, signal.SIGINT, prev)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            prev = signal.signal(sig, lambda *_: stop.set())  # end the run, then summarise
+            cleanup.callback(signal.signal, sig, prev)
         end = t0 + opts.duration_s if opts.duration_s > 0 else float("inf")
         if opts.headless:
             while not stop.wait(min(1.0, max(0.0, end - time.monotonic()))):
