@@ -29,13 +29,13 @@ Example::
 
 from __future__ import annotations
 
-import tomllib
 from datetime import date
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from wardwire.config import load_toml_model
 from wardwire.models import Generation, Ident
 
 
@@ -108,17 +108,8 @@ class WardFileError(Exception):
 
 
 def load_ward_file(path: Path) -> WardFile:
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise WardFileError(f"{path}: no such file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise WardFileError(f"{path}: not valid TOML: {exc}") from exc
-    try:
-        return WardFile.model_validate(raw)
-    except ValidationError as exc:
-        msgs = [f"  {'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors()]
-        raise WardFileError(f"{path}: invalid ward file:\n" + "\n".join(msgs)) from exc
+    """Read and validate a ward file; raises ``WardFileError`` with a readable message."""
+    return load_toml_model(path, WardFile, "ward file", WardFileError)
 
 
 def dump_ward_file(ward: WardFile) -> str:

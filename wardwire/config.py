@@ -33,11 +33,13 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from wardwire.models import Generation, Ident
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Cfg(BaseModel):
@@ -130,22 +132,29 @@ class ConfigError(Exception):
     """A configuration file is missing, not TOML, or not valid; the message says where."""
 
 
-def load_edge_config(path: Path) -> EdgeConfig:
-    """Read and validate an edge config file; raises ``ConfigError`` with a readable message."""
+def load_toml_model(path: Path, model: type[M], what: str, error: type[Exception]) -> M:
+    """Read a TOML file into ``model``; every failure raises ``error`` with a message naming
+    the file and, for validation errors, each offending key path (shared by every file format
+    wardwatch reads: edge config, ward file)."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
+        raise error(f"{path}: no such file") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        raise error(f"{path}: not valid TOML: {exc}") from exc
     try:
-        return EdgeConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"{path}: invalid edge config:"]
+        lines = [f"{path}: invalid {what}:"]
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "(top level)"
             lines.append(f"  {where}: {err['msg']}")
-        raise ConfigError("\n".join(lines)) from exc
+        raise error("\n".join(lines)) from exc
+
+
+def load_edge_config(path: Path) -> EdgeConfig:
+    """Read and validate an edge config file; raises ``ConfigError`` with a readable message."""
+    return load_toml_model(path, EdgeConfig, "edge config", ConfigError)
 
 
 def dump_edge_config(cfg: EdgeConfig) -> str:
