@@ -14,6 +14,7 @@ import pytest
 
 from edge_agent.drivers import DeviceDriver
 from edge_agent.protocols.base import Reading, WaveformChunk
+from tests.helpers.wait import wait_until
 
 
 class Capture:
@@ -59,13 +60,14 @@ async def until(pred: Callable[[], object], within: float = 10.0) -> None:
 
 
 def wait_health(driver: DeviceDriver, pred: Callable[[], object], timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while True:
+    def holds() -> bool:
         with driver.lock:
-            if pred():
-                return
-        assert time.monotonic() < end, f"health never matched: {driver.health}"
-        time.sleep(0.01)  # poll interval of a bounded wait
+            return bool(pred())
+
+    try:
+        wait_until(holds, timeout=timeout, interval=0.01)
+    except TimeoutError:
+        raise AssertionError(f"health never matched: {driver.health}") from None
 
 
 @contextmanager
