@@ -7,7 +7,6 @@ interrupted, and import BLE code only when BLE is asked for.
 from __future__ import annotations
 
 import asyncio
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +65,13 @@ def run_serial_sim(
     """
     from device_sims.scenarios import Scenario
     from device_sims.serial_devices import SERIAL_SIMS
+    from wardwatch.devstack import wait_for_stop_signal
 
     sim = SERIAL_SIMS[driver](device_id, Scenario(scenario, seed=seed), link, period_s=period_s)
     print(f"{device_id}: {driver} on {sim.open()} (Ctrl-C to stop)", flush=True)
     sim.start()
     try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        wait_for_stop_signal()
     finally:
         sim.close()
 

@@ -271,12 +271,15 @@ def sim_monitor(
     """A simulated WWMON bedside monitor on a pty, until Ctrl-C."""
     from device_sims.monitor import SimulatedMonitor
     from device_sims.scenarios import Scenario
+    from wardwatch.devstack import wait_for_stop_signal
 
     mon = SimulatedMonitor(device_id, Scenario(scenario, seed=seed), link)
     typer.echo(f"{device_id}: open {mon.open()} at 115200 baud (Ctrl-C to stop)")
     mon.start()
-    signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    mon.close()
+    try:
+        wait_for_stop_signal()
+    finally:
+        mon.close()
 
 
 @sim_app.command("serial")

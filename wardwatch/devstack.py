@@ -580,6 +580,17 @@ def write_env_file(stack: Stack, path: Path, extra: Mapping[str, str] | None = N
     path.chmod(0o600)
 
 
+def wait_for_stop_signal() -> int:
+    """Block until SIGINT, SIGTERM or SIGHUP, so the caller's cleanup runs (an unblocked
+    SIGTERM would kill the process and orphan the daemons it started)."""
+    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        return signal.sigwait(sigs)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, sigs)
+
+
 def main() -> None:
     """``python -m wardwatch.devstack [DIR]``: run both services until Ctrl-C (make services)."""
     import sys
@@ -600,8 +611,7 @@ def main() -> None:
             )
         )
         print("services running; Ctrl-C to stop", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        wait_for_stop_signal()
 
 
 if __name__ == "__main__":
