@@ -20,7 +20,7 @@ import hashlib
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -41,13 +41,10 @@ from wardwire.models import (
     ObservationBatch,
     Priority,
     ScoreUpdate,
+    utcnow,
 )
 
 log = logging.getLogger(__name__)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -74,7 +71,7 @@ class AlertingService:
         policy: lc.Policy | None = None,
         tick_s: float = 1.0,
         score_refresh_s: float = 10.0,
-        clock: Any = _now,
+        clock: Any = utcnow,
     ) -> None:
         self.params, self.ward, self.cfg, self.scorer = params, ward, cfg, scorer
         self.root, self.tick_s, self.score_refresh_s, self.clock = (

@@ -36,6 +36,7 @@ from device_sims.loadgen import LoadSpec
 from ingest.core import Accepted, WardIndex, route
 from registry.ward_file import dump_ward_file
 from wardwatch.devstack import Stack, free_port, running_stack
+from wardwatch.metrics import parse_metric
 from wardwatch.mqtt import MqttParams, connect_blocking, make_client
 from wardwire import topics
 
@@ -133,10 +134,7 @@ def run_loadgen(
 
 
 def metric(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith((name + "{", name + " ")):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return parse_metric(text, name) or 0.0
 
 
 def main() -> None:

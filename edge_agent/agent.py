@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
@@ -46,14 +46,11 @@ from wardwire.models import (
     Observation,
     Source,
     WaveformBlock,
+    utcnow,
 )
 
 log = logging.getLogger(__name__)
 StatusReason = Literal["birth", "heartbeat", "shutdown", "lwt"]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class EdgeAgent:
@@ -62,7 +59,7 @@ class EdgeAgent:
     def __init__(
         self,
         cfg: EdgeConfig,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utcnow,
         *,
         reconnect: ReconnectBackoff | None = None,
     ) -> None:

@@ -44,7 +44,9 @@ def query(
     http: httpx.Client, target: InfluxTarget, q: str, *, write: bool = False
 ) -> list[dict[str, Any]]:
     """Run InfluxQL; returns ``results``. An ``error`` in the body is an error even on 200."""
-    data = {"q": q, "db": target.db, "epoch": "ms"}
+    data = {"q": q, "epoch": "ms"}
+    if target.db:  # server-level statements (CREATE USER ...) name no database
+        data["db"] = target.db
     auth = target.auth()
     if write:
         r = http.post(f"{target.url}/query", data=data, auth=auth or httpx.USE_CLIENT_DEFAULT)

@@ -33,6 +33,7 @@ from device_sims.monitor import SimulatedMonitor
 from device_sims.scenarios import Scenario
 from registry.ward_file import AlertingSection, BedEntry, GatewayEntry, WardFile, dump_ward_file
 from wardwatch.devstack import Stack, free_port, running_stack
+from wardwatch.metrics import parse_metric
 from wardwire import topics
 from wardwire.config import (
     BrokerSection,
@@ -168,7 +169,7 @@ class Demo:
                     self._check_procs()
                     with contextlib.suppress(httpx.HTTPError):
                         text = http.get(f"http://127.0.0.1:{port}/metrics").text
-                        if _gauge(text, f"wardwatch_{svc}_ready") == 1:
+                        if parse_metric(text, f"wardwatch_{svc}_ready") == 1:
                             break
                     if time.monotonic() > end:
                         raise RuntimeError(f"{svc} not ready after {deadline_s} s")
@@ -304,14 +305,6 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     if own_dir and summary["lost"] == 0:
         shutil.rmtree(workdir, ignore_errors=True)
     return summary
-
-
-def _gauge(text: str, name: str) -> float | None:
-    """The value of a labelled metric in Prometheus text (None if absent)."""
-    for ln in text.splitlines():
-        if ln.startswith(name + "{"):
-            return float(ln.rsplit(" ", 1)[1])
-    return None
 
 
 def _demo_params(stack: Stack) -> Any:

@@ -480,19 +480,18 @@ bind-address = "127.0.0.1:{self.rpc_port}"
     def query(
         self, q: str, *, db: str | None = None, auth: tuple[str, str] | bool | None = True
     ) -> dict[str, object]:
-        """Run InfluxQL via POST /query; raises ``ServiceError`` on an ``error`` in the body."""
-        creds: tuple[str, str] | None
+        """Run InfluxQL via POST /query (``ingest.influx.query``) as admin, or as ``auth``
+        (``None``: no credentials, for the bootstrap). Raises ``ServiceError``."""
+        from ingest.influx import InfluxError, InfluxTarget
+        from ingest.influx import query as influx_query
+
         creds = ("admin", self.admin_password) if auth is True else auth or None
-        params = {"q": q, "epoch": "ms"}
-        if db:
-            params["db"] = db
-        r = httpx.post(f"{self.url}/query", data=params, auth=creds, timeout=30)
-        body = r.json() if r.content else {}
-        errors = [body.get("error")] + [res.get("error") for res in body.get("results", [])]
-        errors = [e for e in errors if e]
-        if r.status_code >= 300 or errors:
-            raise ServiceError(f"influx query {q[:80]!r} failed: {r.status_code} {errors}")
-        return dict(body)
+        target = InfluxTarget(self.url, db or "", *(creds or (None, None)))
+        try:
+            with httpx.Client(timeout=30) as http:
+                return {"results": influx_query(http, target, q, write=True)}
+        except (InfluxError, httpx.HTTPError) as exc:
+            raise ServiceError(f"influx query {q[:80]!r} failed: {exc}") from exc
 
     def create_database(self, name: str) -> None:
         """Create a database; ALL (writes + backfill reads) to ``ingest``, READ to ``reader``."""

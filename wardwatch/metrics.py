@@ -20,6 +20,14 @@ def percentile(values: list[float], q: float) -> float:
     return s[k]
 
 
+def parse_metric(text: str, name: str) -> float | None:
+    """The value of ``name`` (first series, labelled or not) in Prometheus text, or None."""
+    for line in text.splitlines():
+        if line.startswith((name + "{", name + " ")):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
 def render(metrics: list[tuple[str, str, str, float, dict[str, str]]]) -> str:
     """``(name, type, help, value, labels)`` rows -> Prometheus text format."""
     out: list[str] = []

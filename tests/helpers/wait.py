@@ -1,7 +1,10 @@
-"""Deadline-bounded waiting on a condition that has no event to wait on (e.g. a DB count)."""
+"""Deadline-bounded waiting on a condition that has no event to wait on (a DB count, a port
+opening, a driver's health). The only polling in the test suite lives here; everything that has
+an event (MQTT deliveries, sink calls) waits on a condition variable instead."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -19,3 +22,12 @@ def wait_until(pred: Callable[[], T], timeout: float = 30.0, interval: float = 0
         if time.monotonic() > end:
             raise TimeoutError(f"condition not met within {timeout} s")
         time.sleep(interval)  # poll interval of a bounded wait, not a synchronisation sleep
+
+
+async def until(pred: Callable[[], object], within: float = 10.0, interval: float = 0.01) -> None:
+    """``wait_until`` for code running on the test's own event loop (the predicate's state is
+    changed by tasks on that loop, so the wait must yield to them)."""
+    end = time.monotonic() + within
+    while not pred():
+        assert time.monotonic() < end, "condition not met before the deadline"
+        await asyncio.sleep(interval)  # yield to the loop: the bounded poll's interval

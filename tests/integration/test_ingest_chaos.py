@@ -26,6 +26,7 @@ from registry.ward_file import dump_ward_file
 from tests.helpers.mqtt import collector, params
 from tests.helpers.wait import wait_until
 from wardwatch.devstack import Influx, Mosquitto, free_port
+from wardwatch.metrics import parse_metric
 from wardwire import topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -47,10 +48,7 @@ class Worker:
             text = httpx.get(self.metrics_url, timeout=2).text
         except httpx.HTTPError:
             return -1.0
-        for line in text.splitlines():
-            if line.startswith((name + "{", name + " ")):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
+        return parse_metric(text, name) or 0.0
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.integration
 def test_sigterm_stops_both_daemons(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "wardwatch.cli", "services", "--workdir", str(tmp_path / "s")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -49,14 +47,6 @@ class Capture:
         """Block until ``pred()`` holds after some sink call (for drivers in threads)."""
         with self.cond:
             assert self.cond.wait_for(pred, timeout), "condition not met before the deadline"
-
-
-async def until(pred: Callable[[], object], within: float = 10.0) -> None:
-    """Bounded poll for drivers running on the test's own loop (sink and test share it)."""
-    end = time.monotonic() + within
-    while not pred():
-        assert time.monotonic() < end, "condition not met before the deadline"
-        await asyncio.sleep(0.01)  # poll interval of a bounded wait
 
 
 def wait_health(driver: DeviceDriver, pred: Callable[[], object], timeout: float = 10.0) -> None:

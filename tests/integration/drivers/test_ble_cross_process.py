@@ -12,13 +12,13 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from edge_agent.cli_commands import scan
 from edge_agent.drivers import Backoff, make_driver
+from tests.helpers.wait import wait_until
 from tests.integration.drivers.conftest import Capture, free_port, running, utcnow
 from wardwire.config import DeviceSection
 from wardwire.models import DeviceState
@@ -27,16 +27,15 @@ PERIPHERAL = "F0:F0:F0:F0:F0:0A"
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while True:
+    def accepting() -> bool:
         assert proc.poll() is None, "controllers exited"
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
         except OSError:
-            assert time.monotonic() < end, f"port {port} never opened"
-            time.sleep(0.02)  # poll interval of a bounded readiness wait
-        else:
-            return
+            return False
+        return True
+
+    wait_until(accepting, timeout=timeout, interval=0.02)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -20,7 +20,8 @@ from edge_agent.ble.bumble_backend import BumbleCentral
 from edge_agent.ble.central import BleCentral
 from edge_agent.ble.driver import BleDriver
 from edge_agent.drivers import Backoff
-from tests.integration.drivers.conftest import Capture, until, utcnow
+from tests.helpers.wait import until
+from tests.integration.drivers.conftest import Capture, utcnow
 from wardwire.config import DeviceSection
 from wardwire.models import DeviceState
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -26,6 +25,7 @@ from edge_agent.drivers import (
 from edge_agent.links import ByteLink
 from edge_agent.protocols.base import DeviceCondition, Reading, WaveformChunk
 from edge_agent.protocols.nonin_oem import NoninFormat2Encoder
+from tests.helpers.wait import until
 from wardwire.config import DeviceSection
 from wardwire.models import DeviceState
 
@@ -94,11 +94,10 @@ def make(script: list[Exception | list[bytes]], driver: str = "nonin_format2") -
 
 async def run_until(drv: DeviceDriver, pred: Callable[[], object], within: float = 5.0) -> None:
     task = asyncio.create_task(drv.run_async())
-    end = time.monotonic() + within
     try:
-        while not pred():
-            assert time.monotonic() < end, f"never happened; health: {drv.health}"
-            await asyncio.sleep(0.001)  # poll of a bounded wait on a fake link
+        await until(pred, within=within, interval=0.001)
+    except AssertionError:
+        raise AssertionError(f"never happened; health: {drv.health}") from None
     finally:
         drv.stop.set()
         await task
