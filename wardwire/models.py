@@ -5,7 +5,13 @@ Rules that every model follows (and the tests check):
 * frozen, ``extra="forbid"``: an unknown key is an error, never silently dropped;
 * ``schema_version`` is a literal, so a consumer rejects a payload from a future major version
   instead of misreading it;
-* datetimes must be timezone-aware and are normalised to UTC;
+* datetimes must be timezone-aware ISO strings (no epoch numbers), are normalised to UTC and
+  must lie in [2000-01-01, 2100-01-01) UTC (``WIRE_TIME_MIN`` / ``WIRE_TIME_MAX``): a time the
+  services downstream cannot represent (InfluxDB's int64 nanoseconds, Python's year 1..9999
+  after a UTC offset) is a validation error here, never an exception further on;
+* numbers are strict: ``true`` is not 1, ``"100"`` is not 100, ``7.0`` is not a sequence number;
+* validation raises ``pydantic.ValidationError`` and nothing else, for any byte string (fuzzed
+  in tests/unit/core/test_wardwire_fuzz.py);
 * no patient identifiers anywhere: devices, gateways and beds are opaque ids, and the registry
   resolves bed -> patient centrally.
 
@@ -32,19 +38,54 @@ MAX_BATCH_WAVEFORMS = 100
 MAX_WAVEFORM_SAMPLES = 10000
 
 
+#: Every wire time lies in [WIRE_TIME_MIN, WIRE_TIME_MAX).
+WIRE_TIME_MIN = datetime(2000, 1, 1, tzinfo=UTC)
+WIRE_TIME_MAX = datetime(2100, 1, 1, tzinfo=UTC)
+#: A device's own (untrusted) clock reading, kept beside a re-timed value, lies in this wider
+#: range: a clock reset to 1970 is exactly what must be kept for the biomedical engineer.
+DEVICE_TIME_MIN = datetime(1900, 1, 1, tzinfo=UTC)
+DEVICE_TIME_MAX = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _in_utc(value: datetime, lo: datetime, hi: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:  # e.g. 0001-01-01T00:00:00+14:00
+        raise ValueError(f"time {value.isoformat()} cannot be represented in UTC") from exc
+    if not lo <= utc < hi:
+        raise ValueError(
+            f"time {utc.isoformat()} is outside [{lo.date().isoformat()}, "
+            f"{hi.date().isoformat()}) UTC"
+        )
+    return utc
+
+
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    return _in_utc(value, WIRE_TIME_MIN, WIRE_TIME_MAX)
 
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-"""An aware datetime, normalised to UTC. Naive datetimes are rejected."""
+def _device_to_utc(value: datetime) -> datetime:
+    return _in_utc(value, DEVICE_TIME_MIN, DEVICE_TIME_MAX)
+
+
+# strict: in JSON only an ISO 8601 string is a time (no epoch numbers); in Python a datetime.
+UtcDatetime = Annotated[AwareDatetime, Field(strict=True), AfterValidator(_to_utc)]
+"""An aware datetime in [2000, 2100) UTC, normalised to UTC. Naive datetimes are rejected."""
+
+DeviceDatetime = Annotated[AwareDatetime, Field(strict=True), AfterValidator(_device_to_utc)]
+"""A device clock's reading as it was, in [1900, 2200) UTC (kept beside a re-timed value)."""
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
 """An opaque id that is safe as one MQTT topic level (no ``/ + # $``, no spaces)."""
 
+QualityReason = Annotated[str, Field(min_length=1, max_length=200)]
+
 
 # Checked in pydantic-core (not a Python validator): this runs for every observation ingested.
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+# strict: a JSON number only (an int is a number; true and "100" are not).
+FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+#: A count or sequence number: a JSON integer only (not 7.0, "7" or true).
+Count = Annotated[int, Field(strict=True, ge=0)]
 
 
 class Generation(StrEnum):
@@ -70,6 +111,20 @@ class Quality(StrEnum):
     INVALID = "invalid"  # device flagged it (probe off, searching); kept, never scored
 
 
+class TimeSource(StrEnum):
+    """Whose clock stamped ``measured_at``.
+
+    ``device``: the device's own clock (or the gateway's, for a device without a clock), judged
+    plausible by the gateway. ``gateway``: the device's clock was implausible (too far ahead of
+    the gateway, or older than the gateway's bound), so the gateway's receive time was used and
+    the device's reading is kept in ``device_time``. A re-timed value is stored, never scored as
+    current.
+    """
+
+    DEVICE = "device"
+    GATEWAY = "gateway"
+
+
 class WireModel(BaseModel):
     """Base for every wire payload."""
 
@@ -86,7 +141,14 @@ class Observation(WireModel):
     measured_at: UtcDatetime = Field(description="Device (or charting) time of the value.")
     received_at: UtcDatetime = Field(description="Gateway time when the bytes arrived.")
     quality: Quality = Quality.VALID
+    quality_reason: QualityReason | None = Field(
+        default=None, description="Why the value is not valid (required for an implausible one)."
+    )
     source: Source = Source.MEASURED
+    time_source: TimeSource = TimeSource.DEVICE
+    device_time: DeviceDatetime | None = Field(
+        default=None, description="The device clock's reading when the value was re-timed."
+    )
 
     @model_validator(mode="after")
     def _check_parameter(self) -> Observation:
@@ -95,12 +157,21 @@ class Observation(WireModel):
             raise ValueError(f"unknown numeric parameter code {self.code!r}")
         if self.unit != param.ucum:
             raise ValueError(f"unit {self.unit!r} is not {param.ucum!r} for {self.code}")
-        if not param.plausible(self.value):
+        if not param.plausible(self.value) and (
+            self.quality is not Quality.INVALID or not self.quality_reason
+        ):
             raise ValueError(
                 f"{self.code}={self.value} is outside the physical range "
-                f"[{param.low}, {param.high}]"
+                f"[{param.low}, {param.high}] (allowed only with quality=invalid and a "
+                "quality_reason)"
             )
+        _check_timing(self.time_source, self.device_time)
         return self
+
+
+def _check_timing(source: TimeSource, device_time: datetime | None) -> None:
+    if device_time is not None and source is not TimeSource.GATEWAY:
+        raise ValueError("device_time is kept only for a re-timed value (time_source=gateway)")
 
 
 class WaveformBlock(WireModel):
@@ -111,9 +182,11 @@ class WaveformBlock(WireModel):
     unit: str
     start: UtcDatetime
     received_at: UtcDatetime
-    sample_rate_hz: Annotated[float, Field(gt=0, le=10000)]
+    sample_rate_hz: Annotated[float, Field(strict=True, gt=0, le=10000)]
     samples: Annotated[list[FiniteFloat], Field(min_length=1, max_length=MAX_WAVEFORM_SAMPLES)]
     quality: Quality = Quality.VALID
+    time_source: TimeSource = TimeSource.DEVICE
+    device_time: DeviceDatetime | None = None
 
     @model_validator(mode="after")
     def _check_parameter(self) -> WaveformBlock:
@@ -122,6 +195,7 @@ class WaveformBlock(WireModel):
             raise ValueError(f"unknown waveform code {self.code!r}")
         if self.unit != param.ucum:
             raise ValueError(f"unit {self.unit!r} is not {param.ucum!r} for {self.code}")
+        _check_timing(self.time_source, self.device_time)
         return self
 
 
@@ -135,7 +209,7 @@ class ObservationBatch(WireModel):
     schema_version: Literal[1] = 1
     kind: Literal["obs_batch"] = "obs_batch"
     gateway_id: Ident
-    seq: Annotated[int, Field(ge=0)]
+    seq: Count
     sent_at: UtcDatetime
     generation: Generation
     observations: Annotated[list[Observation], Field(max_length=MAX_BATCH_OBSERVATIONS)] = []
@@ -166,8 +240,15 @@ class DeviceStatus(WireModel):
     state: DeviceState
     at: UtcDatetime
     detail: str = ""
-    battery_pct: Annotated[float, Field(ge=0, le=100)] | None = None
+    battery_pct: Annotated[float, Field(strict=True, ge=0, le=100)] | None = None
     last_reading_at: UtcDatetime | None = None
+    #: the driver's counters since the agent started (observability for the biomed)
+    readings: Count = 0
+    frames_rejected: Count = 0
+    values_invalid: Count = 0  # implausible values kept as quality=invalid
+    values_retimed: Count = 0  # device clock implausible: stamped with the gateway's time
+    values_refused: Count = 0  # a driver produced a value the contract cannot carry (a bug)
+    reconnects: Count = 0
 
 
 class GatewayState(StrEnum):
@@ -190,8 +271,8 @@ class GatewayStatus(WireModel):
     at: UtcDatetime | None = None  # None only in the LWT, which is composed at connect time
     generation: Generation
     agent_version: str = ""
-    outbox_depth: Annotated[int, Field(ge=0)] = 0
-    outbox_dropped: Annotated[int, Field(ge=0)] = 0
+    outbox_depth: Count = 0
+    outbox_dropped: Count = 0
     clock_skew_ms: dict[str, FiniteFloat] = {}
     devices: list[DeviceStatus] = []
 
@@ -237,7 +318,7 @@ class ScoreUpdate(WireModel):
     system: str
     table_version: str
     band: str | None
-    total: Annotated[int, Field(ge=0)]
+    total: Count
     complete: bool
     missing: list[str]
     items: dict[str, int | None]
@@ -267,7 +348,7 @@ class Alert(WireModel):
     state: AlertState
     raised_at: UtcDatetime
     updated_at: UtcDatetime
-    escalation_step: Annotated[int, Field(ge=0)] = 0
+    escalation_step: Count = 0
     acknowledged_by: str | None = None
     message: str
     generation: Generation
@@ -313,7 +394,7 @@ class DeadLetter(WireModel):
     topic: str
     received_at: UtcDatetime
     payload_b64: str = Field(description="The refused payload, base64, cut to 64 KiB.")
-    payload_bytes: int
+    payload_bytes: Count
 
 
 class TechnicalEvent(WireModel):
@@ -326,7 +407,7 @@ class TechnicalEvent(WireModel):
     gateway_id: Ident
     at: UtcDatetime
     detail: str
-    count: int = 1
+    count: Count = 1
 
 
 WIRE_MODELS: tuple[type[WireModel], ...] = (
