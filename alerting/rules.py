@@ -27,7 +27,7 @@ from datetime import date, datetime
 from importlib import resources
 from typing import Any, Protocol
 
-from wardwire.models import Observation, Priority, Quality, ScoreInput, Source
+from wardwire.models import Observation, Priority, Quality, ScoreInput, Source, TimeSource
 from wardwire.params import BY_CODE, ParamKind
 
 #: wardwire parameter code -> pews input key (pews_spec.md Appendix A).
@@ -153,6 +153,16 @@ class BedState:
     raised_complete: bool = False
 
 
+def usable(obs: Observation) -> bool:
+    """Whether a value may be scored: not flagged invalid, and timed by a trusted clock.
+
+    A re-timed value (``time_source=gateway``: the device's clock was implausible, so the
+    gateway stamped its receive time) has no trustworthy measurement time, so it is never
+    scored as current: its parameter is missing until a properly timed value comes.
+    """
+    return obs.quality is not Quality.INVALID and obs.time_source is TimeSource.DEVICE
+
+
 def observe(state: BedState, obs: Observation) -> None:
     """Take one observation into the bed's latest values (older readings never overwrite)."""
     cur = state.values.get(obs.code)
@@ -161,7 +171,7 @@ def observe(state: BedState, obs: Observation) -> None:
     dead = state.invalid_since.get(obs.code)
     if dead is not None and dead >= obs.measured_at:
         return
-    if obs.quality is Quality.INVALID:
+    if not usable(obs):
         state.values.pop(obs.code, None)  # the device says it has no valid value now
         state.invalid_since[obs.code] = obs.measured_at
         return

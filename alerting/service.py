@@ -12,6 +12,14 @@ Technical alerts: a gateway that vanished without saying goodbye (last will) rai
 ``gateway_offline`` on its beds; a device reporting no signal raises ``device_no_signal``; a
 bed whose data went stale raises ``no_data``. An orderly gateway shutdown pauses its beds
 without an alert.
+
+Fault boundaries: every message is handled inside ``wardwatch.faults.MessageBoundary``; what
+cannot be used (a payload that fails validation, or any exception while handling it) is
+dead-lettered on ``…/dlq/alerting`` with the reason and counted by reason, and the engine goes
+on. Only valid, device-timed (``time_source=device``) values are scored; an invalid or
+re-timed value makes its parameter missing, never normal. Readiness is liveness: ``ready`` is
+1 only while paho's network thread is alive, and ``run()`` raises ``ServiceFailed`` when it
+is not.
 """
 
 from __future__ import annotations
@@ -27,8 +35,9 @@ import paho.mqtt.client as mqtt
 from pydantic import ValidationError
 
 from alerting import lifecycle as lc
-from alerting.rules import BedState, RuleConfig, Scorer, evaluate, observe
+from alerting.rules import BedState, RuleConfig, Scorer, evaluate, observe, usable
 from registry.ward_file import BedEntry, WardFile
+from wardwatch.faults import Liveness, MessageBoundary, dead_letter_for, network_thread_alive
 from wardwatch.metrics import MetricsServer, render
 from wardwatch.mqtt import MqttParams, connect_blocking, make_client
 from wardwire import topics
@@ -45,6 +54,7 @@ from wardwire.models import (
 )
 
 log = logging.getLogger(__name__)
+SERVICE = "alerting"
 
 
 @dataclass
@@ -89,10 +99,14 @@ class AlertingService:
             params, client_id=client_id or f"alerting-{ward.site}-{ward.unit}"
         )
         self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
+        self.boundary = MessageBoundary(SERVICE, self._on_message, self._dead_letter)
+        self.client.on_message = self.boundary
         self.client.on_subscribe = self._on_subscribe
         self.ignored = 0
+        #: dead-lettered messages by reason kind
+        self.dead_letters: dict[str, int] = {}
         self.scores_published = 0
+        self.liveness = Liveness(SERVICE)
         #: set once the broker confirmed the subscriptions (readiness)
         self.ready = threading.Event()
 
@@ -118,6 +132,7 @@ class AlertingService:
         self.ready.set()
 
     def _on_message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
+        """Handle one message (inside the fault boundary, which dead-letters what raises)."""
         try:
             if msg.topic.endswith("/obs"):
                 self._on_batch(ObservationBatch.model_validate_json(msg.payload))
@@ -128,14 +143,25 @@ class AlertingService:
             elif msg.topic.endswith("/status") and msg.payload:
                 self._on_gateway(GatewayStatus.model_validate_json(msg.payload))
         except ValidationError as exc:
-            # Ingest dead-letters malformed data; here we only count what we cannot use.
-            self.ignored += 1
-            log.warning("ignored invalid message on %s: %s", msg.topic, exc.errors()[0]["msg"])
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(payload)"
+            self._dead_letter(msg, "malformed", f"{where}: {first['msg']}")
+
+    def _dead_letter(self, msg: mqtt.MQTTMessage, kind: str, reason: str) -> None:
+        """Publish what we cannot use to ``…/dlq/alerting`` (the message is never scored)."""
+        self.ignored += 1
+        self.dead_letters[kind] = self.dead_letters.get(kind, 0) + 1
+        log.warning("dead-lettered message on %s: %s: %s", msg.topic, kind, reason)
+        dl = dead_letter_for(SERVICE, msg.topic, bytes(msg.payload), f"{kind}: {reason}")
+        self.client.publish(
+            topics.dead_letter(SERVICE, root=self.root), dl.model_dump_json(), qos=1
+        )
 
     def _on_batch(self, batch: ObservationBatch) -> None:
         if batch.generation != self.ward.generation:
             self.ignored += 1
             return
+        now = self.clock()
         with self._lock:
             for o in batch.observations:
                 bed_id = self.device_bed.get((batch.gateway_id, o.device_id))
@@ -145,7 +171,11 @@ class AlertingService:
                 bed = self.beds[bed_id]
                 observe(bed.rules, o)
                 bed.paused = False
-                bed.last_data_at = max(bed.last_data_at or o.measured_at, o.measured_at)
+                if usable(o):
+                    # Only a value that can be scored is "data"; a time ahead of our clock
+                    # counts as now, so one future stamp cannot keep no_data quiet.
+                    t = min(o.measured_at, now)
+                    bed.last_data_at = max(bed.last_data_at or t, t)
 
     def _on_gateway(self, st: GatewayStatus) -> None:
         now = self.clock()
@@ -344,8 +374,15 @@ class AlertingService:
             (
                 "wardwatch_alerting_ready",
                 "gauge",
-                "1 once subscribed",
-                float(self.ready.is_set()),
+                "1 while subscribed and paho's network thread is alive",
+                float(self.is_ready()),
+                u,
+            ),
+            (
+                "wardwatch_alerting_faults_total",
+                "counter",
+                "messages whose handling raised (dead-lettered by the fault boundary)",
+                self.boundary.faults_total,
                 u,
             ),
             ("wardwatch_alerting_beds", "gauge", "beds scored by this engine", len(self.beds), u),
@@ -366,6 +403,16 @@ class AlertingService:
         ]
         rows += [
             (
+                "wardwatch_alerting_dead_lettered_total",
+                "counter",
+                "dead-lettered messages",
+                n,
+                {**u, "reason": k},
+            )
+            for k, n in sorted(self.dead_letters.items())
+        ]
+        rows += [
+            (
                 "wardwatch_alerting_open_alerts",
                 "gauge",
                 "open alerts",
@@ -382,12 +429,20 @@ class AlertingService:
             server = MetricsServer(metrics_port, self.metrics_text)
             server.start()
         connect_blocking(self.client, self.params)
-        while not self.stop_event.wait(self.tick_s):
-            self.tick()
-        self.client.disconnect()
-        self.client.loop_stop()
-        if server is not None:
-            server.stop()
+        self.liveness.add("mqtt", lambda: network_thread_alive(self.client))
+        try:
+            while not self.stop_event.wait(self.tick_s):
+                self.liveness.raise_if_dead()
+                self.tick()
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+            if server is not None:
+                server.stop()
+
+    def is_ready(self) -> bool:
+        """Readiness is liveness: subscribed, and paho's network thread still running."""
+        return self.ready.is_set() and self.liveness.ok()
 
     def stop(self) -> None:
         self.stop_event.set()

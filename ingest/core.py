@@ -10,13 +10,14 @@ everything either lands in InfluxDB or in the dead-letter topic, nothing in betw
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pydantic import ValidationError
 
 from ingest.lineproto import encode_point, escape_field_string, series_prefix
 from registry.ward_file import BedEntry, WardFile
 from wardwire import topics
-from wardwire.models import ObservationBatch, Quality
+from wardwire.models import Observation, ObservationBatch, Quality, TimeSource
 
 MAX_SERIES_CACHE = 1_000_000
 QUALITY_FIELD = {q: escape_field_string(q.value) for q in Quality}
@@ -37,6 +38,7 @@ class Accepted:
     unknown_devices: dict[str, int] = field(default_factory=dict)
     t_min_ns: int = 0  # earliest measurement time in the batch (for late-data backfill)
     t_max_ns: int = 0
+    sent_at: datetime | None = None  # the gateway's clock when it sealed the batch
 
 
 def _ns(dt_ts: float) -> int:
@@ -119,8 +121,9 @@ def route(
             ts = _ns(last_dt.timestamp())
         times.append(ts)
         # Same bytes as encode_point() (property-tested): series key, fields, timestamp.
+        extra = "" if _plain(o) else _extra_fields(o)
         lines.append(
-            f"{prefix} value={o.value!r},quality={QUALITY_FIELD[o.quality]},{seq_field} {ts}"
+            f"{prefix} value={o.value!r},quality={QUALITY_FIELD[o.quality]},{seq_field}{extra} {ts}"
         )
         n += 1
     for w in batch.waveforms:
@@ -147,7 +150,74 @@ def route(
         unknown,
         min(times, default=0),
         max(times, default=0),
+        batch.sent_at,
     )
+
+
+def _plain(o: Observation) -> bool:
+    return o.quality_reason is None and o.time_source is TimeSource.DEVICE
+
+
+def _extra_fields(o: Observation) -> str:
+    """The provenance fields only some points carry (an invalid value's reason, a re-timed
+    value's source and original device time); always strings, so field types never conflict."""
+    out = ""
+    if o.quality_reason is not None:
+        out += f",quality_reason={escape_field_string(o.quality_reason)}"
+    if o.time_source is not TimeSource.DEVICE:
+        out += f",time_source={escape_field_string(o.time_source.value)}"
+        if o.device_time is not None:
+            out += f",device_time={escape_field_string(o.device_time.isoformat())}"
+    return out
+
+
+@dataclass
+class ClockWatch:
+    """Is a gateway's clock off? Judged from ``sent_at`` against our receive time, pure.
+
+    A batch is stamped when the gateway seals it, so a backlog drained after an outage
+    arrives with old ``sent_at`` and proves nothing; but a gateway's *newest* batches arrive
+    within seconds. So: a ``sent_at`` ahead of us by more than ``tolerance_s`` is a clock
+    ahead at once (a batch cannot come from the future); a clock *behind* is reported when
+    even the smallest lag seen over ``window_s`` exceeds ``tolerance_s``. ``observe`` returns
+    a finding when a gateway's clock turns bad or good again, else None.
+    """
+
+    tolerance_s: float = 300.0
+    window_s: float = 300.0
+    offset_s: dict[str, float] = field(default_factory=dict)
+    bad: dict[str, bool] = field(default_factory=dict)
+    _window: dict[str, tuple[datetime, float]] = field(default_factory=dict)
+
+    def observe(self, gateway: str, sent_at: datetime | None, now: datetime) -> str | None:
+        if sent_at is None:
+            return None
+        offset = (sent_at - now).total_seconds()  # > 0: the gateway's clock is ahead
+        self.offset_s[gateway] = round(offset, 3)
+        started, min_lag = self._window.get(gateway, (now, float("inf")))
+        min_lag = min(min_lag, -offset)
+        if (now - started).total_seconds() >= self.window_s:
+            verdict: bool | None = min_lag > self.tolerance_s
+            self._window[gateway] = (now, float("inf"))
+        else:
+            verdict = None
+            self._window[gateway] = (started, min_lag)
+        if offset > self.tolerance_s:
+            verdict = True
+        was = self.bad.get(gateway, False)
+        if verdict is None or verdict == was:
+            return None
+        self.bad[gateway] = verdict
+        if verdict:
+            side = "ahead of" if offset > 0 else "behind"
+            return (
+                f"gateway clock {abs(offset):.0f} s {side} ingest's (tolerance "
+                f"{self.tolerance_s:.0f} s): check the gateway's time synchronisation"
+            )
+        return f"gateway clock back within {self.tolerance_s:.0f} s of ingest's"
+
+    def offsets(self) -> dict[str, float]:
+        return dict(self.offset_s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,20 @@ Subscription modes (``IngestOptions.subscription``):
   (docs/architecture.md, "Known limits"). Use it with a broker that persists shared
   subscriptions.
 
+Fault boundaries (docs/architecture.md, "Fault boundaries"):
+
+* every message is handled inside ``wardwatch.faults.MessageBoundary``: whatever handling one
+  message raises dead-letters *that* message (reason ``fault: <exception>``), is counted, and
+  the consumer goes on; paho's network thread never dies from a payload;
+* the writer tells a refused write from a failed one (``ingest.writer``): a 400 is bisected,
+  every good line written, the refused lines dead-lettered with InfluxDB's message and their
+  messages acknowledged; 5xx, no connection, 401/403/404 are retried with backoff;
+* readiness is liveness: ``ready`` is 1 only while the subscription is confirmed *and* the
+  network and writer threads are alive; if one dies, ``run()`` raises ``ServiceFailed`` (the
+  process exits non-zero to be restarted);
+* SIGTERM drains for at most ``drain_timeout_s`` (10 s), then exits, leaving what is not
+  written un-acknowledged for the broker to redeliver.
+
 Per-gateway ``seq`` tracking needs every message: in exclusive mode the worker sees them all;
 in shared mode one worker (``seq_audit=True``) adds a plain persistent subscription that only
 tracks sequences (gaps become technical events, duplicates are counted).
@@ -25,7 +39,6 @@ tracks sequences (gaps become technical events, duplicates are counted).
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import queue
@@ -40,12 +53,14 @@ import httpx
 import paho.mqtt.client as mqtt
 from pydantic import ValidationError
 
-from ingest.core import Accepted, Rejected, SeqTracker, WardIndex, route
+from ingest.core import Accepted, ClockWatch, Rejected, SeqTracker, WardIndex, route
 from ingest.influx import DownsamplingPlan, InfluxError, InfluxTarget, query
+from ingest.writer import PostResult, TransientWriteError, classify, write_bisecting
+from wardwatch.faults import Liveness, MessageBoundary, dead_letter_for, network_thread_alive
 from wardwatch.metrics import MetricsServer, percentile, render
 from wardwatch.mqtt import MqttParams, connect_blocking, make_client
 from wardwire import topics
-from wardwire.models import DeadLetter, ObservationBatch, TechnicalEvent, utcnow
+from wardwire.models import ObservationBatch, TechnicalEvent, utcnow
 
 log = logging.getLogger(__name__)
 SERVICE = "ingest"
@@ -70,6 +85,9 @@ class IngestCounters:
     accepted: int = 0  # messages taken for writing
     acked_msgs: int = 0  # of those, written and acknowledged
     deferred: int = 0  # arrived while shutting down: left for redelivery
+    refused_points: int = 0  # lines InfluxDB refused for good (dead-lettered)
+    abandoned_msgs: int = 0  # not written when the drain deadline passed: left for redelivery
+    clock_skew_events: int = 0
     write_latency_ms: list[float] = field(default_factory=list)
 
 
@@ -90,6 +108,8 @@ class IngestOptions:
     metrics_port: int | None = None  # None = no endpoint; 0 = any free port
     backfill_after_s: float = 300.0  # data older than this on arrival is back-filled
     stats_file: Path | None = None
+    drain_timeout_s: float = 10.0  # on stop: write what was taken for at most this long
+    clock_tolerance_s: float = 300.0  # a gateway clock further off is reported
 
 
 class IngestService:
@@ -106,6 +126,9 @@ class IngestService:
         self._q: queue.Queue[Pending] = queue.Queue(maxsize=opts.max_pending_msgs)
         #: dead-letter publish mid -> (original mid, qos, epoch)
         self._dlq_pending: dict[int, tuple[int, int, int]] = {}
+        #: set when the drain deadline passed: the writer gives up, nothing more is acked
+        self._abandon = threading.Event()
+        self.clock_watch = ClockWatch(tolerance_s=opts.clock_tolerance_s)
         self._epoch = 0
         self._ack_lock = threading.Lock()
         self._drain_lock = threading.Lock()
@@ -113,7 +136,8 @@ class IngestService:
         self._lock = threading.Lock()
         self.client = make_client(mqtt_params, client_id=opts.worker_id, manual_ack=True)
         self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
+        self.boundary = MessageBoundary(SERVICE, self._on_message, self._fault_dead_letter)
+        self.client.on_message = self.boundary
         self.client.on_publish = self._on_publish
         self.client.on_subscribe = self._on_subscribe
         self.client.on_disconnect = self._on_disconnect
@@ -128,6 +152,8 @@ class IngestService:
         )
         self.auditor: mqtt.Client | None = None
         self.metrics: MetricsServer | None = None
+        self.liveness = Liveness(SERVICE)
+        self._writer_thread: threading.Thread | None = None
         self._late: tuple[int, int] | None = None  # ns range of late data awaiting backfill
 
     # -- MQTT side ---------------------------------------------------------------------------
@@ -165,49 +191,77 @@ class IngestService:
         self.ready.set()
 
     def _on_message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
+        """Handle one message (inside the fault boundary).
+
+        Everything that can fail is decided first; only then is the message taken (queued for
+        writing) and the side messages published, so a fault can never leave a message both
+        queued and dead-lettered (its packet id would be acknowledged twice).
+        """
         self.counters.received += 1
         result = route(msg.topic, bytes(msg.payload), self.index, root=self.opts.topic_root)
         if isinstance(result, Rejected):
             self._dead_letter(msg, result.kind, result.reason)
             return
+        notes: list[tuple[str, str]] = []  # (topic, payload) published once the message is taken
         if result.unknown_devices:
             # Known devices' readings are written; the unknown ones are dead-lettered visibly.
             detail = ", ".join(f"{d} ({n})" for d, n in sorted(result.unknown_devices.items()))
-            self._dead_letter(msg, "unknown_device", f"not registered: {detail}", ack=False)
+            notes.append(self._dead_letter_note(msg, "unknown_device", f"not registered: {detail}"))
         if self.opts.subscription == "exclusive" and self.opts.seq_audit:
-            self._track_seq(c, result.gateway_id, result.seq)
-        # Blocks the network thread when the writer is behind: back-pressure to the broker,
-        # which holds further messages (receive maximum) instead of us buffering unboundedly.
-        with self._drain_lock:
-            if self._drained:
-                # Shutting down: neither written nor acked, so the broker keeps it for our
-                # next connection (the subscription stays in the persistent session).
-                self.counters.deferred += 1
-                return
-            self._q.put((msg, result, self._epoch))
-            self.counters.accepted += 1
+            notes += self._seq_notes(result.gateway_id, result.seq)
+        notes += self._clock_notes(result.gateway_id, result.sent_at)
+        if not self._take(msg, result):
+            return
+        for topic, payload in notes:
+            self.client.publish(topic, payload, qos=1)
 
-    def _dead_letter(
-        self, msg: mqtt.MQTTMessage, kind: str, reason: str, *, ack: bool = True
-    ) -> None:
-        self.counters.dead_lettered += 1
-        reasons = self.counters.dead_letter_reasons
-        reasons[kind] = reasons.get(kind, 0) + 1
-        dl = DeadLetter(
-            service=SERVICE,
-            reason=f"{kind}: {reason}",
-            topic=msg.topic,
-            received_at=utcnow(),
-            payload_b64=base64.b64encode(msg.payload[:65536]).decode(),
-            payload_bytes=len(msg.payload),
-        )
+    def _take(self, msg: mqtt.MQTTMessage, result: Accepted) -> bool:
+        """Queue a message for writing; False if we are stopping (left for redelivery).
+
+        The queue holds at least the broker's receive maximum, which bounds the messages
+        delivered to us and not yet acknowledged, so a put does not block in normal operation;
+        while stopping, the wait is bounded and ends with the drain.
+        """
+        item = (msg, result, self._epoch)
+        while True:
+            with self._drain_lock:
+                if self._drained or self._abandon.is_set():
+                    # Neither written nor acked: the broker keeps it for our next connection
+                    # (the subscription stays in the persistent session).
+                    self.counters.deferred += 1
+                    return False
+                try:
+                    self._q.put(item, timeout=0.1)
+                except queue.Full:
+                    continue
+                self.counters.accepted += 1
+                return True
+
+    def _dead_letter_note(self, msg: mqtt.MQTTMessage, kind: str, reason: str) -> tuple[str, str]:
+        self._count_dead_letter(kind)
         log.warning("dead-lettered message on %s: %s: %s", msg.topic, kind, reason)
-        info = self.client.publish(
-            topics.dead_letter(SERVICE, root=self.opts.topic_root), dl.model_dump_json(), qos=1
-        )
-        if ack:
-            with self._lock:
-                self._dlq_pending[info.mid] = (msg.mid, msg.qos, self._epoch)
+        dl = dead_letter_for(SERVICE, msg.topic, bytes(msg.payload), f"{kind}: {reason}")
+        return topics.dead_letter(SERVICE, root=self.opts.topic_root), dl.model_dump_json()
+
+    def _count_dead_letter(self, kind: str) -> None:
+        with self._lock:
+            self.counters.dead_lettered += 1
+            reasons = self.counters.dead_letter_reasons
+            reasons[kind] = reasons.get(kind, 0) + 1
+
+    def _dead_letter(self, msg: mqtt.MQTTMessage, kind: str, reason: str) -> None:
+        """Dead-letter a whole message; it is acknowledged once the dead letter is PUBACKed.
+
+        Called on paho's network thread (its PUBACK cannot be handled before the mid is
+        registered, since the same thread handles both).
+        """
+        topic, payload = self._dead_letter_note(msg, kind, reason)
+        info = self.client.publish(topic, payload, qos=1)
+        with self._lock:
+            self._dlq_pending[info.mid] = (msg.mid, msg.qos, self._epoch)
+
+    def _fault_dead_letter(self, msg: mqtt.MQTTMessage, kind: str, reason: str) -> None:
+        self._dead_letter(msg, kind, reason)
 
     def _on_publish(self, c: mqtt.Client, u: Any, mid: int, rc: Any, props: Any) -> None:
         with self._lock:
@@ -224,25 +278,42 @@ class IngestService:
         self._track_seq(c, batch.gateway_id, batch.seq)
 
     def _track_seq(self, c: mqtt.Client, gateway_id: str, seq: int) -> None:
+        for topic, payload in self._seq_notes(gateway_id, seq):
+            c.publish(topic, payload, qos=1)
+
+    def _technical(self, event: TechnicalEvent) -> tuple[str, str]:
+        ward = self.index.ward
+        topic = topics.technical(ward.site, ward.unit, SERVICE, root=self.opts.topic_root)
+        return topic, event.model_dump_json()
+
+    def _seq_notes(self, gateway_id: str, seq: int) -> list[tuple[str, str]]:
         s = self.seq.observe(gateway_id, seq)
         self.counters.seq_gaps = self.seq.gaps_total
         self.counters.seq_duplicates = self.seq.duplicates_total
-        if s.new_gap:
-            ward = self.index.ward
-            ev = TechnicalEvent(
-                service=SERVICE,
-                event="seq_gap",
-                gateway_id=gateway_id,
-                at=utcnow(),
-                detail=f"{s.new_gap} batches missing around seq {seq}",
-                count=s.new_gap,
-            )
-            log.warning("gateway %s: %s", gateway_id, ev.detail)
-            c.publish(
-                topics.technical(ward.site, ward.unit, SERVICE, root=self.opts.topic_root),
-                ev.model_dump_json(),
-                qos=1,
-            )
+        if not s.new_gap:
+            return []
+        ev = TechnicalEvent(
+            service=SERVICE,
+            event="seq_gap",
+            gateway_id=gateway_id,
+            at=utcnow(),
+            detail=f"{s.new_gap} batches missing around seq {seq}",
+            count=s.new_gap,
+        )
+        log.warning("gateway %s: %s", gateway_id, ev.detail)
+        return [self._technical(ev)]
+
+    def _clock_notes(self, gateway_id: str, sent_at: datetime | None) -> list[tuple[str, str]]:
+        now = utcnow()
+        finding = self.clock_watch.observe(gateway_id, sent_at, now)
+        if finding is None:
+            return []
+        self.counters.clock_skew_events += 1
+        log.warning("gateway %s: %s", gateway_id, finding)
+        ev = TechnicalEvent(
+            service=SERVICE, event="clock_skew", gateway_id=gateway_id, at=now, detail=finding
+        )
+        return [self._technical(ev)]
 
     def _start_auditor(self) -> None:
         params = self.params  # persistent: a plain subscription survives broker restarts
@@ -253,27 +324,80 @@ class IngestService:
         self.auditor = aud
 
     # -- writer side -------------------------------------------------------------------------
-    def _write(self, http: httpx.Client, body: bytes) -> bool:
+    def _post(self, http: httpx.Client, lines: Any) -> PostResult:
         t0 = time.monotonic()
         auth = self.target.auth()
         try:
             r = http.post(
                 f"{self.opts.influx_url}/write",
                 params={"db": self.opts.influx_db, "precision": "ns"},
-                content=body,
+                content="\n".join(lines).encode(),
                 auth=auth or httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.HTTPError as exc:
-            log.warning("influx write failed: %s", exc)
-            return False
-        if r.status_code == 204:
+            return PostResult("transient", f"no answer from InfluxDB: {exc!r}")
+        result = classify(r.status_code, r.text)
+        if result.outcome == "ok":
             lat = self.counters.write_latency_ms
             lat.append((time.monotonic() - t0) * 1000)
             if len(lat) > 10_000:
                 del lat[:5000]
-            return True
-        log.warning("influx write refused: %s %s", r.status_code, r.text[:200])
-        return False
+        else:
+            log.warning("influx write %s: %s", result.outcome, result.message)
+        return result
+
+    def _write_batch(self, http: httpx.Client, batch: list[Pending]) -> bool:
+        """Write one batch; True once every message is written or dead-lettered and acked.
+
+        Retries transient failures with capped backoff until it succeeds or the drain
+        deadline passes (then False: nothing more is acknowledged).
+        """
+        backoff = 0.1
+        while True:
+            try:
+                groups = [acc.lines for _, acc, _ep in batch]
+                refused = write_bisecting(groups, lambda lines: self._post(http, lines))
+                break
+            except TransientWriteError:
+                # Nothing is acknowledged while InfluxDB cannot take the batch.
+                self.counters.write_failures += 1
+                if self._abandon.wait(backoff):
+                    return False
+                backoff = min(backoff * 2, 5.0)
+        for (msg, acc, epoch), bad in zip(batch, refused, strict=True):
+            if bad:
+                self._refused(msg, acc, epoch, bad)
+            else:
+                self._ack(msg.mid, msg.qos, epoch)
+            self.counters.acked_msgs += 1
+            self.counters.written_obs += acc.n_obs - sum(1 for ln, _ in bad if ln.startswith("obs"))
+            self.counters.written_points += len(acc.lines) - len(bad)
+        self.counters.batches_written += 1
+        return True
+
+    def _refused(
+        self, msg: mqtt.MQTTMessage, acc: Accepted, epoch: int, bad: list[tuple[str, str]]
+    ) -> None:
+        """Dead-letter the points InfluxDB refused for good, then acknowledge the message.
+
+        Runs on the writer thread, so it waits (bounded) for the dead letter's own PUBACK
+        before acknowledging; if that does not come, the message stays un-acked and is
+        redelivered (its good points are rewritten idempotently).
+        """
+        self.counters.refused_points += len(bad)
+        reason = (
+            f"{len(bad)} of {len(acc.lines)} points refused by InfluxDB: {bad[0][1]}; "
+            f"first refused point: {bad[0][0][:300]}"
+        )
+        topic, payload = self._dead_letter_note(msg, "influx_refused", reason)
+        info = self.client.publish(topic, payload, qos=1)
+        try:
+            info.wait_for_publish(timeout=10.0)
+        except (RuntimeError, ValueError) as exc:  # not queued (disconnected): redelivered later
+            log.warning("dead letter for refused points not published: %s", exc)
+            return
+        if info.is_published():
+            self._ack(msg.mid, msg.qos, epoch)
 
     def _note_late(self, batch: list[Pending]) -> None:
         cutoff = int((time.time() - self.opts.backfill_after_s) * 1e9)
@@ -305,7 +429,6 @@ class IngestService:
         self._late = None
 
     def _writer(self) -> None:
-        backoff = 0.1
         next_backfill = time.monotonic()
         with httpx.Client(timeout=30) as http:
             while True:
@@ -332,19 +455,13 @@ class IngestService:
                     next_backfill = time.monotonic() + 5.0
                 if not batch:
                     continue
-                body = "\n".join(line for _, a, _ep in batch for line in a.lines).encode()
-                while body and not self._write(http, body):
-                    self.counters.write_failures += 1
-                    # Nothing is acknowledged while InfluxDB refuses: retry with capped backoff.
-                    time.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                backoff = 0.1
-                for msg, acc, epoch in batch:
-                    self._ack(msg.mid, msg.qos, epoch)
-                    self.counters.acked_msgs += 1
-                    self.counters.written_obs += acc.n_obs
-                    self.counters.written_points += len(acc.lines)
-                self.counters.batches_written += 1
+                if not self._write_batch(http, batch):
+                    self.counters.abandoned_msgs += len(batch) + self._q.qsize()
+                    log.warning(
+                        "drain deadline passed: %d messages left un-acked for redelivery",
+                        len(batch) + self._q.qsize(),
+                    )
+                    return
                 self._note_late(batch)
             self._backfill(http)
 
@@ -407,10 +524,41 @@ class IngestService:
             (
                 "wardwatch_ingest_ready",
                 "gauge",
-                "1 once the broker confirmed the subscription",
-                1 if self.ready.is_set() else 0,
+                "1 while subscribed and the network and writer threads are alive",
+                1 if self.is_ready() else 0,
                 w,
             ),
+            (
+                "wardwatch_ingest_faults_total",
+                "counter",
+                "messages whose handling raised (dead-lettered by the fault boundary)",
+                self.boundary.faults_total,
+                w,
+            ),
+            (
+                "wardwatch_ingest_refused_points_total",
+                "counter",
+                "points InfluxDB refused for good (dead-lettered)",
+                c.refused_points,
+                w,
+            ),
+            (
+                "wardwatch_ingest_clock_skew_events_total",
+                "counter",
+                "gateway clock findings (sent_at against our clock)",
+                c.clock_skew_events,
+                w,
+            ),
+        ]
+        rows += [
+            (
+                "wardwatch_ingest_gateway_clock_offset_seconds",
+                "gauge",
+                "latest sent_at minus receive time per gateway (> 0: gateway clock ahead)",
+                off,
+                {**w, "gateway": gw},
+            )
+            for gw, off in sorted(self.clock_watch.offsets().items())
         ]
         rows += [
             (
@@ -449,7 +597,12 @@ class IngestService:
         lat = c.pop("write_latency_ms")
         c["write_p50_ms"] = round(percentile(lat, 0.5), 2)
         c["write_p99_ms"] = round(percentile(lat, 0.99), 2)
+        c["faults"] = self.boundary.faults_total
         return c
+
+    def is_ready(self) -> bool:
+        """Readiness is liveness: subscribed, and every thread we need still running."""
+        return self.ready.is_set() and self.liveness.ok()
 
     # -- run ---------------------------------------------------------------------------------
     def run(self) -> None:
@@ -462,12 +615,25 @@ class IngestService:
         connect_blocking(self.client, self.params)
         writer = threading.Thread(target=self._writer, name="influx-writer", daemon=True)
         writer.start()
-        self.stop_event.wait()
-        # Drain: write and ack everything taken; what arrives meanwhile is left un-acked for
-        # the broker to redeliver. Never unsubscribe: that would drop the subscription from
-        # the persistent session, and the broker would discard what is published while we
-        # are down.
-        writer.join(timeout=60)
+        self._writer_thread = writer
+        self.liveness.add("mqtt", lambda: network_thread_alive(self.client))
+        self.liveness.add("writer", writer.is_alive)
+        try:
+            while not self.stop_event.wait(0.5):
+                self.liveness.raise_if_dead()
+        finally:
+            self._shutdown(writer)
+
+    def _shutdown(self, writer: threading.Thread) -> None:
+        self.stop_event.set()
+        # Drain: write and ack everything taken, for at most drain_timeout_s; what arrives
+        # meanwhile, or is not written by then, is left un-acked for the broker to redeliver.
+        # Never unsubscribe: that would drop the subscription from the persistent session,
+        # and the broker would discard what is published while we are down.
+        writer.join(timeout=self.opts.drain_timeout_s)
+        if writer.is_alive():
+            self._abandon.set()
+            writer.join(timeout=5.0)
         self.client.disconnect()
         self.client.loop_stop()
         if self.auditor is not None:

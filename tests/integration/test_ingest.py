@@ -18,6 +18,7 @@ from registry.ward_file import BedEntry, GatewayEntry, WardFile
 from tests.helpers.mqtt import Collector, collector, params
 from tests.helpers.wait import wait_until
 from wardwatch.devstack import Influx, Mosquitto, Stack
+from wardwatch.faults import ServiceFailed
 from wardwatch.mqtt import connect_blocking, make_client
 from wardwire import topics
 from wardwire.models import Generation, Observation, ObservationBatch
@@ -84,7 +85,16 @@ def run_ingest(
         linger_s=0.05,
     )
     svc = IngestService(params(broker, "ingest"), WardIndex(WARD), opts)
-    t = threading.Thread(target=svc.run, daemon=True)
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            svc.run()
+        except ServiceFailed as exc:  # what a dead network thread must lead to
+            failures.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.failures = failures  # type: ignore[attr-defined]
     t.start()
     assert svc.ready.wait(10), "ingest did not subscribe"
     return svc, t
@@ -197,6 +207,11 @@ def test_a_restarted_worker_gets_unacknowledged_messages_again(
         # Worker dies without acking (its network thread stops, no DISCONNECT is sent).
         svc.client.loop_stop()
         svc.client.socket().close()  # type: ignore[union-attr]
+        # Readiness is liveness: the service notices its dead loop and exits non-zero.
+        assert not svc.is_ready()
+        _t.join(30)
+        assert not _t.is_alive()
+        assert _t.failures and "mqtt stopped" in str(_t.failures[0])  # type: ignore[attr-defined]
         influx.start()
         svc2, t2 = run_ingest(private_broker, influx, "w", topic_root, worker="ingest-r")
         wait_until(lambda: influx.count("w") == 100, timeout=60, interval=0.2)
