@@ -54,7 +54,13 @@ def _run_until_signal(service: Any, **run_kwargs: Any) -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-    service.run(**run_kwargs)
+    from wardwatch.faults import ServiceFailed
+
+    try:
+        service.run(**run_kwargs)
+    except ServiceFailed as exc:
+        logging.getLogger("wardwatch").critical("%s", exc)
+        raise typer.Exit(3) from None
 
 
 # -- wire ------------------------------------------------------------------------------------
@@ -153,6 +159,10 @@ def ingest_run(
     subscription: Annotated[
         str, typer.Option(help="exclusive (one worker per unit) or shared (several per unit).")
     ] = "exclusive",
+    drain_timeout: Annotated[
+        float,
+        typer.Option(help="On SIGTERM, write what was taken for at most this many seconds."),
+    ] = 10.0,
 ) -> None:
     """Consume observation batches and write them to InfluxDB (ack after write)."""
     from ingest.core import WardIndex
@@ -172,6 +182,7 @@ def ingest_run(
         seq_audit=seq_audit,
         stats_file=stats_file,
         subscription="shared" if subscription == "shared" else "exclusive",
+        drain_timeout_s=drain_timeout,
     )
     if subscription not in ("shared", "exclusive"):
         typer.echo(f"--subscription must be exclusive or shared, not {subscription!r}", err=True)
