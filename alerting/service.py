@@ -50,6 +50,7 @@ from wardwire.models import (
     ObservationBatch,
     Priority,
     ScoreUpdate,
+    TechnicalEvent,
     utcnow,
 )
 
@@ -98,6 +99,7 @@ class AlertingService:
         self.client = make_client(
             params, client_id=client_id or f"alerting-{ward.site}-{ward.unit}"
         )
+        self.ack_topic = topics.ack_commands(ward.site, ward.unit, root=root)
         self.client.on_connect = self._on_connect
         self.boundary = MessageBoundary(SERVICE, self._on_message, self._dead_letter)
         self.client.on_message = self.boundary
@@ -121,7 +123,7 @@ class AlertingService:
                 (topics.gateway_obs(w.site, w.unit, "+", root=self.root), 1),
                 (topics.gateway_status(w.site, w.unit, "+", root=self.root), 1),
                 (topics.device_status(w.site, w.unit, "+", "+", root=self.root), 1),
-                (topics.ack_commands(w.site, w.unit, root=self.root), 1),
+                (self.ack_topic, 1),
             ]
         )
 
@@ -134,18 +136,51 @@ class AlertingService:
     def _on_message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
         """Handle one message (inside the fault boundary, which dead-letters what raises)."""
         try:
-            if msg.topic.endswith("/obs"):
-                self._on_batch(ObservationBatch.model_validate_json(msg.payload))
-            elif msg.topic.endswith("/ack"):
+            if msg.topic == self.ack_topic:
                 self._on_ack(AckCommand.model_validate_json(msg.payload))
-            elif "/dev/" in msg.topic and msg.payload:
-                self._on_device(DeviceStatus.model_validate_json(msg.payload))
-            elif msg.topic.endswith("/status") and msg.payload:
-                self._on_gateway(GatewayStatus.model_validate_json(msg.payload))
+                return
+            t = topics.parse_gateway_topic(msg.topic, root=self.root)
+            if not msg.payload:
+                return  # a retained status cleared by its owner
+            if t.leaf == "obs":
+                batch = ObservationBatch.model_validate_json(msg.payload)
+                self._verify(msg.topic, batch.gateway_id)
+                self._on_batch(batch)
+            elif t.device is not None:
+                st = DeviceStatus.model_validate_json(msg.payload)
+                self._verify(msg.topic, st.gateway_id, st.device_id)
+                self._on_device(st)
+            elif t.leaf == "status":
+                gs = GatewayStatus.model_validate_json(msg.payload)
+                self._verify(msg.topic, gs.gateway_id)
+                self._on_gateway(gs)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "(payload)"
             self._dead_letter(msg, "malformed", f"{where}: {first['msg']}")
+        except topics.IdentityMismatch as exc:
+            # Reported against the publisher (the topic's gateway) on the technical topic and
+            # the dead-letter topic; never as an alert, and never on the beds it names.
+            self._dead_letter(msg, "identity", str(exc))
+            self._identity_event(msg.topic, str(exc))
+
+    def _verify(self, topic: str, gateway_id: str, device_id: str | None = None) -> None:
+        w = self.ward
+        topics.verify_gateway_payload(
+            topic, gateway_id, device_id=device_id, site=w.site, unit=w.unit, root=self.root
+        )
+
+    def _identity_event(self, topic: str, reason: str) -> None:
+        w = self.ward
+        publisher = topics.parse_gateway_topic(topic, root=self.root).gateway
+        ev = TechnicalEvent(
+            service=SERVICE, event="identity_mismatch", gateway_id=publisher,
+            at=self.clock(), detail=reason,
+        )
+        log.warning("gateway %s: %s", publisher, reason)
+        self.client.publish(
+            topics.technical(w.site, w.unit, SERVICE, root=self.root), ev.model_dump_json(), qos=1
+        )
 
     def _dead_letter(self, msg: mqtt.MQTTMessage, kind: str, reason: str) -> None:
         """Publish what we cannot use to ``…/dlq/alerting`` (the message is never scored)."""

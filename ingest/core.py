@@ -25,7 +25,7 @@ QUALITY_FIELD = {q: escape_field_string(q.value) for q in Quality}
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    kind: str  # malformed | unknown_gateway | wrong_generation | topic
+    kind: str  # malformed | identity | unknown_gateway | wrong_generation | topic
     reason: str
 
 
@@ -77,8 +77,10 @@ def route(
     ward = index.ward
     if t.leaf != "obs":
         return Rejected("topic", f"observation batch on a {t.leaf!r} topic: {topic!r}")
-    if batch.gateway_id != t.gateway:
-        return Rejected("malformed", f"gateway_id {batch.gateway_id!r} != topic {t.gateway!r}")
+    try:
+        topics.verify_gateway_payload(topic, batch.gateway_id, root=root)
+    except topics.IdentityMismatch as exc:
+        return Rejected("identity", str(exc))
     if t.gateway not in index.gateways or (t.site, t.unit) != (ward.site, ward.unit):
         return Rejected(
             "unknown_gateway", f"gateway {t.gateway!r} is not registered in {t.site}/{t.unit}"

@@ -200,6 +200,8 @@ class IngestService:
         self.counters.received += 1
         result = route(msg.topic, bytes(msg.payload), self.index, root=self.opts.topic_root)
         if isinstance(result, Rejected):
+            if result.kind == "identity":
+                self._identity_event(msg.topic, result.reason)
             self._dead_letter(msg, result.kind, result.reason)
             return
         notes: list[tuple[str, str]] = []  # (topic, payload) published once the message is taken
@@ -302,6 +304,18 @@ class IngestService:
         )
         log.warning("gateway %s: %s", gateway_id, ev.detail)
         return [self._technical(ev)]
+
+    def _identity_event(self, topic: str, reason: str) -> None:
+        """A payload that disagrees with its topic: reported against the *publisher* (the
+        topic's gateway), never against the gateway or beds the payload names."""
+        publisher = topics.parse_gateway_topic(topic, root=self.opts.topic_root).gateway
+        ev = TechnicalEvent(
+            service=SERVICE, event="identity_mismatch", gateway_id=publisher, at=utcnow(),
+            detail=reason,
+        )
+        log.warning("gateway %s: %s", publisher, reason)
+        t, payload = self._technical(ev)
+        self.client.publish(t, payload, qos=1)
 
     def _clock_notes(self, gateway_id: str, sent_at: datetime | None) -> list[tuple[str, str]]:
         now = utcnow()

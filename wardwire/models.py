@@ -403,7 +403,15 @@ class TechnicalEvent(WireModel):
     schema_version: Literal[1] = 1
     kind: Literal["technical_event"] = "technical_event"
     service: str
-    event: Literal["seq_gap", "unknown_device", "unknown_gateway", "clock_skew"]
+    event: Literal[
+        "seq_gap",
+        "unknown_device",
+        "unknown_gateway",
+        "clock_skew",
+        "identity_mismatch",  # a payload disagreed with its topic (the publisher's identity)
+        "outbox_reset",  # a gateway's outbox epoch changed: its seqs start again
+        "seq_jump",  # a seq far beyond the window: a forged or reset sequence, not a gap
+    ]
     gateway_id: Ident
     at: UtcDatetime
     detail: str

@@ -120,3 +120,38 @@ def parse_gateway_topic(topic: str, *, root: str | None = None) -> GatewayTopic:
     if len(rest) == 3 and rest[0] == "dev" and rest[2] == "status":
         return GatewayTopic(site, unit, gw, "/".join(rest), device=rest[1])
     raise ValueError(f"unknown gateway topic leaf: {topic!r}")
+
+
+class IdentityMismatch(ValueError):
+    """A payload names another gateway, device, site or unit than the topic it came on."""
+
+
+def verify_gateway_payload(
+    topic: str,
+    gateway_id: str,
+    *,
+    device_id: str | None = None,
+    site: str | None = None,
+    unit: str | None = None,
+    root: str | None = None,
+) -> GatewayTopic:
+    """The one identity check of every consumer: the topic is the identity, the payload agrees.
+
+    The broker's ACL binds a gateway's credentials to its own topic subtree, so the topic
+    says who published; a ``gateway_id`` (or ``device_id``) in the payload is only a claim.
+    Returns the parsed topic; raises ``IdentityMismatch`` when the payload disagrees with it
+    (or the topic is outside the consumer's ``site``/``unit``), and ``ValueError`` for a topic
+    that is not a gateway topic at all.
+    """
+    t = parse_gateway_topic(topic, root=root)
+    if gateway_id != t.gateway:
+        raise IdentityMismatch(
+            f"payload gateway_id {gateway_id!r} disagrees with the topic's gateway {t.gateway!r}"
+        )
+    if device_id is not None and t.device is not None and device_id != t.device:
+        raise IdentityMismatch(
+            f"payload device_id {device_id!r} disagrees with the topic's device {t.device!r}"
+        )
+    if (site is not None and t.site != site) or (unit is not None and t.unit != unit):
+        raise IdentityMismatch(f"topic {topic!r} is outside {site}/{unit}")
+    return t

@@ -198,7 +198,7 @@ def test_schema_violation(mutate: Any, where: str) -> None:
 def test_gateway_id_must_match_topic() -> None:
     r = route(topic("gw-b"), payload(gw="gw-a"), INDEX)
     assert isinstance(r, Rejected)
-    assert r.kind == "malformed"
+    assert r.kind == "identity"
     assert "gw-a" in r.reason
     assert "gw-b" in r.reason
 
