@@ -88,6 +88,8 @@ class IngestCounters:
     refused_points: int = 0  # lines InfluxDB refused for good (dead-lettered)
     abandoned_msgs: int = 0  # not written when the drain deadline passed: left for redelivery
     clock_skew_events: int = 0
+    queue_full_waits: int = 0  # the network thread had to wait (should stay 0)
+    disconnects: int = 0
     write_latency_ms: list[float] = field(default_factory=list)
 
 
@@ -123,7 +125,12 @@ class IngestService:
         self.target = InfluxTarget(
             opts.influx_url, opts.influx_db, opts.influx_user, opts.influx_password
         )
-        self._q: queue.Queue[Pending] = queue.Queue(maxsize=opts.max_pending_msgs)
+        # The broker never has more than our receive maximum delivered and un-acknowledged,
+        # so a queue that holds that many never fills: paho's network thread never blocks
+        # on it (a blocked network thread misses keepalives and is dropped by the broker).
+        self._q: queue.Queue[Pending] = queue.Queue(
+            maxsize=max(opts.max_pending_msgs, mqtt_params.receive_maximum) + 16
+        )
         #: dead-letter publish mid -> (original mid, qos, epoch)
         self._dlq_pending: dict[int, tuple[int, int, int]] = {}
         #: set when the drain deadline passed: the writer gives up, nothing more is acked
@@ -173,6 +180,7 @@ class IngestService:
 
     def _on_disconnect(self, c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
         self._new_epoch()
+        self.counters.disconnects += 1
         level = logging.INFO if not getattr(rc, "is_failure", False) else logging.WARNING
         log.log(level, "disconnected from broker: %s", rc)
 
@@ -235,6 +243,8 @@ class IngestService:
                 try:
                     self._q.put(item, timeout=0.1)
                 except queue.Full:
+                    # Only if the broker ignored our receive maximum: wait, visibly.
+                    self.counters.queue_full_waits += 1
                     continue
                 self.counters.accepted += 1
                 return True

@@ -221,3 +221,53 @@ def test_a_restarted_worker_gets_unacknowledged_messages_again(
         pub.close()
         influx.stop()
     svc.stop_event.set()
+
+
+def test_an_influx_outage_never_blocks_the_network_thread(
+    tmp_path: Path, private_broker: Mosquitto, topic_root: str
+) -> None:
+    """Issue 9, finding 5: during an InfluxDB outage the consumer's queue filled, paho's
+    network thread blocked on it, missed keepalives and was dropped by the broker (and the
+    redelivered batches were written twice). Flow control is the broker's receive maximum:
+    the network thread keeps answering keepalives however long the outage lasts."""
+    influx = Influx(tmp_path / "influx")
+    influx.start()
+    influx.create_database("w")
+    opts = IngestOptions(
+        influx_url=influx.url,
+        influx_db="w",
+        influx_user="ingest",
+        influx_password=influx.writer_password,
+        topic_root=topic_root,
+        worker_id="ingest-k",
+        linger_s=0.05,
+        max_pending_msgs=20,
+    )
+    p = replace(params(private_broker, "ingest"), keepalive_s=1, receive_maximum=50)
+    svc = IngestService(p, WardIndex(WARD), opts)
+    t = threading.Thread(target=svc.run, daemon=True)
+    t.start()
+    assert svc.ready.wait(10)
+    pub = Publisher(private_broker)
+    topic = topics.gateway_obs("s1", "u1", "gw1", root=topic_root)
+    try:
+        influx.stop()
+        for seq in range(200):  # 4x the receive maximum, 10x the old queue
+            pub.publish(topic, batch("gw1", "d1", seq))
+        # the broker holds back what we may not receive yet
+        wait_until(lambda: svc.counters.received >= 50 and svc.counters.write_failures >= 3)
+        assert svc.counters.received <= 50
+        # several keepalive periods pass, answered by the network thread (the broker drops a
+        # client silent for 1.5 keepalives)
+        wait_until(lambda: svc.counters.write_failures >= 8, timeout=60)
+        assert svc.counters.disconnects == 0
+        assert svc.counters.queue_full_waits == 0
+        influx.start()
+        wait_until(lambda: influx.count("w") == 800, timeout=60, interval=0.2)
+        assert svc.counters.disconnects == 0
+        assert svc.counters.seq_duplicates == 0
+    finally:
+        svc.stop()
+        t.join(30)
+        pub.close()
+        influx.stop()
