@@ -3,17 +3,36 @@
 Every write is one transaction with ``synchronous=FULL``, so a reading the driver handed over
 survives ``kill -9`` and power loss, and a sealed batch is never half written. One connection is
 shared by the driver and publisher threads behind a lock (SQLite serialises writers anyway).
+
+History: each outbox has an *epoch* id, created with it and sent in every batch, and a small
+marker file beside it (``<outbox>.epoch``: the epoch and the next seq) that outlives a deleted
+outbox. Opening refuses, with a message naming the file and what to do, when
+
+* the outbox file is missing but the marker says this gateway has run before (queued
+  observations may have been lost: an operator must say so with ``new_epoch=True``,
+  ``wardwatch edge run --new-outbox``);
+* the outbox's epoch is not the marker's, or its seq is behind the marker's (an old copy
+  restored): its seqs would repeat ones already sent;
+* the file is not a healthy SQLite database (``OutboxCorrupt``).
+
+A stored reading that no longer validates (written by an older version under a laxer
+contract) is moved to the ``quarantine`` table at seal time and counted, never a crash loop.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import sqlite3
 import threading
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
+
+from pydantic import ValidationError
 
 from edge_agent.outbox_core import plan_overflow
 from wardwire.models import (
@@ -40,8 +59,36 @@ CREATE TABLE IF NOT EXISTS batches (
     n_rows INTEGER NOT NULL  -- observations + waveform blocks (what depth and max_rows count)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta VALUES ('next_seq', 0), ('dropped', 0), ('rejected', 0);
+INSERT OR IGNORE INTO meta VALUES ('next_seq', 0), ('dropped', 0), ('rejected', 0),
+    ('quarantined', 0);
+CREATE TABLE IF NOT EXISTS identity (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
 """
+
+log = logging.getLogger(__name__)
+
+
+class OutboxError(RuntimeError):
+    """The outbox cannot be used as it is; the message names the file and what to do."""
+
+
+class OutboxHistoryError(OutboxError):
+    """The outbox does not continue the history this gateway ran with (missing, replaced or
+    restored from an old copy)."""
+
+
+class OutboxCorrupt(OutboxError):
+    """The outbox file is not a healthy SQLite database."""
+
+
+def _new_epoch() -> str:
+    return uuid.uuid4().hex[:16]
 
 
 def _fit_batch(rows: list[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
@@ -54,6 +101,25 @@ def _fit_batch(rows: list[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
             if waves > MAX_BATCH_WAVEFORMS:
                 return rows[:i]
     return rows[:MAX_BATCH_OBSERVATIONS]
+
+
+def _decode(
+    rows: list[tuple[int, str, str]],
+) -> tuple[list[Observation], list[WaveformBlock], list[tuple[int, str]]]:
+    obs: list[Observation] = []
+    waves: list[WaveformBlock] = []
+    bad: list[tuple[int, str]] = []
+    for rid, kind, body in rows:
+        try:
+            if kind == "obs":
+                obs.append(Observation.model_validate_json(body))
+            else:
+                waves.append(WaveformBlock.model_validate_json(body))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(row)"
+            bad.append((rid, f"{where}: {first['msg']}"))
+    return obs, waves, bad
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +137,7 @@ class OutboxStats:
     sealed_obs: int
     dropped: int
     rejected: int
+    quarantined: int = 0
 
     @property
     def depth(self) -> int:
@@ -87,15 +154,99 @@ class Outbox:
         *,
         max_rows: int = 2_000_000,
         overflow: Literal["drop_oldest", "reject_new"] = "drop_oldest",
+        new_epoch: bool = False,
     ) -> None:
+        self.path = path
+        self.marker = path.with_name(path.name + ".epoch")
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        existed = path.exists() and path.stat().st_size > 0
+        mark = self._read_marker()
+        if not existed and mark is not None and not new_epoch:
+            raise OutboxHistoryError(
+                f"outbox {path} is missing, but this gateway has run before (epoch "
+                f"{mark['epoch']}, next seq {mark['next_seq']}, per {self.marker}): readings "
+                "queued in it may be lost. If that is known and accepted, start with "
+                "--new-outbox to begin a new epoch (ingest will report outbox_reset)."
+            )
+        try:
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            check = self._db.execute("PRAGMA quick_check").fetchone()
+            if check is None or check[0] != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {check}")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise OutboxCorrupt(
+                f"outbox {path} is corrupt ({exc}). Move it aside (keep it: its readings can "
+                "be recovered with the sqlite3 tool), then start with --new-outbox."
+            ) from exc
         self._lock = threading.Lock()
         self._max_rows = max_rows
         self._overflow = overflow
+        self.epoch, self.epoch_reason = self._settle_epoch(existed, mark, new_epoch)
+        self._write_marker()
+
+    # -- history ---------------------------------------------------------------------------
+    def _read_marker(self) -> dict[str, object] | None:
+        try:
+            text = self.marker.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            data = json.loads(text)
+            if not isinstance(data["epoch"], str) or not isinstance(data["next_seq"], int):
+                raise TypeError("bad field types")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise OutboxHistoryError(
+                f"outbox marker {self.marker} is unreadable ({exc}); restore it, or remove it "
+                "and start with --new-outbox"
+            ) from exc
+        return dict(data)
+
+    def _write_marker(self) -> None:
+        tmp = self.marker.with_name(self.marker.name + ".tmp")
+        with self._lock:
+            next_seq = self._meta("next_seq")
+        tmp.write_text(json.dumps({"epoch": self.epoch, "next_seq": next_seq}), encoding="utf-8")
+        tmp.replace(self.marker)
+
+    def _settle_epoch(
+        self, existed: bool, mark: dict[str, object] | None, new_epoch: bool
+    ) -> tuple[str, str | None]:
+        row = self._db.execute("SELECT value FROM identity WHERE key = 'epoch'").fetchone()
+        stored = str(row[0]) if row else None
+        next_seq = self._meta("next_seq")
+        problem: str | None = None
+        if mark is not None and stored is not None and stored != mark["epoch"]:
+            problem = (
+                f"outbox {self.path} has epoch {stored}, but this gateway ran with epoch "
+                f"{mark['epoch']} ({self.marker}): it is another gateway's or an old outbox"
+            )
+        elif mark is not None and stored is not None and next_seq < int(str(mark["next_seq"])):
+            problem = (
+                f"outbox {self.path} is at seq {next_seq}, behind the {mark['next_seq']} this "
+                f"gateway already reached ({self.marker}): an old copy was restored"
+            )
+        elif mark is not None and not existed:
+            problem = f"outbox {self.path} was missing (epoch {mark['epoch']} ended)"
+        if problem is not None and not new_epoch:
+            raise OutboxHistoryError(
+                f"{problem}. Its seqs would repeat ones already sent. If that is understood, "
+                "start with --new-outbox to begin a new epoch (ingest will report outbox_reset)."
+            )
+        if stored is not None and problem is None:
+            return stored, None  # the history continues
+        epoch = _new_epoch()
+        if problem is not None:
+            reason = f"--new-outbox: {problem}"
+        elif stored is None and existed:
+            reason = "outbox from an earlier version: epoch created"
+        else:
+            reason = "first start"
+        self._db.execute("INSERT OR REPLACE INTO identity VALUES ('epoch', ?)", (epoch,))
+        log.warning("outbox %s: new epoch %s (%s)", self.path, epoch, reason)
+        return epoch, reason
 
     def close(self) -> None:
         with self._lock:
@@ -185,12 +336,18 @@ class Outbox:
                 if not rows:
                     self._db.execute("ROLLBACK")
                     return None
-                obs = [Observation.model_validate_json(b) for _, k, b in rows if k == "obs"]
-                waves = [WaveformBlock.model_validate_json(b) for _, k, b in rows if k == "wave"]
+                obs, waves, bad = _decode(rows)
+                if bad:
+                    self._quarantine(bad, rows)
+                if not obs and not waves:
+                    self._db.execute("DELETE FROM pending WHERE id <= ?", (rows[-1][0],))
+                    self._db.execute("COMMIT")
+                    return None
                 seq = self._meta("next_seq")
                 batch = ObservationBatch(
                     gateway_id=gateway_id,
                     seq=seq,
+                    epoch=self.epoch,
                     sent_at=now,
                     generation=generation,
                     observations=obs,
@@ -201,7 +358,7 @@ class Outbox:
                 # depth and the overflow bound see sealed waveforms too.
                 self._db.execute(
                     "INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
-                    (seq, len(obs), int(now.timestamp() * 1000), payload, len(rows)),
+                    (seq, len(obs), int(now.timestamp() * 1000), payload, len(obs) + len(waves)),
                 )
                 self._db.execute("DELETE FROM pending WHERE id <= ?", (rows[-1][0],))
                 self._db.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (seq + 1,))
@@ -209,7 +366,23 @@ class Outbox:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return SealedBatch(seq, len(obs), payload, len(rows))
+        self._write_marker()
+        return SealedBatch(seq, len(obs), payload, len(obs) + len(waves))
+
+    def _quarantine(self, bad: list[tuple[int, str]], rows: list[tuple[int, str, str]]) -> None:
+        """Keep readings that no longer validate aside (inside the seal's transaction)."""
+        body = {r[0]: r for r in rows}
+        self._db.executemany(
+            "INSERT OR REPLACE INTO quarantine (id, kind, received_ms, body, reason) "
+            "SELECT id, kind, received_ms, body, ? FROM pending WHERE id = ?",
+            [(reason, rid) for rid, reason in bad],
+        )
+        self._db.execute(
+            "UPDATE meta SET value = value + ? WHERE key = 'quarantined'", (len(bad),)
+        )
+        for rid, reason in bad:
+            log.error("outbox %s: reading %d quarantined: %s (%s)", self.path, rid, reason,
+                      body[rid][2][:200])
 
     def sealed(self, after_seq: int = -1, limit: int = 100) -> list[SealedBatch]:
         """Sealed batches in seq order (the publisher replays these after a restart)."""
@@ -229,4 +402,11 @@ class Outbox:
     def stats(self) -> OutboxStats:
         with self._lock:
             pending, nb, no = self._counts()
-            return OutboxStats(pending, nb, no, self._meta("dropped"), self._meta("rejected"))
+            return OutboxStats(
+                pending,
+                nb,
+                no,
+                self._meta("dropped"),
+                self._meta("rejected"),
+                self._meta("quarantined"),
+            )

@@ -210,6 +210,9 @@ class ObservationBatch(WireModel):
     kind: Literal["obs_batch"] = "obs_batch"
     gateway_id: Ident
     seq: Count
+    #: the outbox's history id, created with the outbox: seqs are per epoch, so a consumer
+    #: tells a new outbox (seqs from 0 again: ``outbox_reset``) from duplicates
+    epoch: Ident | None = None
     sent_at: UtcDatetime
     generation: Generation
     observations: Annotated[list[Observation], Field(max_length=MAX_BATCH_OBSERVATIONS)] = []
@@ -273,6 +276,11 @@ class GatewayStatus(WireModel):
     agent_version: str = ""
     outbox_depth: Count = 0
     outbox_dropped: Count = 0
+    outbox_epoch: Ident | None = None
+    #: why the outbox's epoch began this run ("first start", "--new-outbox: …"); None if it
+    #: continues the epoch the gateway ran with before
+    outbox_epoch_reason: Annotated[str, Field(max_length=500)] | None = None
+    outbox_quarantined: Count = 0  # stored readings that no longer validate (kept aside)
     clock_skew_ms: dict[str, FiniteFloat] = {}
     devices: list[DeviceStatus] = []
 
