@@ -39,6 +39,7 @@ class Accepted:
     t_min_ns: int = 0  # earliest measurement time in the batch (for late-data backfill)
     t_max_ns: int = 0
     sent_at: datetime | None = None  # the gateway's clock when it sealed the batch
+    epoch: str | None = None  # the gateway's outbox epoch (seqs are per epoch)
 
 
 def _ns(dt_ts: float) -> int:
@@ -153,6 +154,7 @@ def route(
         min(times, default=0),
         max(times, default=0),
         batch.sent_at,
+        batch.epoch,
     )
 
 
@@ -227,40 +229,73 @@ class SeqResult:
     duplicate: bool
     new_gap: int  # seqs skipped by this message (0 if contiguous)
     filled: bool  # this message filled an earlier gap
+    #: the gateway's outbox epoch changed: (previous epoch, seqs of it never received)
+    reset: tuple[str | None, int] | None = None
+    #: a jump far beyond the window: the size of the jump (not counted as missing)
+    jump: int = 0
+    late_old_epoch: bool = False  # a late message of an epoch the gateway has left
 
 
 @dataclass
 class SeqTracker:
-    """Per-gateway sequence tracking: gaps are counted, duplicates are harmless.
+    """Per-gateway, per-epoch sequence tracking: gaps are counted, duplicates are harmless.
 
     Tracks low- and high-water marks and a bounded set of missing seqs, so a late (reordered)
     message fills its gap instead of counting twice. ``gaps_total`` is the number of seqs
     currently missing (it goes down when a late message arrives); ``late_total`` counts those
     late arrivals.
+
+    Seqs are numbered per outbox *epoch* (``ObservationBatch.epoch``): a new epoch (the
+    gateway's outbox was replaced, e.g. with ``--new-outbox``) starts the gateway's tracking
+    afresh and is reported as a reset, never as duplicates; what was still missing of the old
+    epoch is reported with it and no longer counted. A jump further than ``jump_window``
+    batches is reported as a forged or reset sequence, not as that many missing batches.
     """
 
     max_missing: int = 100_000
+    jump_window: int = 1000
     high: dict[str, int] = field(default_factory=dict)
     low: dict[str, int] = field(default_factory=dict)
     missing: dict[str, set[int]] = field(default_factory=dict)
+    epoch: dict[str, str | None] = field(default_factory=dict)
+    past_epochs: dict[str, set[str | None]] = field(default_factory=dict)
     gaps_total: int = 0
     duplicates_total: int = 0
     late_total: int = 0
+    resets_total: int = 0
+    jumps_total: int = 0
 
-    def observe(self, gateway: str, seq: int) -> SeqResult:
+    def observe(self, gateway: str, seq: int, epoch: str | None = None) -> SeqResult:
+        reset: tuple[str | None, int] | None = None
+        if gateway in self.epoch and self.epoch[gateway] != epoch:
+            past = self.past_epochs.setdefault(gateway, set())
+            if epoch in past:
+                return SeqResult(False, 0, False, late_old_epoch=True)
+            old = self.epoch[gateway]
+            past.add(old)
+            lost = len(self.missing.get(gateway, ()))
+            self.gaps_total -= lost
+            self.resets_total += 1
+            for table in (self.high, self.low, self.missing):
+                table.pop(gateway, None)
+            reset = (old, lost)
+        self.epoch[gateway] = epoch
         hw = self.high.get(gateway)
         miss = self.missing.setdefault(gateway, set())
         if hw is None:
             self.high[gateway] = self.low[gateway] = seq
-            return SeqResult(False, 0, False)
+            return SeqResult(False, 0, False, reset=reset)
         lw = self.low[gateway]
         if seq < lw:
             # Older than anything seen (reordering right after start): a gap below, not a dup.
             gap = lw - seq - 1
+            self.low[gateway] = seq
+            if gap > self.jump_window:
+                self.jumps_total += 1
+                return SeqResult(False, 0, False, jump=gap)
             if gap and len(miss) + gap <= self.max_missing:
                 miss.update(range(seq + 1, lw))
             self.gaps_total += gap
-            self.low[gateway] = seq
             return SeqResult(False, gap, False)
         if seq <= hw:
             if seq in miss:
@@ -271,11 +306,14 @@ class SeqTracker:
             self.duplicates_total += 1
             return SeqResult(True, 0, False)
         gap = seq - hw - 1
+        self.high[gateway] = seq
+        if gap > self.jump_window:
+            self.jumps_total += 1
+            return SeqResult(False, 0, False, jump=gap)
         if gap:
             if len(miss) + gap <= self.max_missing:
                 miss.update(range(hw + 1, seq))
             self.gaps_total += gap
-        self.high[gateway] = seq
         return SeqResult(False, gap, False)
 
     def open_gaps(self, gateway: str) -> int:

@@ -81,6 +81,8 @@ class IngestCounters:
     backfills: int = 0
     seq_gaps: int = 0
     seq_duplicates: int = 0
+    outbox_resets: int = 0
+    seq_jumps: int = 0
     stale_acks_skipped: int = 0
     accepted: int = 0  # messages taken for writing
     acked_msgs: int = 0  # of those, written and acknowledged
@@ -218,7 +220,7 @@ class IngestService:
             detail = ", ".join(f"{d} ({n})" for d, n in sorted(result.unknown_devices.items()))
             notes.append(self._dead_letter_note(msg, "unknown_device", f"not registered: {detail}"))
         if self.opts.subscription == "exclusive" and self.opts.seq_audit:
-            notes += self._seq_notes(result.gateway_id, result.seq)
+            notes += self._seq_notes(result.gateway_id, result.seq, result.epoch)
         notes += self._clock_notes(result.gateway_id, result.sent_at)
         if not self._take(msg, result):
             return
@@ -287,10 +289,12 @@ class IngestService:
             batch = ObservationBatch.model_validate_json(msg.payload)
         except ValidationError:
             return  # the shared subscriber dead-letters it
-        self._track_seq(c, batch.gateway_id, batch.seq)
+        self._track_seq(c, batch.gateway_id, batch.seq, batch.epoch)
 
-    def _track_seq(self, c: mqtt.Client, gateway_id: str, seq: int) -> None:
-        for topic, payload in self._seq_notes(gateway_id, seq):
+    def _track_seq(
+        self, c: mqtt.Client, gateway_id: str, seq: int, epoch: str | None = None
+    ) -> None:
+        for topic, payload in self._seq_notes(gateway_id, seq, epoch):
             c.publish(topic, payload, qos=1)
 
     def _technical(self, event: TechnicalEvent) -> tuple[str, str]:
@@ -298,22 +302,39 @@ class IngestService:
         topic = topics.technical(ward.site, ward.unit, SERVICE, root=self.opts.topic_root)
         return topic, event.model_dump_json()
 
-    def _seq_notes(self, gateway_id: str, seq: int) -> list[tuple[str, str]]:
-        s = self.seq.observe(gateway_id, seq)
+    def _seq_notes(
+        self, gateway_id: str, seq: int, epoch: str | None = None
+    ) -> list[tuple[str, str]]:
+        s = self.seq.observe(gateway_id, seq, epoch)
         self.counters.seq_gaps = self.seq.gaps_total
         self.counters.seq_duplicates = self.seq.duplicates_total
-        if not s.new_gap:
-            return []
-        ev = TechnicalEvent(
-            service=SERVICE,
-            event="seq_gap",
-            gateway_id=gateway_id,
-            at=utcnow(),
-            detail=f"{s.new_gap} batches missing around seq {seq}",
-            count=s.new_gap,
-        )
-        log.warning("gateway %s: %s", gateway_id, ev.detail)
-        return [self._technical(ev)]
+        self.counters.outbox_resets = self.seq.resets_total
+        self.counters.seq_jumps = self.seq.jumps_total
+        events: list[TechnicalEvent] = []
+        now = utcnow()
+        if s.reset is not None:
+            old, lost = s.reset
+            events.append(TechnicalEvent(
+                service=SERVICE, event="outbox_reset", gateway_id=gateway_id, at=now,
+                detail=f"outbox epoch {old} -> {epoch} (seqs start again at {seq}); "
+                f"{lost} batches of the old epoch were never received",
+                count=max(lost, 1),
+            ))
+        if s.jump:
+            events.append(TechnicalEvent(
+                service=SERVICE, event="seq_jump", gateway_id=gateway_id, at=now,
+                detail=f"seq jumped by {s.jump} to {seq} (beyond the {self.seq.jump_window}-batch "
+                "window): a forged or reset sequence, not counted as missing",
+                count=s.jump,
+            ))
+        if s.new_gap:
+            events.append(TechnicalEvent(
+                service=SERVICE, event="seq_gap", gateway_id=gateway_id, at=now,
+                detail=f"{s.new_gap} batches missing around seq {seq}", count=s.new_gap,
+            ))
+        for ev in events:
+            log.warning("gateway %s: %s", gateway_id, ev.detail)
+        return [self._technical(ev) for ev in events]
 
     def _identity_event(self, topic: str, reason: str) -> None:
         """A payload that disagrees with its topic: reported against the *publisher* (the
@@ -529,6 +550,20 @@ class IngestService:
                 "counter",
                 "duplicate batches seen",
                 c.seq_duplicates,
+                w,
+            ),
+            (
+                "wardwatch_ingest_outbox_resets_total",
+                "counter",
+                "gateway outbox epochs that changed (a replaced outbox)",
+                c.outbox_resets,
+                w,
+            ),
+            (
+                "wardwatch_ingest_seq_jumps_total",
+                "counter",
+                "seq jumps beyond the window (forged or reset sequences)",
+                c.seq_jumps,
                 w,
             ),
             (
