@@ -368,3 +368,30 @@ def _metric(port: int, name: str) -> float:
     except httpx.HTTPError:
         return -1.0
     return parse_metric(text, name) or 0.0
+
+
+def test_a_new_outbox_epoch_is_reported_as_a_reset_not_duplicates(
+    unit: Unit, stack: Stack
+) -> None:
+    """Issue 9, finding 4: a gateway whose outbox was replaced starts its seqs again; ingest
+    used to count every new seq as a duplicate. Seqs are per epoch; a forged jump is reported
+    as such, not as thousands missing."""
+    tech = collector(stack.broker, "admin", [topics.technical("s1", "u1", "ingest",
+                                                              root=unit.root)])
+    try:
+        for seq in range(5):
+            unit.publish(raw_batch(seq, [obs(100 + seq)], epoch="e1"))
+        for seq in range(3):
+            unit.publish(raw_batch(seq, [obs(110 + seq)], epoch="e2"))
+        unit.publish(raw_batch(3_742_000, [obs(120)], epoch="e2"))
+        wait_until(lambda: unit.stored() == 9, timeout=20)
+        assert tech.wait_for(lambda m: len(m) >= 2, timeout=20)
+        events = [json.loads(p) for _, p in tech.messages]
+        assert [e["event"] for e in events] == ["outbox_reset", "seq_jump"]
+        assert "e1 -> e2" in events[0]["detail"]
+        c = unit.ingest.counters
+        assert c.seq_duplicates == 0 and c.seq_gaps == 0 and c.outbox_resets == 1
+        text = unit.ingest.metrics_text()
+        assert parse_metric(text, "wardwatch_ingest_seq_missing") == 0
+    finally:
+        tech.close()
