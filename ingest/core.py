@@ -124,7 +124,7 @@ def route(
             ts = _ns(last_dt.timestamp())
         times.append(ts)
         # Same bytes as encode_point() (property-tested): series key, fields, timestamp.
-        extra = "" if _plain(o) else _extra_fields(o)
+        extra = "" if o.quality_reason is None and o.time_source is _DEVICE else _extra_fields(o)
         lines.append(
             f"{prefix} value={o.value!r},quality={QUALITY_FIELD[o.quality]},{seq_field}{extra} {ts}"
         )
@@ -158,8 +158,7 @@ def route(
     )
 
 
-def _plain(o: Observation) -> bool:
-    return o.quality_reason is None and o.time_source is TimeSource.DEVICE
+_DEVICE = TimeSource.DEVICE
 
 
 def _extra_fields(o: Observation) -> str:

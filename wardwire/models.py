@@ -61,6 +61,13 @@ def _in_utc(value: datetime, lo: datetime, hi: datetime) -> datetime:
 
 
 def _to_utc(value: datetime) -> datetime:
+    # Hot path (two per observation ingested): the common case inline, errors in _in_utc.
+    try:
+        utc = value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return _in_utc(value, WIRE_TIME_MIN, WIRE_TIME_MAX)
+    if WIRE_TIME_MIN <= utc < WIRE_TIME_MAX:
+        return utc
     return _in_utc(value, WIRE_TIME_MIN, WIRE_TIME_MAX)
 
 
@@ -165,7 +172,8 @@ class Observation(WireModel):
                 f"[{param.low}, {param.high}] (allowed only with quality=invalid and a "
                 "quality_reason)"
             )
-        _check_timing(self.time_source, self.device_time)
+        if self.device_time is not None:  # rare: checked only when present (hot path)
+            _check_timing(self.time_source, self.device_time)
         return self
 
 
@@ -195,7 +203,8 @@ class WaveformBlock(WireModel):
             raise ValueError(f"unknown waveform code {self.code!r}")
         if self.unit != param.ucum:
             raise ValueError(f"unit {self.unit!r} is not {param.ucum!r} for {self.code}")
-        _check_timing(self.time_source, self.device_time)
+        if self.device_time is not None:  # rare: checked only when present (hot path)
+            _check_timing(self.time_source, self.device_time)
         return self
 
 
