@@ -8,6 +8,7 @@ same view model.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from registry.ward_file import WardFile
+from wardwatch.faults import MessageBoundary
 from wardwatch.mqtt import MqttParams, connect_blocking, make_client
 from wardwire import topics
 from wardwire.models import (
@@ -31,6 +33,7 @@ from wardwire.models import (
     ScoreUpdate,
 )
 
+log = logging.getLogger(__name__)
 VITALS = ("HR", "RR", "SPO2", "TEMP")
 PRIO_STYLE = {
     "high": "bold white on red",
@@ -57,6 +60,9 @@ class WardView:
     events: list[AlertEvent] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     rejected: int = 0
+    #: rejected messages by reason kind (malformed, identity, fault)
+    rejections: dict[str, int] = field(default_factory=dict)
+    root: str = topics.ROOT
 
     def __post_init__(self) -> None:
         self.beds = {b.id: BedView() for b in self.ward.beds}
@@ -76,12 +82,22 @@ class WardView:
         try:
             with self.lock:
                 self._route(topic, payload)
-        except ValidationError:
+        except ValidationError as exc:
+            self.reject("malformed", f"{topic}: {exc.errors()[0]['msg']}")
+        except topics.IdentityMismatch as exc:
+            self.reject("identity", f"{topic}: {exc}")
+
+    def reject(self, kind: str, reason: str) -> None:
+        """Count a message the view cannot use (the console publishes nothing itself)."""
+        log.warning("console: ignored message: %s: %s", kind, reason)
+        with self.lock:
             self.rejected += 1
+            self.rejections[kind] = self.rejections.get(kind, 0) + 1
 
     def _route(self, topic: str, payload: bytes) -> None:
         if topic.endswith("/obs"):
             batch = ObservationBatch.model_validate_json(payload)
+            topics.verify_gateway_payload(topic, batch.gateway_id, root=self.root)
             for o in batch.observations:
                 bed = self._dev.get((batch.gateway_id, o.device_id))
                 if bed is not None:
@@ -101,6 +117,7 @@ class WardView:
             self.events.append(AlertEvent.model_validate_json(payload))
         elif topic.endswith("/status") and payload:
             st = GatewayStatus.model_validate_json(payload)
+            topics.verify_gateway_payload(topic, st.gateway_id, root=self.root)
             self.gateways[st.gateway_id] = st
 
     def clinical_alerted_beds(self) -> list[str]:
@@ -146,8 +163,13 @@ def subscribe_view(view: WardView, params: MqttParams, client_id: str, root: str
         if not getattr(rc, "is_failure", False):
             c.subscribe(view.filters(root))
 
+    view.root = root
     client.on_connect = on_connect
-    client.on_message = lambda c, u, m: view.on_message(m.topic, bytes(m.payload))
+    client.on_message = MessageBoundary(
+        "console",
+        lambda c, u, m: view.on_message(m.topic, bytes(m.payload)),
+        lambda m, kind, reason: view.reject(kind, f"{m.topic}: {reason}"),
+    )
     connect_blocking(client, params)
     return client
 

@@ -1,0 +1,38 @@
+"""The console view takes identity from the topic too: gw-00 cannot show vitals on gw-01's bed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from console.board import WardView
+from registry.ward_file import BedEntry, GatewayEntry, WardFile
+from wardwire import topics
+from wardwire.models import Generation, Observation, ObservationBatch
+
+WARD = WardFile(site="s1", unit="u1", generation=Generation.TEST,
+                gateways=[GatewayEntry(id="gw-00"), GatewayEntry(id="gw-01")],
+                beds=[BedEntry(id="b0", gateway="gw-00", devices=["d0"]),
+                      BedEntry(id="b1", gateway="gw-01", devices=["d1"])])
+
+
+def payload(gw: str, dev: str) -> bytes:
+    now = datetime.now(UTC)
+    o = Observation(device_id=dev, code="HR", value=190, unit="/min", measured_at=now,
+                    received_at=now)
+    return ObservationBatch(gateway_id=gw, seq=0, sent_at=now, generation=Generation.TEST,
+                            observations=[o]).model_dump_json().encode()
+
+
+def test_spoofed_gateway_id_is_rejected_not_shown() -> None:
+    v = WardView(WARD)
+    v.on_message(topics.gateway_obs("s1", "u1", "gw-00"), payload("gw-01", "d1"))
+    assert v.beds["b1"].vitals == {} and v.rejections == {"identity": 1}
+    v.on_message(topics.gateway_obs("s1", "u1", "gw-01"), payload("gw-01", "d1"))
+    assert v.beds["b1"].vitals == {"HR": 190}
+
+
+def test_poison_is_counted_not_raised() -> None:
+    v = WardView(WARD)
+    v.on_message(topics.gateway_obs("s1", "u1", "gw-00"),
+                 payload("gw-00", "d0").replace(b'"seq":0', b'"seq":"0"'))
+    assert v.rejections == {"malformed": 1}
