@@ -19,13 +19,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 
 from edge_agent import __version__
-from edge_agent.drivers import make_driver
+from edge_agent.admission import ClockPolicy, admit
+from edge_agent.drivers import DeviceDriver, DeviceHealth, SinkReport, make_driver
 from edge_agent.outbox import Outbox
 from edge_agent.outbox_core import plan_seal, publish_window
 from edge_agent.protocols.base import Reading, WaveformChunk
@@ -43,14 +44,23 @@ from wardwire.models import (
     DeviceStatus,
     GatewayState,
     GatewayStatus,
-    Observation,
-    Source,
-    WaveformBlock,
     utcnow,
 )
 
 log = logging.getLogger(__name__)
 StatusReason = Literal["birth", "heartbeat", "shutdown", "lwt"]
+
+
+def _counters(h: DeviceHealth) -> dict[str, int]:
+    """The ``DeviceStatus`` counters of a driver's health."""
+    return {
+        "readings": h.readings,
+        "frames_rejected": h.frames_rejected,
+        "values_invalid": h.values_invalid,
+        "values_retimed": h.values_retimed,
+        "values_refused": h.values_refused,
+        "reconnects": h.reconnects,
+    }
 
 
 class EdgeAgent:
@@ -74,6 +84,10 @@ class EdgeAgent:
         root = cfg.broker.topic_root
         self.obs_topic = topics.gateway_obs(gw.site, gw.unit, gw.id, root=root)
         self.status_topic = topics.gateway_status(gw.site, gw.unit, gw.id, root=root)
+        self.clock_policy = ClockPolicy.from_config(cfg.clock)
+        self._clock_bad: dict[str, bool] = {}  # device id -> its clock is implausible now
+        self._refusals_logged: set[tuple[str, str]] = set()
+        self._published_counters: dict[str, dict[str, int]] = {}
         self.drivers = [
             make_driver(d, self._on_readings, clock, self.stop_event) for d in cfg.devices
         ]
@@ -90,40 +104,56 @@ class EdgeAgent:
     # -- drivers -> outbox -------------------------------------------------------------------
     def _on_readings(
         self, device_id: str, values: list[Reading | WaveformChunk], now: datetime
-    ) -> None:
-        obs: list[Observation] = []
-        waves: list[WaveformBlock] = []
-        for v in values:
-            if isinstance(v, Reading):
-                obs.append(
-                    Observation(
-                        device_id=device_id,
-                        code=v.code,
-                        value=v.value,
-                        unit=v.unit,
-                        measured_at=v.device_time or now,
-                        received_at=now,
-                        quality=v.quality,
-                        source=Source.MEASURED,
-                    )
-                )
-            else:
-                # Without a device clock the block ends when its last sample arrived.
-                start = v.device_time or now - timedelta(seconds=len(v.samples) / v.sample_rate_hz)
-                waves.append(
-                    WaveformBlock(
-                        device_id=device_id,
-                        code=v.code,
-                        unit=v.unit,
-                        start=start,
-                        received_at=now,
-                        sample_rate_hz=v.sample_rate_hz,
-                        samples=list(v.samples),
-                    )
-                )
-        self.outbox.add(obs, waves, now=now)
+    ) -> SinkReport:
+        """The drivers' sink (called on the device's thread): admit, log, store, report.
+
+        Never raises for a value (``edge_agent.admission``): an implausible value is stored as
+        invalid, an implausible device clock re-timed, a value the contract cannot carry
+        refused on its own; the driver counts each from the returned report.
+        """
+        adm = admit(device_id, values, now, self.clock_policy)
+        for r in adm.refused:
+            key = (device_id, r.code)
+            # A driver bug repeats with every frame: the first is an error, the rest are
+            # counted (values_refused in the device status) and logged at debug level.
+            level = logging.DEBUG if key in self._refusals_logged else logging.ERROR
+            self._refusals_logged.add(key)
+            log.log(level, "device %s: %s value refused (driver bug?): %s", device_id, r.code,
+                    r.reason)
+        for o in adm.observations:
+            if o.quality_reason is not None:
+                log.info("device %s: kept as invalid: %s", device_id, o.quality_reason)
+        # Only this device's thread writes its entry.
+        was_bad = self._clock_bad.get(device_id, False)
+        if adm.retimed and not was_bad:
+            self._clock_bad[device_id] = True
+            log.warning(
+                "device %s: clock implausible (%s); its values are stamped with the gateway's "
+                "receive time (time_source=gateway) until it is plausible again",
+                device_id,
+                adm.clock_problem,
+            )
+        elif was_bad and adm.device_timed and not adm.retimed:
+            self._clock_bad[device_id] = False
+            log.warning("device %s: clock plausible again; its own time is used", device_id)
+        self.outbox.add(adm.observations, adm.waveforms, now=now)
+        return SinkReport(invalid=adm.invalid, retimed=adm.retimed, refused=len(adm.refused))
 
     # -- status ------------------------------------------------------------------------------
+    def _device_status(self, d: DeviceDriver, now: datetime) -> DeviceStatus:
+        """The status of one device, with every counter its driver keeps (hold ``d.lock``)."""
+        h = d.health
+        return DeviceStatus(
+            gateway_id=self.cfg.gateway.id,
+            device_id=d.device.id,
+            state=h.state,
+            at=now,
+            detail=h.detail,
+            battery_pct=h.battery_pct,
+            last_reading_at=h.last_reading_at,
+            **_counters(h),
+        )
+
     def _status(self, state: GatewayState, reason: StatusReason) -> GatewayStatus:
         stats = self.outbox.stats()
         now = self.clock()
@@ -131,20 +161,9 @@ class EdgeAgent:
         skew: dict[str, float] = {}
         for d in self.drivers:
             with d.lock:
-                h = d.health
-                devices.append(
-                    DeviceStatus(
-                        gateway_id=self.cfg.gateway.id,
-                        device_id=d.device.id,
-                        state=h.state,
-                        at=now,
-                        detail=h.detail,
-                        battery_pct=h.battery_pct,
-                        last_reading_at=h.last_reading_at,
-                    )
-                )
-                if h.skew_ms is not None:
-                    skew[d.device.id] = round(h.skew_ms, 1)
+                devices.append(self._device_status(d, now))
+                if d.health.skew_ms is not None:
+                    skew[d.device.id] = round(d.health.skew_ms, 1)
         return GatewayStatus(
             gateway_id=self.cfg.gateway.id,
             state=state,
@@ -175,24 +194,20 @@ class EdgeAgent:
                 self._other_mids.add(info.mid)
         return info
 
-    def _publish_device_statuses(self) -> None:
+    def _publish_device_statuses(self, *, refresh: bool = False) -> None:
+        """Publish the retained status of each device whose state changed, and with
+        ``refresh`` (at each heartbeat) of each device whose counters moved since."""
         assert self.client is not None
         gw = self.cfg.gateway
         for d in self.drivers:
             with d.lock:
-                if not d.health.changed:
+                counters = _counters(d.health)
+                moved = refresh and counters != self._published_counters.get(d.device.id)
+                if not (d.health.changed or moved):
                     continue
                 d.health.changed = False
-                h = d.health
-                msg = DeviceStatus(
-                    gateway_id=gw.id,
-                    device_id=d.device.id,
-                    state=h.state,
-                    at=self.clock(),
-                    detail=h.detail,
-                    battery_pct=h.battery_pct,
-                    last_reading_at=h.last_reading_at,
-                )
+                self._published_counters[d.device.id] = counters
+                msg = self._device_status(d, self.clock())
             topic = topics.device_status(
                 gw.site, gw.unit, gw.id, d.device.id, root=self.cfg.broker.topic_root
             )
@@ -334,8 +349,9 @@ class EdgeAgent:
             self.step()
             mono = time.monotonic()
             if self._connected.is_set():
-                self._publish_device_statuses()
-                if mono >= next_heartbeat:
+                heartbeat = mono >= next_heartbeat
+                self._publish_device_statuses(refresh=heartbeat)
+                if heartbeat:
                     self._publish_status(GatewayState.ONLINE, "heartbeat")
                     next_heartbeat = mono + self.cfg.heartbeat_s
         for t in threads:

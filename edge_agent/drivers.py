@@ -3,7 +3,11 @@
 Theory of operation
 -------------------
 A driver turns one configured device into calls of ``sink(device_id, values, now)`` (the
-outbox) and a :class:`DeviceHealth` the agent reports. It is built from two halves:
+outbox) and a :class:`DeviceHealth` the agent reports. The sink judges the values (an
+implausible value or device clock is data, see ``edge_agent.admission``) and returns a
+:class:`SinkReport` that the driver adds to the device's counters; it never raises for a value,
+so an exception out of it is a fault of the gateway (e.g. its disk), handled as below. A driver
+is built from two halves:
 
 * a **session opener** (the I/O): a serial :class:`~edge_agent.links.SerialLink` feeding a
   parser (``SerialDriver``), or a BLE central subscribed to GATT characteristics
@@ -71,6 +75,7 @@ __all__ = [
     "Recovery",
     "SerialDriver",
     "Session",
+    "SinkReport",
     "UnknownDriver",
     "load_parser",
     "make_driver",
@@ -151,11 +156,30 @@ class DeviceHealth:
     readings: int = 0
     reconnects: int = 0
     dropped: int = 0
+    #: what the sink made of the values (``SinkReport``): kept as invalid, re-timed, refused
+    values_invalid: int = 0
+    values_retimed: int = 0
+    values_refused: int = 0
     skew_ms: float | None = None
     changed: bool = True
 
 
-EventSink = Callable[[str, list[Reading | WaveformChunk], datetime], None]
+@dataclass(frozen=True, slots=True)
+class SinkReport:
+    """What the sink made of one call's values, added to the device's counters.
+
+    A sink never raises for a value: an implausible value is kept (``invalid``), a value with
+    an implausible device time is re-timed (``retimed``), a value the wire contract cannot
+    carry is refused on its own (``refused``). None of them is a driver fault.
+    """
+
+    invalid: int = 0
+    retimed: int = 0
+    refused: int = 0
+
+
+EventSink = Callable[[str, list[Reading | WaveformChunk], datetime], SinkReport | None]
+"""``sink(device_id, values, now)``; returns a ``SinkReport`` (or None: nothing to count)."""
 
 
 class Session(Protocol):
@@ -372,12 +396,20 @@ class DeviceDriver:
             low_pct = self.health.battery_pct
         if values:
             values = _coalesce(values)
-            self.sink(self.device.id, values, now)
+            report = self.sink(self.device.id, values, now)
             with self.lock:
                 self.health.readings += len(values)
                 self.health.last_reading_at = now
-                dt = next((v.device_time for v in values if v.device_time is not None), None)
-                if dt is not None:
+                if report is not None:
+                    self.health.values_invalid += report.invalid
+                    self.health.values_retimed += report.retimed
+                    self.health.values_refused += report.refused
+                # The latest device time read, so a clock that just reset shows at once (a
+                # naive one, a parser bug, is re-timed by the sink and has no skew).
+                dt = next(
+                    (v.device_time for v in reversed(values) if v.device_time is not None), None
+                )
+                if dt is not None and dt.utcoffset() is not None:
                     self.health.skew_ms = (now - dt).total_seconds() * 1000
         if low_pct is not None and low_pct < self.low_battery_pct:
             conditions.setdefault(DeviceState.LOW_BATTERY, []).append(f"battery {low_pct:g} %")

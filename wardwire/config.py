@@ -19,6 +19,10 @@ Example (``docs/edge-config.md`` documents every key)::
     [outbox]
     path = "/var/lib/wardwatch/outbox.db"
 
+    [clock]                    # how far a device's clock may be from the gateway's
+    max_ahead_s = 300
+    max_age_s = 604800
+
     [[devices]]
     id = "mon-0042"
     driver = "wwmon"
@@ -98,6 +102,19 @@ class OutboxSection(_Cfg):
     inflight_max: Annotated[int, Field(ge=1, le=1000)] = 50
 
 
+class ClockSection(_Cfg):
+    """How far a device's clock may stray from the gateway's before its time is not used.
+
+    A device time more than ``max_ahead_s`` ahead of the gateway's clock, or older than
+    ``max_age_s``, is implausible: the value is kept, re-timed with the gateway's receive time
+    (``time_source=gateway``, the device's reading in ``device_time``). Whole seconds, strict:
+    a typo such as ``"300"`` or ``true`` is an error, not a bound.
+    """
+
+    max_ahead_s: Annotated[int, Field(strict=True, ge=0, le=86_400)] = 300
+    max_age_s: Annotated[int, Field(strict=True, ge=60, le=366 * 86_400)] = 7 * 86_400
+
+
 class DeviceSection(_Cfg):
     id: Ident
     driver: str
@@ -116,6 +133,7 @@ class EdgeConfig(_Cfg):
     gateway: GatewaySection
     broker: BrokerSection = BrokerSection()
     outbox: OutboxSection = OutboxSection()
+    clock: ClockSection = ClockSection()
     heartbeat_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     devices: list[DeviceSection] = []
 
@@ -171,7 +189,7 @@ def dump_edge_config(cfg: EdgeConfig) -> str:
                 emit_table(f"{name}.{k}", v)
 
     data = cfg.model_dump(mode="json")
-    for section in ("gateway", "broker", "outbox"):
+    for section in ("gateway", "broker", "outbox", "clock"):
         emit_table(section, data[section])
     out.append(f"heartbeat_s = {_toml_value(data['heartbeat_s'])}")
     out.append("")
