@@ -28,7 +28,7 @@ import hashlib
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -83,6 +83,7 @@ class AlertingService:
         tick_s: float = 1.0,
         score_refresh_s: float = 10.0,
         clock: Any = utcnow,
+        max_ahead_s: float = 300.0,
     ) -> None:
         self.params, self.ward, self.cfg, self.scorer = params, ward, cfg, scorer
         self.root, self.tick_s, self.score_refresh_s, self.clock = (
@@ -105,6 +106,9 @@ class AlertingService:
         self.client.on_message = self.boundary
         self.client.on_subscribe = self._on_subscribe
         self.ignored = 0
+        #: values stamped further ahead of our clock than ``max_ahead_s`` (never scored)
+        self.future_values = 0
+        self.max_ahead_s = max_ahead_s
         #: dead-lettered messages by reason kind
         self.dead_letters: dict[str, int] = {}
         self.scores_published = 0
@@ -140,7 +144,7 @@ class AlertingService:
                 self._on_ack(AckCommand.model_validate_json(msg.payload))
                 return
             t = topics.parse_gateway_topic(msg.topic, root=self.root)
-            if not msg.payload:
+            if not msg.payload and t.leaf != "obs":
                 return  # a retained status cleared by its owner
             if t.leaf == "obs":
                 batch = ObservationBatch.model_validate_json(msg.payload)
@@ -197,11 +201,22 @@ class AlertingService:
             self.ignored += 1
             return
         now = self.clock()
+        ahead_limit = now + timedelta(seconds=self.max_ahead_s)
         with self._lock:
             for o in batch.observations:
                 bed_id = self.device_bed.get((batch.gateway_id, o.device_id))
                 if bed_id is None:
                     self.ignored += 1
+                    continue
+                if o.measured_at > ahead_limit:
+                    # A value from the future would stay "newest" until its time comes and
+                    # freeze the parameter (older readings never overwrite): never taken.
+                    self.future_values += 1
+                    log.warning(
+                        "bed %s: %s stamped %s, %.0f s ahead of our clock: not scored",
+                        bed_id, o.code, o.measured_at.isoformat(),
+                        (o.measured_at - now).total_seconds(),
+                    )
                     continue
                 bed = self.beds[bed_id]
                 observe(bed.rules, o)
@@ -411,6 +426,13 @@ class AlertingService:
                 "gauge",
                 "1 while subscribed and paho's network thread is alive",
                 float(self.is_ready()),
+                u,
+            ),
+            (
+                "wardwatch_alerting_future_values_total",
+                "counter",
+                "values stamped too far ahead of the engine's clock (not scored)",
+                self.future_values,
                 u,
             ),
             (

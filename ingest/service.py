@@ -380,6 +380,7 @@ class IngestService:
                 auth=auth or httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.HTTPError as exc:
+            log.warning("influx write failed (will retry): %r", exc)
             return PostResult("transient", f"no answer from InfluxDB: {exc!r}")
         result = classify(r.status_code, r.text)
         if result.outcome == "ok":

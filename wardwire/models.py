@@ -92,7 +92,8 @@ QualityReason = Annotated[str, Field(min_length=1, max_length=200)]
 # strict: a JSON number only (an int is a number; true and "100" are not).
 FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 #: A count or sequence number: a JSON integer only (not 7.0, "7" or true).
-Count = Annotated[int, Field(strict=True, ge=0)]
+#: Bounded by int64, as InfluxDB's integer fields are (a seq of 2**64 was refused by it).
+Count = Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]
 
 
 class Generation(StrEnum):

@@ -395,3 +395,28 @@ def test_a_new_outbox_epoch_is_reported_as_a_reset_not_duplicates(
         assert parse_metric(text, "wardwatch_ingest_seq_missing") == 0
     finally:
         tech.close()
+
+
+def test_a_value_from_the_future_cannot_freeze_a_bed(unit: Unit) -> None:
+    """Found by the live fuzz: a valid value stamped in 2099 stayed the bed's newest HR (older
+    readings never overwrite), so no later reading was ever scored. The engine takes no value
+    stamped more than 5 minutes ahead of its clock."""
+    future = iso(datetime.now(UTC) + timedelta(days=365))
+    unit.publish(raw_batch(unit.next_seq(), [obs(40, at=future)]))
+    wait_until(lambda: unit.alerting.future_values == 1, timeout=20)
+    n = len(unit.scores.messages)
+    unit.publish(raw_batch(unit.next_seq(), [obs(185)]))
+
+    def hr_scored() -> bool:
+        with unit.scores.cond:
+            msgs = [json.loads(p) for _, p in unit.scores.messages[n:]]
+        return any(any(i["code"] == "HR" and i["value"] == 185 for i in m["inputs"]) for m in msgs)
+
+    wait_until(hr_scored, timeout=20)
+    assert unit.alive()
+
+
+def test_an_empty_observation_message_is_dead_lettered_by_both(unit: Unit) -> None:
+    unit.publish(b"")
+    for col in (unit.dlq_ingest, unit.dlq_alerting):
+        assert col.wait_for(lambda m: len(m) >= 1, timeout=20)
