@@ -72,13 +72,19 @@ class EdgeAgent:
         clock: Callable[[], datetime] = utcnow,
         *,
         reconnect: ReconnectBackoff | None = None,
+        new_outbox: bool = False,
     ) -> None:
         self.cfg = cfg
         self.clock = clock
         self.reconnect = reconnect or ReconnectBackoff()
         self.stop_event = threading.Event()
+        # Refuses (OutboxError, naming the file and what to do) a missing, replaced, restored
+        # or corrupt outbox unless new_outbox: queued readings are never silently forgotten.
         self.outbox = Outbox(
-            cfg.outbox.path, max_rows=cfg.outbox.max_rows, overflow=cfg.outbox.overflow
+            cfg.outbox.path,
+            max_rows=cfg.outbox.max_rows,
+            overflow=cfg.outbox.overflow,
+            new_epoch=new_outbox,
         )
         gw = cfg.gateway
         root = cfg.broker.topic_root
@@ -173,6 +179,9 @@ class EdgeAgent:
             agent_version=__version__,
             outbox_depth=stats.depth,
             outbox_dropped=stats.dropped + stats.rejected,
+            outbox_epoch=self.outbox.epoch,
+            outbox_epoch_reason=self.outbox.epoch_reason,
+            outbox_quarantined=stats.quarantined,
             clock_skew_ms=skew,
             devices=devices,
         )

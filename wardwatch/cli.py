@@ -77,9 +77,20 @@ def wire_schema(
 
 # -- edge ------------------------------------------------------------------------------------
 @edge_app.command("run")
-def edge_run(config: Annotated[Path, typer.Option(help="Edge config file (TOML).")]) -> None:
+def edge_run(
+    config: Annotated[Path, typer.Option(help="Edge config file (TOML).")],
+    new_outbox: Annotated[
+        bool,
+        typer.Option(
+            "--new-outbox",
+            help="Begin a new outbox epoch when the outbox is missing, replaced or restored "
+            "(readings queued in the old one are accepted as lost; ingest reports outbox_reset).",
+        ),
+    ] = False,
+) -> None:
     """Run the gateway agent until SIGTERM (then drain the outbox and say goodbye)."""
     from edge_agent.agent import EdgeAgent
+    from edge_agent.outbox import OutboxError
     from wardwatch.settings import ServiceSettings
     from wardwire.config import ConfigError, load_edge_config
 
@@ -89,7 +100,16 @@ def edge_run(config: Annotated[Path, typer.Option(help="Edge config file (TOML).
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    _run_until_signal(EdgeAgent(cfg))
+    try:
+        agent = EdgeAgent(cfg, new_outbox=new_outbox)
+    except OutboxError as exc:
+        typer.echo(f"edge: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if agent.outbox.epoch_reason is not None:
+        logging.getLogger("edge_agent").warning(
+            "outbox epoch %s begins: %s", agent.outbox.epoch, agent.outbox.epoch_reason
+        )
+    _run_until_signal(agent)
 
 
 @edge_app.command("drivers")
