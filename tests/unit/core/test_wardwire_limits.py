@@ -110,7 +110,9 @@ def test_implausible_value_needs_invalid_quality_and_reason(code: str, value: fl
     for kw in ({}, {"quality": "valid"}, {"quality": "questionable", "quality_reason": "x"},
                {"quality": "invalid"}):
         with pytest.raises(ValidationError, match="outside the physical range"):
-            Observation.model_validate_json(json.dumps(obs(code=code, unit=unit, value=value, **kw)))
+            Observation.model_validate_json(
+                json.dumps(obs(code=code, unit=unit, value=value, **kw))
+            )
     o = Observation.model_validate_json(
         json.dumps(
             obs(code=code, unit=unit, value=value, quality="invalid", quality_reason="implausible")

@@ -615,7 +615,7 @@ def test_batch_size_limits() -> None:
     ok = {**EXAMPLES[ObservationBatch], "observations": [obs] * MAX_BATCH_OBSERVATIONS}
     assert len(_v(ObservationBatch, ok).observations) == MAX_BATCH_OBSERVATIONS
     with pytest.raises(ValidationError):
-        _v(ObservationBatch, 
+        _v(ObservationBatch,
             {**ok, "observations": [obs] * (MAX_BATCH_OBSERVATIONS + 1)}
         )
     with pytest.raises(ValidationError):

@@ -43,7 +43,7 @@ def test_a_backlog_drained_after_an_outage_is_not_a_clock_problem() -> None:
 def test_a_clock_behind_is_reported_after_one_window() -> None:
     w = ClockWatch(tolerance_s=300, window_s=300)
     out = [w.observe("gw1", T0 + timedelta(seconds=s - 900), T0 + timedelta(seconds=s))
-           for s in range(0, 400)]
+           for s in range(400)]
     found = [f for f in out if f]
     assert len(found) == 1 and "900 s behind" in found[0]
 

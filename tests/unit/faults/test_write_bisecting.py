@@ -43,7 +43,9 @@ def test_exactly_the_refused_lines_come_back_and_all_others_are_stored(
     groups: list[list[str]], data: st.DataObject, partial: bool
 ) -> None:
     everything = sorted({ln for g in groups for ln in g})
-    bad = set(data.draw(st.lists(st.sampled_from(everything), unique=True))) if everything else set()
+    bad: set[str] = set()
+    if everything:
+        bad = set(data.draw(st.lists(st.sampled_from(everything), unique=True)))
     influx = FakeInflux(bad, partial=partial)
     refused = write_bisecting(groups, influx)
     assert len(refused) == len(groups)
