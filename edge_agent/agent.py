@@ -59,6 +59,7 @@ def _counters(h: DeviceHealth) -> dict[str, int]:
         "values_invalid": h.values_invalid,
         "values_retimed": h.values_retimed,
         "values_refused": h.values_refused,
+        "values_dropped": h.dropped,
         "reconnects": h.reconnects,
     }
 

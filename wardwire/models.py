@@ -261,6 +261,7 @@ class DeviceStatus(WireModel):
     values_invalid: Count = 0  # implausible values kept as quality=invalid
     values_retimed: Count = 0  # device clock implausible: stamped with the gateway's time
     values_refused: Count = 0  # a driver produced a value the contract cannot carry (a bug)
+    values_dropped: Count = 0  # notifications dropped by a full driver queue (BLE)
     reconnects: Count = 0
 
 
