@@ -148,7 +148,7 @@ def main() -> None:
     watch: StatusWatch | None = None
     try:
         broker.start()
-        password = broker.add_user(GW)
+        password = broker.add_user(GW, site=SITE, unit=UNIT, root=ROOT)
         for i in range(3):
             sims.append(WwmonSim(f"mon{i}", Scenario("stable", seed=i), work / f"tty/mon{i}"))
             sims.append(MasimoSim(f"spo{i}", Scenario("stable", seed=10 + i), work / f"tty/spo{i}"))

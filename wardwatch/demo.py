@@ -134,7 +134,9 @@ class Demo:
         for mon in self.monitors.values():
             mon.open()
         for gw in self.ward.gateways:
-            password = self.stack.broker.add_user(gw.id)
+            password = self.stack.broker.add_user(
+                gw.id, site=self.ward.site, unit=self.ward.unit, root=topics.ROOT
+            )
             cfg = EdgeConfig(
                 gateway=GatewaySection(
                     id=gw.id,

@@ -1,24 +1,30 @@
 """Run real mosquitto and influxd as plain processes on free loopback ports in a temp dir.
 
 Used by the pytest fixtures, ``make services`` and ``wardwatch demo``: one implementation of
-"start the real services", so tests and the demo exercise the same broker and database setup
-that docs/deploy.md describes.
+"start the real services", so tests and the demo exercise the broker and database setup that
+``deploy/mosquitto/`` ships for production (the same limits, the same identity model).
 
 Both daemons are started with configs written into ``workdir`` (never /etc), on 127.0.0.1 only,
 and are probed at the protocol level (an MQTT CONNACK, an HTTP /ping) with a deadline, because
 a TCP connect succeeds even when our daemon died on "address in use" and someone else owns the
-port. The broker runs with authentication on (password file + ACL, no anonymous access) and
-persistence on with a 1 s autosave, so queued QoS 1 messages survive even ``kill -9``. With
-``tls=True`` it also listens with TLS on ``tls_port`` (``per_listener_settings false``: the same
-password file and ACL on both listeners), with a throwaway CA and a server certificate for
+port. The broker authenticates and authorises with its dynamic-security plugin (no anonymous
+access): service identities with fixed roles, and one client per gateway whose client id is
+bound to its username and whose role names its own ``{root}/gw/{site}/{unit}/{gateway}/#``
+subtree literally. Size and queue limits are ``BrokerLimits``. Persistence is on with a 1 s
+autosave, so queued QoS 1 messages survive even ``kill -9``. With ``tls=True`` the broker has
+one TLS listener and no plaintext one, with a throwaway CA and a server certificate for
 ``localhost``/``127.0.0.1`` made at the first start (``make_test_pki``). InfluxDB runs with
-authentication on: an admin, a writer (``ingest``) and a reader.
+authentication on: an admin, a writer (``ingest``: READ and WRITE on the databases it is given)
+and a reader (READ).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
+import re
 import secrets
 import shutil
 import signal
@@ -28,13 +34,17 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+
+from wardwatch.mqtt import MqttParams, connect_blocking, make_client
+from wardwire import topics
 
 
 class ServiceError(RuntimeError):
@@ -178,61 +188,200 @@ def make_test_pki(directory: Path, *, days: int = 2) -> TestPki:
     return pki
 
 
-# Users every devstack broker has; gateways are added with add_user().
-SERVICE_USERS = ("probe", "admin", "ingest", "alerting", "console", "demo", "loadgen")
+# -- broker: limits -------------------------------------------------------------------------------
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
-ACL_TEMPLATE = """\
-# Gateways: the username is the gateway id; each may publish only its own subtree.
-pattern write +/v1/gw/+/+/%u/#
-pattern read +/v1/cmd/gw/%u/#
 
-user probe
-topic read $SYS/#
+@dataclass(frozen=True, slots=True)
+class BrokerLimits:
+    """The broker's size and queue limits: the same lines in every shipped config (the devstack
+    here and ``deploy/mosquitto/mosquitto.conf``; a test keeps them equal).
 
-user admin
-topic readwrite #
+    Sizing (measured with ``wardwire.models``, JSON as the edge seals it): a maximal legitimate
+    ``ObservationBatch`` (5,000 observations with every field at its longest, ASCII reasons) is
+    2.84 MB; with 200-character reasons of escaped control characters 7.84 MB; what the edge
+    agent can actually seal (at most 5,000 rows, at most 100 waveform blocks of one 4096-byte
+    serial read, about 820 8-bit pleth samples each) at most 3.31 MB; a typical 500-observation
+    batch 128 kB. The model's maximal waveform batch (100 blocks x 10,000 full-precision
+    samples) is 25.0 MB: one million samples in one message, which no driver produces; it is
+    refused. 8 MiB covers every observation batch the model allows.
+    """
 
-user ingest
-topic read +/v1/gw/#
-topic write +/v1/dlq/#
-topic write +/v1/tech/#
+    #: payload bytes; a larger PUBLISH is dropped (v5: PUBACK 0x95, which paho treats as a
+    #: protocol error and disconnects; v3.1.1: PUBACK success and the message silently dropped)
+    message_size_limit: int = 8 * MiB
+    #: whole packet; a larger one disconnects the client before the broker reads (buffers) it
+    max_packet_size: int = 8 * MiB + 64 * KiB
+    #: per client, above the in-flight window; whichever bound is reached first drops
+    #: ("Outgoing messages are being dropped for client …" in the broker log)
+    max_queued_messages: int = 1_000_000
+    max_queued_bytes: int = 1 * GiB
+    max_inflight_messages: int = 1000
+    max_keepalive: int = 600
 
-user alerting
-topic read +/v1/gw/#
-topic read +/v1/cmd/#
-topic readwrite +/v1/alerting/#
-topic write +/v1/dlq/#
-topic write +/v1/tech/#
+    def conf(self) -> str:
+        """The config lines (global options: they must come before the first ``listener``)."""
+        return "".join(f"{f.name} {getattr(self, f.name)}\n" for f in fields(self))
 
-user console
-topic read +/v1/#
-topic write +/v1/cmd/#
 
-user demo
-topic read +/v1/#
-topic write +/v1/cmd/#
+# -- broker: identities and what each may do (dynamic-security plugin) ---------------------------
+CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
+PROVISIONER = "provisioner"
+_LEVEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
-user loadgen
-topic write +/v1/gw/#
-"""
+
+@dataclass(frozen=True, slots=True)
+class Acl:
+    """One dynamic-security ACL entry (``publishClientSend``, ``subscribePattern``, …)."""
+
+    acltype: str
+    topic: str
+    allow: bool = True
+
+    def as_json(self) -> dict[str, object]:
+        return {"acltype": self.acltype, "topic": self.topic, "allow": self.allow}
+
+
+def _send(topic: str) -> Acl:
+    return Acl("publishClientSend", topic)
+
+
+def _sub(topic: str) -> Acl:
+    return Acl("subscribePattern", topic)
+
+
+#: Service identities and their roles. Services are trusted and may connect with any client id
+#: (ingest workers ``ingest-1``, ``<worker>-seq-audit``, ``alerting-<site>-<unit>`` all share
+#: one identity). Topic roots are wildcards here because every test runs under its own root;
+#: the production roles (``deploy/mosquitto/wardwatch-dynsec.sh``) name ``wm/v1``.
+SERVICE_ROLES: dict[str, tuple[Acl, ...]] = {
+    "probe": (_sub("$SYS/#"),),
+    "admin": (_send("#"), _sub("#")),
+    "ingest": (
+        _sub("+/v1/gw/#"),
+        _sub("$share/+/+/v1/gw/#"),  # dynsec checks the whole $share/… filter
+        _send("+/v1/dlq/#"),
+        _send("+/v1/tech/#"),
+    ),
+    "alerting": (
+        _sub("+/v1/gw/#"),
+        _sub("+/v1/cmd/#"),
+        _sub("+/v1/alerting/#"),
+        _send("+/v1/alerting/#"),
+        _send("+/v1/dlq/#"),
+        _send("+/v1/tech/#"),
+    ),
+    "console": (_sub("+/v1/#"), _send("+/v1/cmd/#")),
+    "demo": (_sub("+/v1/#"), _send("+/v1/cmd/#")),
+    # test-only: many simulated gateways over a few connections (never in a shipped config)
+    "loadgen": (_send("+/v1/gw/#"),),
+    PROVISIONER: (
+        _send("$CONTROL/dynamic-security/#"),
+        _sub("$CONTROL/dynamic-security/#"),
+        # the plugin's replies are delivered only with an explicit receive grant (2.0.11)
+        Acl("publishClientReceive", "$CONTROL/dynamic-security/#"),
+    ),
+}
+SERVICE_USERS = tuple(SERVICE_ROLES)
+
+#: Denied unless a role allows it; delivery is allowed (what a client may subscribe to is the
+#: read check).
+DEFAULT_ACL_ACCESS = {
+    "publishClientSend": False,
+    "publishClientReceive": True,
+    "subscribe": False,
+    "unsubscribe": True,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayScope:
+    """Where a gateway may publish: its own subtree ``{root}/gw/{site}/{unit}/{gateway}/#``
+    and nothing else (no wildcard anywhere: each gateway gets literal ACLs)."""
+
+    gateway: str
+    site: str
+    unit: str
+    root: str = topics.ROOT
+
+    def __post_init__(self) -> None:
+        for what, value in (("gateway", self.gateway), ("site", self.site), ("unit", self.unit)):
+            if not _LEVEL.fullmatch(value):
+                raise ValueError(f"{what} {value!r} is not a literal topic level id")
+        levels = self.root.split("/")
+        if not all(_LEVEL.fullmatch(lv) for lv in levels):
+            raise ValueError(f"topic root {self.root!r} is not literal (levels of ids)")
+        if self.gateway in SERVICE_ROLES:
+            raise ValueError(f"{self.gateway!r} is a service identity, not a gateway")
+
+    @property
+    def subtree(self) -> str:
+        base = topics.gateway_status(self.site, self.unit, self.gateway, root=self.root)
+        return base.rsplit("/", 1)[0] + "/#"
+
+    def acls(self) -> tuple[Acl, ...]:
+        # Gateways subscribe to nothing today; publishing is confined to the own subtree.
+        return (_send(self.subtree),)
+
+    @property
+    def role(self) -> str:
+        return f"gateway-{self.gateway}"
+
+
+def _dynsec_password(password: str) -> dict[str, object]:
+    """The plugin's stored form: PBKDF2-HMAC-SHA512, 12-byte salt, 101 iterations (what
+    ``mosquitto_ctrl dynsec init`` writes on 2.0.11; checked against it)."""
+    salt = secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 101, 64)
+    return {
+        "password": base64.b64encode(digest).decode(),
+        "salt": base64.b64encode(salt).decode(),
+        "iterations": 101,
+    }
+
+
+def dynamic_security_plugin() -> Path:
+    """The plugin's shared object (Debian: per architecture under /usr/lib)."""
+    for base, pattern in (
+        ("/usr/lib", "*/mosquitto_dynamic_security.so"),
+        ("/usr/lib", "mosquitto_dynamic_security.so"),
+        ("/usr/local/lib", "**/mosquitto_dynamic_security.so"),
+    ):
+        found = sorted(Path(base).glob(pattern))
+        if found:
+            return found[0]
+    raise ServiceError("mosquitto_dynamic_security.so not found (Debian: package mosquitto)")
 
 
 @dataclass
 class Mosquitto:
-    """A real mosquitto broker on a free loopback port."""
+    """A real mosquitto broker on a free loopback port.
+
+    Authentication and authorisation are the dynamic-security plugin's: every service identity
+    in ``SERVICE_ROLES`` exists from the start; gateways are added with :meth:`add_user`, each
+    with its client id bound to its username and literal ACLs for its own subtree. With
+    ``tls=True`` the one listener is TLS (a throwaway CA made at the first start; no plaintext
+    listener at all); ``port`` is always the broker's only port.
+    """
 
     workdir: Path
     passwords: dict[str, str] = field(default_factory=dict)
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     tls: bool = False
-    tls_port: int = 0
     pki: TestPki | None = None
+    limits: BrokerLimits = field(default_factory=BrokerLimits)
+    gateways: dict[str, GatewayScope] = field(default_factory=dict)
 
     @property
     def ca_file(self) -> Path | None:
         """The CA that signed the TLS listener's certificate (None without TLS)."""
         return self.pki.ca_file if self.pki else None
+
+    @property
+    def tls_port(self) -> int:
+        """The TLS listener's port: the broker's only port in TLS mode, 0 without TLS."""
+        return self.port if self.tls else 0
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -244,56 +393,81 @@ class Mosquitto:
     def host(self) -> str:
         return "127.0.0.1"
 
-    def _write_files(self) -> None:
-        lines = [f"{u}:{p}" for u, p in self.passwords.items()]
-        pw = self.workdir / "passwd"
-        pw.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        subprocess.run(["mosquitto_passwd", "-U", str(pw)], check=True, capture_output=True)
-        (self.workdir / "acl").write_text(ACL_TEMPLATE, encoding="utf-8")
+    def params(self, user: str, **overrides: Any) -> MqttParams:
+        """Connection parameters for ``user`` (TLS with our CA when the broker is TLS-only)."""
+        p = MqttParams(
+            host=self.host,
+            port=self.port,
+            username=user,
+            password=self.passwords[user],
+            ca_file=self.ca_file if self.tls else None,
+        )
+        return replace(p, **overrides)
+
+    def _dynsec_config(self) -> dict[str, object]:
+        roles: list[dict[str, object]] = []
+        clients: list[dict[str, object]] = []
+        for user, password in self.passwords.items():
+            scope = self.gateways.get(user)
+            entry: dict[str, object] = {"username": user, **_dynsec_password(password)}
+            if user in SERVICE_ROLES:
+                roles.append(
+                    {
+                        "rolename": f"service-{user}",
+                        "acls": [a.as_json() for a in SERVICE_ROLES[user]],
+                    }
+                )
+                entry["roles"] = [{"rolename": f"service-{user}"}]
+            elif scope is not None:
+                roles.append({"rolename": scope.role, "acls": [a.as_json() for a in scope.acls()]})
+                entry["roles"] = [{"rolename": scope.role}]
+                entry["clientid"] = scope.gateway
+            clients.append(entry)
+        return {"clients": clients, "roles": roles, "defaultACLAccess": DEFAULT_ACL_ACCESS}
+
+    def conf(self) -> str:
+        """The broker's config file (written into ``workdir``)."""
         conf = f"""\
 user root
 per_listener_settings false
 allow_anonymous false
-password_file {self.workdir / "passwd"}
-acl_file {self.workdir / "acl"}
-listener {self.port} 127.0.0.1
+plugin {dynamic_security_plugin()}
+plugin_opt_config_file {self.workdir / "dynamic-security.json"}
 persistence true
 persistence_location {self.workdir / "data"}/
 persistence_file mosquitto.db
 autosave_interval 1
-max_queued_messages 1000000
-max_inflight_messages 1000
-max_keepalive 600
-log_dest file {self.workdir / "mosquitto.log"}
+{self.limits.conf()}log_dest file {self.workdir / "mosquitto.log"}
 log_type error
 log_type warning
 log_type notice
 connection_messages false
+listener {self.port} 127.0.0.1
 """
         if self.tls:
             assert self.pki is not None
-            # Listener options below apply to this (the last) listener; the security options
-            # above are global (per_listener_settings false), so both listeners authenticate
-            # against the same password file and ACL.
             conf += f"""\
-listener {self.tls_port} 127.0.0.1
 cafile {self.pki.ca_file}
 certfile {self.pki.server_cert}
 keyfile {self.pki.server_key}
 tls_version tlsv1.2
 """
-        (self.workdir / "mosquitto.conf").write_text(conf, encoding="utf-8")
+        return conf
+
+    def _write_files(self) -> None:
+        ds = self.workdir / "dynamic-security.json"
+        ds.write_text(json.dumps(self._dynsec_config(), indent=1), encoding="utf-8")
+        ds.chmod(0o600)
+        (self.workdir / "mosquitto.conf").write_text(self.conf(), encoding="utf-8")
 
     def start(self, deadline_s: float = 15.0) -> None:
         """Start (or restart on the same port) and wait until an MQTT CONNACK succeeds."""
-        require_binaries("mosquitto", "mosquitto_passwd")
+        require_binaries("mosquitto")
         if self.tls and self.pki is None:
             self.pki = make_test_pki(self.workdir / "tls")
         for _ in range(5):
             if not self.port:
                 self.port = free_port()
-            if self.tls and not self.tls_port:
-                self.tls_port = free_port()
             self._write_files()
             self.proc = subprocess.Popen(
                 ["mosquitto", "-c", str(self.workdir / "mosquitto.conf")],
@@ -306,7 +480,6 @@ tls_version tlsv1.2
                 return
             _stop_process(self.proc, signal.SIGKILL)
             self.port = free_port()
-            self.tls_port = free_port() if self.tls else 0
         log = (self.workdir / "mosquitto.log").read_text(errors="replace")[-2000:]
         raise ServiceError(f"mosquitto did not become ready; log tail:\n{log}")
 
@@ -316,27 +489,25 @@ tls_version tlsv1.2
             assert self.proc is not None
             if not _alive(self.proc):
                 return False
-            if self.try_connect("probe", self.passwords["probe"], timeout=1.0) and (
-                not self.tls or self.try_connect("probe", self.passwords["probe"], 1.0, tls=True)
-            ):
+            if self.try_connect("probe", self.passwords["probe"], timeout=1.0):
                 return True
             time.sleep(0.02)  # poll interval of a readiness probe, not test synchronisation
         return False
 
     def try_connect(
-        self, user: str, password: str, timeout: float = 2.0, *, tls: bool = False
+        self, user: str, password: str, timeout: float = 2.0, *, client_id: str | None = None
     ) -> bool:
-        """True when ``user`` gets a successful CONNACK within ``timeout`` (on the TLS
-        listener, verifying the server against our CA, with ``tls=True``)."""
+        """True when ``user`` gets a successful CONNACK within ``timeout`` (over TLS, verifying
+        the server against our CA, when the broker is TLS-only)."""
         done = threading.Event()
         ok: list[bool] = []
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"probe-{secrets.token_hex(4)}",
+            client_id=client_id or f"probe-{secrets.token_hex(4)}",
             protocol=mqtt.MQTTv5,
         )
         client.username_pw_set(user, password)
-        if tls:
+        if self.tls:
             assert self.pki is not None
             client.tls_set(ca_certs=str(self.pki.ca_file), cert_reqs=ssl.CERT_REQUIRED)
 
@@ -347,7 +518,7 @@ tls_version tlsv1.2
         client.on_connect = on_connect
         client.connect_timeout = timeout
         try:
-            client.connect(self.host, self.tls_port if tls else self.port, keepalive=10)
+            client.connect(self.host, self.port, keepalive=10)
         except OSError:
             return False
         client.loop_start()
@@ -358,17 +529,76 @@ tls_version tlsv1.2
             client.loop_stop()
         return bool(ok and ok[0])
 
-    def add_user(self, user: str, password: str | None = None) -> str:
-        """Add (or change) a user and make the running broker reload its password file."""
+    def control(self, *commands: dict[str, Any], timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Run dynamic-security commands on the running broker (as ``provisioner``, over the
+        ``$CONTROL`` topic: the plugin does not re-read its file on SIGHUP). Returns one
+        response per command, in order (an ``error`` key on failure)."""
+        cmds = [dict(c, correlationData=secrets.token_hex(8)) for c in commands]
+        want = [str(c["correlationData"]) for c in cmds]
+        got: dict[str, dict[str, Any]] = {}
+        cond = threading.Condition()
+        subscribed = threading.Event()
+        p = self.params(PROVISIONER, session_expiry_s=0)
+        client = make_client(p, client_id=f"{PROVISIONER}-{secrets.token_hex(4)}")
+
+        def on_message(c: mqtt.Client, u: Any, m: mqtt.MQTTMessage) -> None:
+            with cond:
+                for r in json.loads(m.payload).get("responses", []):
+                    got[str(r.get("correlationData"))] = r
+                cond.notify_all()
+
+        client.on_message = on_message
+        client.on_connect = lambda c, u, f, rc, pr: c.subscribe(CONTROL_TOPIC + "/response", 1)
+        client.on_subscribe = lambda *a: subscribed.set()
+        try:
+            connect_blocking(client, p, timeout)
+            if not subscribed.wait(timeout):
+                raise ServiceError("no SUBACK for the dynamic-security response topic")
+            client.publish(CONTROL_TOPIC, json.dumps({"commands": cmds}), qos=1)
+            with cond:
+                if not cond.wait_for(lambda: all(w in got for w in want), timeout):
+                    raise ServiceError(f"no dynamic-security response within {timeout} s")
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        return [got[w] for w in want]
+
+    def add_user(
+        self,
+        user: str,
+        password: str | None = None,
+        *,
+        site: str,
+        unit: str,
+        root: str = topics.ROOT,
+    ) -> str:
+        """Add (or change) a gateway: username = client id = ``user``, allowed to publish only
+        below ``{root}/gw/{site}/{unit}/{user}/``. Applied to a running broker at once."""
+        scope = GatewayScope(user, site, unit, root)
         password = password or secrets.token_urlsafe(12)
         self.passwords[user] = password
+        self.gateways[user] = scope
         if self.proc is not None and _alive(self.proc):
-            self._write_files()
-            self.proc.send_signal(signal.SIGHUP)
-            end = time.monotonic() + 10
-            while not self.try_connect(user, password, timeout=1.0):
-                if time.monotonic() > end:
-                    raise ServiceError(f"broker did not accept new user {user!r}")
+            replies = self.control(
+                {"command": "deleteClient", "username": user},
+                {"command": "deleteRole", "rolename": scope.role},
+                {
+                    "command": "createRole",
+                    "rolename": scope.role,
+                    "acls": [a.as_json() for a in scope.acls()],
+                },
+                {
+                    "command": "createClient",
+                    "username": user,
+                    "password": password,
+                    "clientid": user,
+                    "roles": [{"rolename": scope.role}],
+                },
+            )
+            # deleting what did not exist yet is expected to fail; creating must not
+            errors = [r["error"] for r in replies[2:] if r.get("error")]
+            if errors:
+                raise ServiceError(f"broker did not accept gateway {user!r}: {errors}")
         return password
 
     def stop(self) -> None:
@@ -494,8 +724,19 @@ bind-address = "127.0.0.1:{self.rpc_port}"
             raise ServiceError(f"influx query {q[:80]!r} failed: {exc}") from exc
 
     def create_database(self, name: str) -> None:
-        """Create a database; ALL (writes + backfill reads) to ``ingest``, READ to ``reader``."""
+        """Create a database (as admin) and grant the service users their privileges on it."""
         self.query(f'CREATE DATABASE "{name}"')
+        self.grant_service_users(name)
+
+    def grant_service_users(self, name: str) -> None:
+        """``ingest``: READ and WRITE on ``name`` (it writes, and re-runs the 1-minute
+        aggregation with ``SELECT … INTO`` for late data); ``reader``: READ. Never admin.
+
+        InfluxDB 1.x keeps one privilege per user and database and a GRANT *replaces* it:
+        ``GRANT READ`` then ``GRANT WRITE`` leaves WRITE only (measured on 1.6.7), so READ and
+        WRITE together is ``GRANT ALL ON "<db>"`` (database-scoped; SHOW GRANTS prints it as
+        ``ALL PRIVILEGES``). The server-wide admin privilege is ``GRANT ALL PRIVILEGES TO``,
+        which no service user gets."""
         self.query(f'GRANT ALL ON "{name}" TO "ingest"')
         self.query(f'GRANT READ ON "{name}" TO "reader"')
 
@@ -529,9 +770,11 @@ class Stack:
 
     def env(self, mqtt_user: str, db: str = "wardwatch") -> dict[str, str]:
         """Environment variables for a service process (read by the services' settings)."""
+        tls = {"WM_MQTT_CA_FILE": str(self.broker.ca_file)} if self.broker.tls else {}
         return {
             "WM_MQTT_HOST": self.broker.host,
             "WM_MQTT_PORT": str(self.broker.port),
+            **tls,
             "WM_MQTT_USERNAME": mqtt_user,
             "WM_MQTT_PASSWORD": self.broker.passwords[mqtt_user],
             "WM_INFLUX_URL": self.influx.url,
@@ -550,9 +793,9 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running_stack(workdir: Path) -> Iterator[Stack]:
-    """Start mosquitto + influxd under ``workdir``; stop both on exit."""
-    broker = Mosquitto(workdir / "mosquitto")
+def running_stack(workdir: Path, *, tls: bool = False) -> Iterator[Stack]:
+    """Start mosquitto (TLS-only with ``tls``) + influxd under ``workdir``; stop both on exit."""
+    broker = Mosquitto(workdir / "mosquitto", tls=tls)
     influx = Influx(workdir / "influxdb")
     stack = Stack(broker, influx)
     try:
@@ -568,6 +811,7 @@ def write_env_file(stack: Stack, path: Path, extra: Mapping[str, str] | None = N
     env = {
         "WM_MQTT_HOST": stack.broker.host,
         "WM_MQTT_PORT": str(stack.broker.port),
+        **({"WM_MQTT_CA_FILE": str(stack.broker.ca_file)} if stack.broker.tls else {}),
         "WM_INFLUX_URL": stack.influx.url,
         "WM_INFLUX_ADMIN_PASSWORD": stack.influx.admin_password,
         "WM_INFLUX_WRITER_PASSWORD": stack.influx.writer_password,

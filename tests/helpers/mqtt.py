@@ -16,9 +16,8 @@ from wardwatch.mqtt import MqttParams, connect_blocking, make_client
 
 
 def params(broker: Mosquitto, user: str) -> MqttParams:
-    return MqttParams(
-        host=broker.host, port=broker.port, username=user, password=broker.passwords[user]
-    )
+    """``user``'s connection to ``broker`` (over TLS with the test CA on a TLS-only broker)."""
+    return broker.params(user)
 
 
 @dataclass

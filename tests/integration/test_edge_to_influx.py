@@ -56,7 +56,7 @@ class Running:
 def start(
     stack: Stack, root: str, db: str, tmp: Path, gw: str, devices: dict[str, Path]
 ) -> Running:
-    password = stack.broker.add_user(gw)
+    password = stack.broker.add_user(gw, site="s1", unit="u1", root=root)
     cfg = EdgeConfig(
         gateway=GatewaySection(id=gw, site="s1", unit="u1", generation=Generation.TEST),
         broker=BrokerSection(

@@ -79,6 +79,7 @@ def start_recorder(broker: Mosquitto, filters: list[str], client_id: str | None 
         port=broker.port,
         username="admin",
         password=broker.passwords["admin"],
+        ca_file=broker.ca_file if broker.tls else None,
         session_expiry_s=3600,
         reconnect=FAST,
     )

@@ -122,7 +122,7 @@ def test_kill_9_replay_and_gateway_status(
     recorder_for: list[Recorder],
 ) -> None:
     broker, gw = private_broker, "gw-crash"
-    password = broker.add_user(gw)
+    password = broker.add_user(gw, site=SITE, unit=UNIT, root=topic_root)
     obs_t, status_t = obs_topic(topic_root, gw), status_topic(topic_root, gw)
     rec = start_recorder(broker, [f"{topic_root}/gw/{SITE}/{UNIT}/{gw}/#"], client_id=f"rec-{gw}")
     recorder_for.append(rec)

@@ -19,6 +19,8 @@ from edge_agent.agent import EdgeAgent
 from tests.helpers.wait import wait_until
 from tests.integration.edge.harness import (
     FAST,
+    SITE,
+    UNIT,
     batches,
     check_replay,
     edge_config,
@@ -43,7 +45,7 @@ def test_outage_backlog_is_replayed_without_loss_gap_or_reorder(
     bursts: dict[str, WwmonBurstSim],
 ) -> None:
     broker, gw = private_broker, "gw-outage"
-    password = broker.add_user(gw)
+    password = broker.add_user(gw, site=SITE, unit=UNIT, root=topic_root)
     topic = obs_topic(topic_root, gw)
     rec = start_recorder(broker, [topic], client_id=f"rec-{gw}")
     cfg = edge_config(

@@ -14,6 +14,8 @@ from device_sims.burst import WwmonBurstSim
 from edge_agent.agent import EdgeAgent
 from tests.helpers.wait import wait_until
 from tests.integration.edge.harness import (
+    SITE,
+    UNIT,
     batches,
     check_replay,
     edge_config,
@@ -40,10 +42,10 @@ def test_agent_publishes_over_tls(
     tls_broker: Mosquitto, topic_root: str, tmp_path: Path, bursts: dict[str, WwmonBurstSim]
 ) -> None:
     broker, gw = tls_broker, "gw-tls"
-    assert broker.tls_port and broker.tls_port != broker.port and broker.ca_file
-    password = broker.add_user(gw)
+    assert broker.tls_port == broker.port and broker.ca_file  # TLS only: no plaintext port
+    password = broker.add_user(gw, site=SITE, unit=UNIT, root=topic_root)
     topic = obs_topic(topic_root, gw)
-    rec = start_recorder(broker, [topic])  # the plain listener: same users, same ACL
+    rec = start_recorder(broker, [topic])  # over TLS too
     cfg = edge_config(
         broker,
         gw,
@@ -74,7 +76,7 @@ def test_agent_publishes_over_tls(
 def test_wrong_ca_fails_at_connect_not_hang(
     tls_broker: Mosquitto, topic_root: str, tmp_path: Path, bursts: dict[str, WwmonBurstSim]
 ) -> None:
-    password = tls_broker.add_user("gw-tls-bad")
+    password = tls_broker.add_user("gw-tls-bad", site=SITE, unit=UNIT, root=topic_root)
     stranger = make_test_pki(tmp_path / "other-ca")
     cfg = edge_config(
         tls_broker,
