@@ -37,6 +37,7 @@ from pydantic import ValidationError
 from edge_agent.outbox_core import plan_overflow
 from wardwire.models import (
     MAX_BATCH_OBSERVATIONS,
+    MAX_BATCH_SAMPLES,
     MAX_BATCH_WAVEFORMS,
     Generation,
     Observation,
@@ -91,16 +92,35 @@ def _new_epoch() -> str:
     return uuid.uuid4().hex[:16]
 
 
+#: A sealed batch stays below this many bytes of readings, so it always fits the broker's
+#: message_size_limit (8 MiB in the shipped configs) with room for the envelope.
+MAX_SEAL_BYTES = 6 * 1024 * 1024
+
+
+def _samples_of(body: str) -> int:
+    """Samples in a stored waveform block (0 for a row that is not one: _decode quarantines
+    it)."""
+    try:
+        return len(json.loads(body)["samples"])
+    except (ValueError, KeyError, TypeError):
+        return 0
+
+
 def _fit_batch(rows: list[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
     """The longest prefix of ``rows`` that one wire batch may carry (the batch model caps
-    waveform blocks); the rest stays pending for the next batch, in order."""
-    waves = 0
-    for i, (_, kind, _) in enumerate(rows):
+    rows, waveform blocks and samples; the broker caps bytes); the rest stays pending for the
+    next batch, in order. Never empty when ``rows`` is not (one row always fits)."""
+    waves = samples = size = 0
+    rows = rows[:MAX_BATCH_OBSERVATIONS]
+    for i, (_, kind, body) in enumerate(rows):
+        size += len(body)
         if kind == "wave":
             waves += 1
-            if waves > MAX_BATCH_WAVEFORMS:
-                return rows[:i]
-    return rows[:MAX_BATCH_OBSERVATIONS]
+            samples += _samples_of(body)
+        if i and (waves > MAX_BATCH_WAVEFORMS or samples > MAX_BATCH_SAMPLES
+                  or size > MAX_SEAL_BYTES):
+            return rows[:i]
+    return rows
 
 
 def _decode(

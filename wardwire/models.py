@@ -36,6 +36,9 @@ MAX_BATCH_OBSERVATIONS = 5000
 MAX_BATCH_WAVEFORMS = 100
 #: Maximum samples in one waveform block (e.g. 10 s of a 500 Hz ECG).
 MAX_WAVEFORM_SAMPLES = 10000
+#: Maximum samples in one batch (all blocks): keeps the largest legitimate batch (~5 MB of
+#: JSON) inside the broker's 8 MiB message_size_limit.
+MAX_BATCH_SAMPLES = 100_000
 
 
 #: Every wire time lies in [WIRE_TIME_MIN, WIRE_TIME_MAX).
@@ -232,6 +235,8 @@ class ObservationBatch(WireModel):
     def _not_empty(self) -> ObservationBatch:
         if not self.observations and not self.waveforms:
             raise ValueError("a batch carries at least one observation or waveform block")
+        if self.waveforms and sum(len(w.samples) for w in self.waveforms) > MAX_BATCH_SAMPLES:
+            raise ValueError(f"a batch carries at most {MAX_BATCH_SAMPLES} waveform samples")
         return self
 
 

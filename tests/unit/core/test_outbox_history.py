@@ -146,3 +146,30 @@ def test_legacy_outbox_without_epoch_gets_one(tmp_path: Path) -> None:
     b = Outbox(db)
     assert b.epoch_reason == "outbox from an earlier version: epoch created"
     b.close()
+
+
+def test_the_largest_waveform_backlog_seals_into_batches_the_broker_carries(
+    tmp_path: Path,
+) -> None:
+    """The model allowed 100 blocks of 10,000 samples (25 MB of JSON), which the broker's
+    8 MiB message_size_limit refuses: every sealed batch now fits both."""
+    from edge_agent.outbox import MAX_SEAL_BYTES
+    from wardwire.models import MAX_BATCH_SAMPLES, WaveformBlock
+
+    b = Outbox(tmp_path / "outbox.db")
+    waves = [
+        WaveformBlock(device_id="d1", code="PLETH", unit="{unitless}",
+                      start=T0 + timedelta(seconds=20 * i), received_at=T0, sample_rate_hz=500.0,
+                      samples=[1234.5678901234567 + j for j in range(10_000)])
+        for i in range(100)
+    ]
+    b.add([], waves, now=T0)
+    sizes, total = [], 0
+    while (sb := b.seal(10_000, gateway_id="gw1", generation=Generation.TEST, now=T0)):
+        batch = ObservationBatch.model_validate_json(sb.payload)
+        n = sum(len(w.samples) for w in batch.waveforms)
+        assert n <= MAX_BATCH_SAMPLES
+        sizes.append(len(sb.payload))
+        total += len(batch.waveforms)
+    assert total == 100 and max(sizes) < MAX_SEAL_BYTES + 64 * 1024 < 8 * 1024 * 1024
+    b.close()

@@ -167,3 +167,15 @@ def test_any_aware_time_is_accepted_exactly_in_range(dt: datetime) -> None:
     else:
         with pytest.raises(ValidationError):
             ObservationBatch.model_validate_json(payload)
+
+
+def test_samples_per_batch_are_capped() -> None:
+    from wardwire.models import MAX_BATCH_SAMPLES
+
+    block = {"device_id": "d1", "code": "PLETH", "unit": "{unitless}", "start": T,
+             "received_at": T, "sample_rate_hz": 500.0, "samples": [1.0] * 10_000}
+    n_ok = MAX_BATCH_SAMPLES // 10_000
+    ok = batch(observations=[], waveforms=[block] * n_ok)
+    assert len(ObservationBatch.model_validate_json(ok).waveforms) == n_ok
+    with pytest.raises(ValidationError, match="waveform samples"):
+        ObservationBatch.model_validate_json(batch(observations=[], waveforms=[block] * (n_ok + 1)))
