@@ -316,8 +316,7 @@ class GatewayScope:
 
     @property
     def subtree(self) -> str:
-        base = topics.gateway_status(self.site, self.unit, self.gateway, root=self.root)
-        return base.rsplit("/", 1)[0] + "/#"
+        return topics.gateway_publish_topic(self.site, self.unit, self.gateway, root=self.root)
 
     def acls(self) -> tuple[Acl, ...]:
         # Gateways subscribe to nothing today; publishing is confined to the own subtree.

@@ -12,8 +12,11 @@ Layout under the versioned root ``wm/v1`` (every level is an opaque id, never a 
     wm/v1/tech/{site}/{unit}/{service}                   technical events (gaps, unknown devices)
     wm/v1/dlq/{service}                                  dead letters, with the reason
 
-A gateway may publish only below ``wm/v1/gw/+/+/{its id}/`` (broker ACL pattern
-``wm/v1/gw/+/+/%u/#``). Consumers shard by unit with filters such as ``wm/v1/gw/site/picu/+/obs``.
+A gateway may publish only below ``{root}/gw/{its site}/{its unit}/{its id}/`` (one literal
+rule per gateway in the broker's dynamic-security plugin; see docs/architecture.md, "Who may
+publish what"). The topic is therefore the publisher's identity, and every consumer checks a
+payload's claims against it with :func:`verify_gateway_payload`. Consumers shard by unit with
+filters such as ``wm/v1/gw/site/picu/+/obs``.
 """
 
 from __future__ import annotations
@@ -54,8 +57,18 @@ def device_status(
 
 
 def gateway_acl_pattern(*, root: str | None = None) -> str:
-    """Mosquitto ACL pattern letting a gateway (username = gateway id) publish its subtree."""
+    """Mosquitto password-file ACL pattern letting a gateway (username = gateway id) publish
+    its subtree in *any* site and unit. Too wide for production (the devstack and the shipped
+    config use one literal rule per gateway, see :func:`gateway_publish_topic`); kept for
+    brokers that only have pattern ACLs."""
     return f"{_root(root)}/gw/+/+/%u/#"
+
+
+def gateway_publish_topic(site: str, unit: str, gateway: str, *, root: str | None = None) -> str:
+    """The one subtree a gateway may publish under (a literal ACL rule per gateway)."""
+    if ANY in (site, unit, gateway):
+        raise ValueError("a gateway's publish subtree is literal: no wildcard")
+    return gateway_status(site, unit, gateway, root=root).rsplit("/", 1)[0] + "/#"
 
 
 def score(site: str, unit: str, bed: str, *, root: str | None = None) -> str:

@@ -168,3 +168,23 @@ def test_parse_with_custom_root() -> None:
         parse_gateway_topic(t)  # default root
     with pytest.raises(ValueError):
         parse_gateway_topic(topics.gateway_obs("s", "u", "g"), root="t1/v1")
+
+
+def test_gateway_publish_topic_is_literal() -> None:
+    assert topics.gateway_publish_topic("s", "u", "gw1") == "wm/v1/gw/s/u/gw1/#"
+    with pytest.raises(ValueError):
+        topics.gateway_publish_topic("+", "u", "gw1")
+
+
+def test_verify_gateway_payload() -> None:
+    t = topics.gateway_obs("s", "u", "gw1")
+    assert topics.verify_gateway_payload(t, "gw1", site="s", unit="u").gateway == "gw1"
+    with pytest.raises(topics.IdentityMismatch, match="gw2"):
+        topics.verify_gateway_payload(t, "gw2")
+    with pytest.raises(topics.IdentityMismatch, match="outside"):
+        topics.verify_gateway_payload(t, "gw1", site="s", unit="other")
+    d = topics.device_status("s", "u", "gw1", "d1")
+    with pytest.raises(topics.IdentityMismatch, match="device"):
+        topics.verify_gateway_payload(d, "gw1", device_id="d2")
+    with pytest.raises(ValueError):
+        topics.verify_gateway_payload("elsewhere/x", "gw1")
