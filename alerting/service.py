@@ -108,6 +108,8 @@ class AlertingService:
         self.ignored = 0
         #: values stamped further ahead of our clock than ``max_ahead_s`` (never scored)
         self.future_values = 0
+        #: beds whose evaluation raised, by exception type (each raised ``scoring_error``)
+        self.bed_faults: dict[str, int] = {}
         self.max_ahead_s = max_ahead_s
         #: dead-lettered messages by reason kind
         self.dead_letters: dict[str, int] = {}
@@ -341,7 +343,32 @@ class AlertingService:
         now = self.clock()
         with self._lock:
             for bed in self.beds.values():
-                self._tick_bed(bed, now)
+                self._tick_guarded(bed, now)
+
+    def _tick_guarded(self, bed: BedRuntime, now: datetime) -> None:
+        """One bed's evaluation is a fault boundary: a bed that cannot be scored (inputs the
+        scorer refuses, e.g. charted room air with an oxygen flow, an age outside the table,
+        or a bug) raises a technical alert on *that* bed, and every other bed goes on."""
+        try:
+            self._tick_bed(bed, now)
+        except Exception as exc:  # the per-bed boundary: alerted on the bed, counted, logged
+            name = type(exc).__name__
+            self.bed_faults[name] = self.bed_faults.get(name, 0) + 1
+            if "scoring_error" not in bed.alerts:  # the traceback once, not every tick
+                log.exception("bed %s: cannot be scored", bed.entry.id)
+            text = " ".join(str(exc).split())[:200] or name
+            self._condition(
+                bed,
+                "scoring_error",
+                AlertKind.TECHNICAL,
+                now,
+                True,
+                Priority.MEDIUM,
+                f"not scored: {text}",
+            )
+            return
+        if "scoring_error" in bed.alerts:
+            self._condition(bed, "scoring_error", AlertKind.TECHNICAL, now, False)
 
     def _tick_bed(self, bed: BedRuntime, now: datetime) -> None:
         w = self.ward
@@ -426,6 +453,13 @@ class AlertingService:
                 "gauge",
                 "1 while subscribed and paho's network thread is alive",
                 float(self.is_ready()),
+                u,
+            ),
+            (
+                "wardwatch_alerting_bed_faults_total",
+                "counter",
+                "bed evaluations that raised (technical alert scoring_error on that bed)",
+                sum(self.bed_faults.values()),
                 u,
             ),
             (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from device_sims.scenarios import Scenario
@@ -55,12 +55,16 @@ class WwmonBurstSim:
 
     def _run(self, frames: int, period_s: float, done: threading.Event) -> None:
         next_at = time.monotonic()
+        last = datetime.now(UTC) - timedelta(seconds=1)
         try:
             for _ in range(frames):
                 if self._stop.is_set():
                     break
                 values = self.scenario.values(time.monotonic() - self._t0)
-                frame = self.encoder.encode_frame(datetime.now(UTC), dict(values))
+                # strictly increasing device time, as a device clock (see WwmonSim.frame)
+                stamp = max(datetime.now(UTC), last + timedelta(milliseconds=1))
+                last = stamp
+                frame = self.encoder.encode_frame(stamp, dict(values))
                 if self.port.write(frame):
                     self.frames += 1
                     self.emitted += len(values)

@@ -23,7 +23,7 @@ import os
 import threading
 import time
 import tty
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from device_sims.scenarios import Scenario
@@ -225,9 +225,18 @@ class WwmonSim(SerialDeviceSim):
     default_period_s = 1.0
     encoder = WwmonEncoder()
 
+    _last_stamp: datetime | None = None
+
     def frame(self, t: float) -> tuple[bytes, int]:
         values = self.scenario.values(t)
-        return self.encoder.encode_frame(datetime.now(UTC), dict(values)), len(values)
+        # A device clock ticks forward: two frames never carry the same millisecond (a sim
+        # that catches up under load would otherwise stamp a burst with one time, and the
+        # readings, same series and time, would overwrite each other downstream).
+        stamp = datetime.now(UTC)
+        if self._last_stamp is not None and stamp <= self._last_stamp + timedelta(milliseconds=1):
+            stamp = self._last_stamp + timedelta(milliseconds=1)
+        self._last_stamp = stamp
+        return self.encoder.encode_frame(stamp, dict(values)), len(values)
 
 
 SERIAL_SIMS: dict[str, type[SerialDeviceSim]] = {

@@ -420,3 +420,33 @@ def test_an_empty_observation_message_is_dead_lettered_by_both(unit: Unit) -> No
     unit.publish(b"")
     for col in (unit.dlq_ingest, unit.dlq_alerting):
         assert col.wait_for(lambda m: len(m) >= 1, timeout=20)
+
+
+def test_a_bed_that_cannot_be_scored_alerts_itself_and_stops_no_other_bed(
+    unit: Unit, stack: Stack
+) -> None:
+    """Found by the 100k live fuzz: charted room air together with an oxygen flow (valid on
+    the wire, contradictory to the scorer) raised PewsInputError in tick() and ended the
+    engine's run loop: no bed of the unit was scored any more."""
+    events = collector(stack.broker, "admin", [topics.alert_events("s1", "u1", root=unit.root)])
+    try:
+        unit.publish(raw_batch(unit.next_seq(), [
+            obs(0, code="O2_DEVICE", unit="{device}", source="entered"),
+            obs(2, code="O2_FLOW", unit="L/min", source="entered"),
+            obs(100, code="HR"),
+        ]))
+
+        def raised() -> bool:
+            with events.cond:
+                evs = [json.loads(p) for _, p in events.messages]
+            return any(e["event"] == "raised" and e["alert"]["condition"] == "scoring_error"
+                       for e in evs)
+
+        wait_until(raised, timeout=20)
+        assert unit.alerting.is_ready()
+        wait_until(lambda: unit.alerting.bed_faults.get("PewsInputError", 0) >= 3, timeout=20)
+        assert unit.alerting.is_ready()  # still running, tick after tick
+        assert parse_metric(unit.alerting.metrics_text(),
+                            "wardwatch_alerting_bed_faults_total") >= 3
+    finally:
+        events.close()
