@@ -379,6 +379,15 @@ class IngestService:
                 content="\n".join(lines).encode(),
                 auth=auth or httpx.USE_CLIENT_DEFAULT,
             )
+        except httpx.RemoteProtocolError as exc:
+            # InfluxDB answered something unreadable. It echoes a refused line in a header, so
+            # a line httpx cannot carry in a header makes the refusal itself unreadable; if
+            # the server is alive, this body is refused (and bisected), not retried for ever.
+            if self._influx_alive(http):
+                log.warning("influx write: unreadable answer from a live server: %r", exc)
+                return PostResult("refused", f"unreadable InfluxDB response: {exc}")
+            log.warning("influx write failed (will retry): %r", exc)
+            return PostResult("transient", f"no answer from InfluxDB: {exc!r}")
         except httpx.HTTPError as exc:
             log.warning("influx write failed (will retry): %r", exc)
             return PostResult("transient", f"no answer from InfluxDB: {exc!r}")
@@ -391,6 +400,12 @@ class IngestService:
         else:
             log.warning("influx write %s: %s", result.outcome, result.message)
         return result
+
+    def _influx_alive(self, http: httpx.Client) -> bool:
+        try:
+            return http.get(f"{self.opts.influx_url}/ping", timeout=5).status_code == 204
+        except httpx.HTTPError:
+            return False
 
     def _write_batch(self, http: httpx.Client, batch: list[Pending]) -> bool:
         """Write one batch; True once every message is written or dead-lettered and acked.

@@ -88,7 +88,9 @@ DeviceDatetime = Annotated[AwareDatetime, Field(strict=True), AfterValidator(_de
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
 """An opaque id that is safe as one MQTT topic level (no ``/ + # $``, no spaces)."""
 
-QualityReason = Annotated[str, Field(min_length=1, max_length=200)]
+#: Printable text only: a reason travels into InfluxDB, whose error responses echo a refused
+#: line in an HTTP header, where a control character makes the response unreadable.
+QualityReason = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 # Checked in pydantic-core (not a Python validator): this runs for every observation ingested.

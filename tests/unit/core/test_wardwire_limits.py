@@ -179,3 +179,11 @@ def test_samples_per_batch_are_capped() -> None:
     assert len(ObservationBatch.model_validate_json(ok).waveforms) == n_ok
     with pytest.raises(ValidationError, match="waveform samples"):
         ObservationBatch.model_validate_json(batch(observations=[], waveforms=[block] * (n_ok + 1)))
+
+
+@pytest.mark.parametrize("reason", ["a\x00b", "line\nbreak", "\x7f", "tab\there"])
+def test_quality_reason_is_printable(reason: str) -> None:
+    with pytest.raises(ValidationError):
+        Observation.model_validate_json(
+            json.dumps(obs(value=101, quality="invalid", quality_reason=reason))
+        )
