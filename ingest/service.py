@@ -65,6 +65,11 @@ from wardwire.models import ObservationBatch, TechnicalEvent, utcnow
 log = logging.getLogger(__name__)
 SERVICE = "ingest"
 
+# _refused() orders a publish from the writer thread before its PUBACK with paho's private
+# _out_message_mutex (an RLock held around on_publish); fail loudly if an upgrade changes it.
+if "_out_message_mutex" not in mqtt.Client.__init__.__code__.co_names:  # pragma: no cover
+    raise ImportError("paho-mqtt no longer has Client._out_message_mutex; see ingest/service.py")
+
 #: a received message, what route() made of it, and the connection epoch it arrived on
 Pending = tuple[mqtt.MQTTMessage, Accepted, int]
 
@@ -439,11 +444,13 @@ class IngestService:
     def _refused(
         self, msg: mqtt.MQTTMessage, acc: Accepted, epoch: int, bad: list[tuple[str, str]]
     ) -> None:
-        """Dead-letter the points InfluxDB refused for good, then acknowledge the message.
+        """Dead-letter the points InfluxDB refused for good; the message is acknowledged when
+        the dead letter is PUBACKed (by ``_on_publish``, like every other dead letter).
 
-        Runs on the writer thread, so it waits (bounded) for the dead letter's own PUBACK
-        before acknowledging; if that does not come, the message stays un-acked and is
-        redelivered (its good points are rewritten idempotently).
+        Runs on the writer thread, so the dead letter's mid must be registered before paho's
+        network thread can handle its PUBACK: paho calls ``on_publish`` holding its
+        ``_out_message_mutex`` (an RLock), so publishing and registering while holding it
+        orders the two, without the writer ever waiting on the network thread.
         """
         self.counters.refused_points += len(bad)
         reason = (
@@ -451,14 +458,10 @@ class IngestService:
             f"first refused point: {bad[0][0][:300]}"
         )
         topic, payload = self._dead_letter_note(msg, "influx_refused", reason)
-        info = self.client.publish(topic, payload, qos=1)
-        try:
-            info.wait_for_publish(timeout=10.0)
-        except (RuntimeError, ValueError) as exc:  # not queued (disconnected): redelivered later
-            log.warning("dead letter for refused points not published: %s", exc)
-            return
-        if info.is_published():
-            self._ack(msg.mid, msg.qos, epoch)
+        with self.client._out_message_mutex:
+            info = self.client.publish(topic, payload, qos=1)
+            with self._lock:
+                self._dlq_pending[info.mid] = (msg.mid, msg.qos, epoch)
 
     def _note_late(self, batch: list[Pending]) -> None:
         cutoff = int((time.time() - self.opts.backfill_after_s) * 1e9)
