@@ -96,6 +96,7 @@ class IngestCounters:
     abandoned_msgs: int = 0  # not written when the drain deadline passed: left for redelivery
     clock_skew_events: int = 0
     queue_full_waits: int = 0  # the network thread had to wait (should stay 0)
+    audit_skipped: int = 0  # messages the shared-mode seq auditor could not use
     disconnects: int = 0
     write_latency_ms: list[float] = field(default_factory=list)
 
@@ -290,11 +291,20 @@ class IngestService:
 
     # -- sequence audit (plain subscription, sees every message) -----------------------------
     def _audit_message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
+        """Track one message's seq (inside a fault boundary of its own). What is malformed or
+        disagrees with its topic is not counted here: the shared subscriber dead-letters it."""
         try:
             batch = ObservationBatch.model_validate_json(msg.payload)
-        except ValidationError:
-            return  # the shared subscriber dead-letters it
+            topics.verify_gateway_payload(msg.topic, batch.gateway_id, root=self.opts.topic_root)
+        except (ValidationError, topics.IdentityMismatch):
+            self.counters.audit_skipped += 1
+            return
         self._track_seq(c, batch.gateway_id, batch.seq, batch.epoch)
+
+    def _audit_fault(self, msg: mqtt.MQTTMessage, kind: str, reason: str) -> None:
+        # The shared subscriber owns dead letters; the auditor only counts (auto-acked).
+        self.counters.audit_skipped += 1
+        log.error("seq audit: %s on %s: %s", kind, msg.topic, reason)
 
     def _track_seq(
         self, c: mqtt.Client, gateway_id: str, seq: int, epoch: str | None = None
@@ -369,9 +379,12 @@ class IngestService:
         params = self.params  # persistent: a plain subscription survives broker restarts
         aud = make_client(params, client_id=f"{self.opts.worker_id}-seq-audit")
         aud.on_connect = lambda c, u, f, rc, p: c.subscribe(self.obs_filter, qos=1)
-        aud.on_message = self._audit_message
+        aud.on_message = MessageBoundary(
+            f"{SERVICE}-seq-audit", self._audit_message, self._audit_fault
+        )
         connect_blocking(aud, params)
         self.auditor = aud
+        self.liveness.add("seq-audit", lambda: network_thread_alive(aud))
 
     # -- writer side -------------------------------------------------------------------------
     def _post(self, http: httpx.Client, lines: Any) -> PostResult:
