@@ -300,5 +300,29 @@ def admit(
         elif v.device_time is not None:
             device_timed += 1
     return Admission(
-        tuple(obs), tuple(waves), invalid, retimed, device_timed, tuple(refused), clock_problem
+        _distinct_times(obs), tuple(waves), invalid, retimed, device_timed, tuple(refused),
+        clock_problem,
     )
+
+
+def _distinct_times(obs: list[Observation]) -> tuple[Observation, ...]:
+    """Readings of one parameter stamped with the same time (several frames of a device
+    without a usable clock in one read all get the receive time) would be one point
+    downstream (same series and time: the last overwrites the others). Keep each: the
+    earlier ones of a read move back by a microsecond each (ingest's time resolution), in
+    order, the last keeps the receive time."""
+    seen: dict[tuple[str, datetime], int] = {}
+    for o in obs:
+        seen[(o.code, o.measured_at)] = seen.get((o.code, o.measured_at), 0) + 1
+    if all(n == 1 for n in seen.values()):
+        return tuple(obs)
+    left = dict(seen)
+    out: list[Observation] = []
+    for o in obs:
+        key = (o.code, o.measured_at)
+        left[key] -= 1
+        if left[key]:
+            earlier = o.measured_at - timedelta(microseconds=left[key])
+            o = o.model_copy(update={"measured_at": earlier})
+        out.append(o)
+    return tuple(out)

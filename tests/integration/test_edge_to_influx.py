@@ -5,14 +5,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from device_sims.monitor import SimulatedMonitor
 from device_sims.scenarios import Scenario
 from edge_agent.agent import EdgeAgent
 from ingest.core import WardIndex
+from ingest.influx import DownsamplingPlan, InfluxTarget, setup_database
 from ingest.service import IngestOptions, IngestService
 from registry.ward_file import BedEntry, GatewayEntry, WardFile
 from tests.helpers.mqtt import params
@@ -28,6 +32,7 @@ from wardwire.config import (
 from wardwire.models import DeviceState, Generation
 
 pytestmark = pytest.mark.integration
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def make_ward(gw: str, devices: list[str]) -> WardFile:
@@ -135,3 +140,47 @@ def test_every_reading_reaches_influx(
         run.stop()
     assert run.ingest.counters.dead_lettered == 0
     assert run.ingest.seq.gaps_total == 0
+
+
+class ResetClockMonitor(SimulatedMonitor):
+    """A WWMON monitor whose clock reset to 1970 (as after a flat backup battery)."""
+
+    _n = 0
+
+    def frame(self, t: float) -> tuple[bytes, int]:
+        values = self.scenario.values(t)
+        self._n += 1
+        stamp = EPOCH + timedelta(seconds=self._n)
+        return self.encoder.encode_frame(stamp, dict(values)), len(values)
+
+
+def test_a_device_clock_reset_to_1970_is_stored_re_timed_with_retention_in_place(
+    stack: Stack, topic_root: str, influx_db: str, tmp_path: Path
+) -> None:
+    """Issue 8, finding 2, end to end: with `ingest setup-db` retention in place, a device
+    whose clock reset to 1970 made InfluxDB refuse its points ("beyond retention policy") and
+    the writer retried the body for ever, stopping storage for the unit. The gateway re-times
+    such values (its receive time, the device's reading kept), so every one is stored."""
+    admin = InfluxTarget(stack.influx.url, influx_db, "admin", stack.influx.admin_password)
+    with httpx.Client(timeout=10) as http:
+        setup_database(http, admin, DownsamplingPlan(influx_db, raw_retention="1h"))
+    mon = ResetClockMonitor("d0", Scenario("stable", seed=1), tmp_path / "tty" / "d0",
+                            period_s=0.05, max_frames=20)
+    mon.open()
+    run = start(stack, topic_root, influx_db, tmp_path, "gw-clk", {"d0": mon.link})
+    try:
+        wait_until(lambda: all(d.health.state is DeviceState.CONNECTED for d in run.agent.drivers))
+        mon.start()
+        assert mon.done.wait(30)
+        wait_until(lambda: stack.influx.count(influx_db) >= mon.emitted, timeout=60)
+        assert stack.influx.count(influx_db) == mon.emitted == 20 * 4
+        assert stack.influx.count(influx_db, where="time_source = 'gateway'") == mon.emitted
+        rows: Any = stack.influx.query(
+            "SELECT device_time FROM obs WHERE time_source = 'gateway' LIMIT 1", db=influx_db
+        )
+        assert rows["results"][0]["series"][0]["values"][0][1].startswith("1970-01-01T00:00")
+        assert run.ingest.counters.refused_points == 0
+        assert run.agent.drivers[0].health.values_retimed == mon.emitted
+    finally:
+        run.stop()
+        mon.close()

@@ -292,3 +292,19 @@ def test_reason_fits_the_contract_for_every_parameter() -> None:
             reason = implausible_reason(p, value)
             assert reason is not None and 1 <= len(reason) <= 200
         assert implausible_reason(p, math.nan) is None  # for the contract to refuse
+
+
+def test_readings_of_one_read_stamped_alike_stay_distinct_points() -> None:
+    """Found end to end: two frames of a 1970-clock device in one read both got the receive
+    time, so their HR readings were one point in InfluxDB (the first was overwritten)."""
+    now = datetime(2026, 12, 2, 12, tzinfo=UTC)
+    reset = datetime(1970, 1, 1, tzinfo=UTC)
+    values = [Reading("HR", 100.0 + i, "/min", reset + timedelta(seconds=i)) for i in range(3)]
+    values.append(Reading("SPO2", 97.0, "%", reset))
+    got = admit("d1", values, now)
+    hr = [o.measured_at for o in got.observations if o.code == "HR"]
+    assert hr == [now - timedelta(microseconds=2), now - timedelta(microseconds=1), now]
+    assert [o.value for o in got.observations if o.code == "HR"] == [100.0, 101.0, 102.0]
+    assert next(o.measured_at for o in got.observations if o.code == "SPO2") == now
+    clockless = admit("d1", [Reading("HR", 90.0, "/min", None)] * 2, now)
+    assert len({o.measured_at for o in clockless.observations}) == 2
