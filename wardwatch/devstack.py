@@ -199,7 +199,8 @@ class BrokerLimits:
 
     Sizing (measured with ``wardwire.models``, JSON as the edge seals it): a maximal legitimate
     ``ObservationBatch`` (5,000 observations with every field at its longest, ASCII reasons) is
-    2.84 MB; with 200-character reasons of escaped control characters 7.84 MB; what the edge
+    2.84 MB; with 200-character reasons of 4-byte characters 5.84 MB (control characters are
+    refused); what the edge
     agent can actually seal (at most 5,000 rows, at most 100 waveform blocks of one 4096-byte
     serial read, about 820 8-bit pleth samples each) at most 3.31 MB; a typical 500-observation
     batch 128 kB. The model's maximal waveform batch (100 blocks x 10,000 full-precision

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from tests.helpers.mqtt import collector
 from tests.integration.test_broker_security import Client, arrived_before
@@ -17,6 +18,7 @@ from wardwatch.devstack import BrokerLimits, KiB, MiB, Mosquitto, Stack
 from wardwire import topics
 from wardwire.models import (
     MAX_BATCH_OBSERVATIONS,
+    MAX_BATCH_SAMPLES,
     MAX_BATCH_WAVEFORMS,
     MAX_WAVEFORM_SAMPLES,
     Generation,
@@ -100,7 +102,9 @@ def test_the_limit_covers_every_legitimate_batch_and_refuses_the_absurd() -> Non
     """The numbers behind ``BrokerLimits`` (also in its docstring and the architecture doc)."""
     gw = "G" * 64
     ascii_max = len(batch_bytes(gw, [worst_observation()] * MAX_BATCH_OBSERVATIONS))
-    escaped_max = len(batch_bytes(gw, [worst_observation("\x01")] * MAX_BATCH_OBSERVATIONS))
+    # reasons are printable (the contract refuses control characters); the longest encoding
+    # of a printable character is 4 bytes of UTF-8 (model_dump_json does not \u-escape)
+    escaped_max = len(batch_bytes(gw, [worst_observation("\U0001f600")] * MAX_BATCH_OBSERVATIONS))
     edge_max = len(
         batch_bytes(
             gw,
@@ -108,13 +112,17 @@ def test_the_limit_covers_every_legitimate_batch_and_refuses_the_absurd() -> Non
             [wave_block(EDGE_BLOCK_SAMPLES, 255.0)] * MAX_BATCH_WAVEFORMS,
         )
     )
+    # the contract caps a batch at MAX_BATCH_SAMPLES (it once allowed 100 x 10,000 = 25 MB)
+    n_blocks = MAX_BATCH_SAMPLES // MAX_WAVEFORM_SAMPLES
     model_wave_max = len(
-        batch_bytes(gw, [], [wave_block(MAX_WAVEFORM_SAMPLES, -1.2345678901234567e300)] * 100)
+        batch_bytes(gw, [], [wave_block(MAX_WAVEFORM_SAMPLES, -1.2345678901234567e300)] * n_blocks)
     )
+    with pytest.raises(ValidationError, match="waveform samples"):
+        batch_bytes(gw, [], [wave_block(MAX_WAVEFORM_SAMPLES, 1.0)] * (n_blocks + 1))
     assert 2_800_000 < ascii_max < 2_900_000
-    assert 7_800_000 < escaped_max < 7_900_000 < LIMIT
+    assert 5_800_000 < escaped_max < 5_900_000 < LIMIT
     assert 3_250_000 < edge_max < 3_350_000
-    assert model_wave_max > 25_000_000 > 2 * LIMIT  # one million samples in one message
+    assert 2_400_000 < model_wave_max < 2_600_000 < LIMIT
     limits = BrokerLimits()
     assert limits.max_packet_size - limits.message_size_limit >= 64 * KiB  # topic + properties
 
@@ -124,7 +132,7 @@ def test_the_largest_legitimate_batches_go_through(stack: Stack, topic_root: str
     stack.broker.add_user(gw, site="s1", unit="u1", root=topic_root)
     topic = topics.gateway_obs("s1", "u1", gw, root=topic_root)
     payloads = [
-        batch_bytes(gw, [worst_observation("\x01")] * MAX_BATCH_OBSERVATIONS),
+        batch_bytes(gw, [worst_observation("\U0001f600")] * MAX_BATCH_OBSERVATIONS),
         batch_bytes(
             gw,
             [worst_observation()] * (MAX_BATCH_OBSERVATIONS - MAX_BATCH_WAVEFORMS),
