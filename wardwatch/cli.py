@@ -141,7 +141,10 @@ def edge_scan(
 
 @edge_app.command("check-config")
 def edge_check_config(config: Path) -> None:
-    """Validate an edge config file; exit 2 with the errors if it is invalid."""
+    """Validate an edge config file; exit 2 naming the key path if it is invalid, or if a
+    device or the broker could not work (an unknown driver, a BLE device without an address,
+    an unreadable password file). `edge run` keeps such a device in error and runs the rest."""
+    from edge_agent.preflight import preflight
     from wardwire.config import ConfigError, load_edge_config
 
     try:
@@ -149,6 +152,10 @@ def edge_check_config(config: Path) -> None:
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+    problems = preflight(cfg)
+    if problems:
+        typer.echo(f"{config}: " + "; ".join(problems), err=True)
+        raise typer.Exit(2)
     typer.echo(f"ok: gateway {cfg.gateway.id}, {len(cfg.devices)} devices")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from wardwatch.cli import app
@@ -35,6 +36,35 @@ def test_edge_check_config(tmp_path: Path) -> None:
     res = runner.invoke(app, ["edge", "check-config", str(bad)])
     assert res.exit_code == 2
     assert "gateway.id" in res.output
+
+
+@pytest.mark.parametrize(
+    ("device", "key"),
+    [
+        ('driver = "wwmonn"\nport = "/dev/ttyUSB0"\n', "devices[0].driver: unknown driver"),
+        ('driver = "ble_heart_rate"\nport = "/dev/ttyUSB0"\n', "devices[0].ble_address"),
+        ('driver = "wwmon"\nble_address = "AA:BB:CC:DD:EE:FF"\n', "devices[0].port"),
+    ],
+)
+def test_edge_check_config_refuses_devices_that_cannot_work(
+    tmp_path: Path, device: str, key: str
+) -> None:
+    """Issue 10: check-config printed "ok" for a device with an unknown driver."""
+    cfg = tmp_path / "gw.toml"
+    head = '[gateway]\nid = "gw1"\nsite = "s"\nunit = "u"\n\n[[devices]]\nid = "d1"\n'
+    cfg.write_text(head + device)
+    res = runner.invoke(app, ["edge", "check-config", str(cfg)])
+    assert res.exit_code == 2 and key in res.output
+
+
+def test_edge_check_config_refuses_an_unreadable_password_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text(
+        f'[gateway]\nid = "gw1"\nsite = "s"\nunit = "u"\n[broker]\n'
+        f'password_file = "{tmp_path / "missing"}"\n'
+    )
+    res = runner.invoke(app, ["edge", "check-config", str(cfg)])
+    assert res.exit_code == 2 and "broker.password_file: cannot read" in res.output
 
 
 def test_registry_check_ward(tmp_path: Path) -> None:
