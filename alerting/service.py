@@ -37,7 +37,13 @@ from pydantic import ValidationError
 from alerting import lifecycle as lc
 from alerting.rules import BedState, RuleConfig, Scorer, evaluate, observe, usable
 from registry.ward_file import BedEntry, WardFile
-from wardwatch.faults import Liveness, MessageBoundary, dead_letter_for, network_thread_alive
+from wardwatch.faults import (
+    Liveness,
+    MessageBoundary,
+    dead_letter_for,
+    identity_mismatch_event,
+    network_thread_alive,
+)
 from wardwatch.metrics import MetricsServer, render
 from wardwatch.mqtt import MqttParams, connect_blocking, make_client
 from wardwire import topics
@@ -50,8 +56,8 @@ from wardwire.models import (
     ObservationBatch,
     Priority,
     ScoreUpdate,
-    TechnicalEvent,
     utcnow,
+    validation_summary,
 )
 
 log = logging.getLogger(__name__)
@@ -150,40 +156,33 @@ class AlertingService:
                 return  # a retained status cleared by its owner
             if t.leaf == "obs":
                 batch = ObservationBatch.model_validate_json(msg.payload)
-                self._verify(msg.topic, batch.gateway_id)
+                self._verify(t, batch.gateway_id)
                 self._on_batch(batch)
             elif t.device is not None:
                 st = DeviceStatus.model_validate_json(msg.payload)
-                self._verify(msg.topic, st.gateway_id, st.device_id)
+                self._verify(t, st.gateway_id, st.device_id)
                 self._on_device(st)
             elif t.leaf == "status":
                 gs = GatewayStatus.model_validate_json(msg.payload)
-                self._verify(msg.topic, gs.gateway_id)
+                self._verify(t, gs.gateway_id)
                 self._on_gateway(gs)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(payload)"
-            self._dead_letter(msg, "malformed", f"{where}: {first['msg']}")
+            self._dead_letter(msg, "malformed", validation_summary(exc))
         except topics.IdentityMismatch as exc:
             # Reported against the publisher (the topic's gateway) on the technical topic and
             # the dead-letter topic; never as an alert, and never on the beds it names.
             self._dead_letter(msg, "identity", str(exc))
-            self._identity_event(msg.topic, str(exc))
+            self._identity_event(t.gateway, str(exc))
 
-    def _verify(self, topic: str, gateway_id: str, device_id: str | None = None) -> None:
+    def _verify(
+        self, t: topics.GatewayTopic, gateway_id: str, device_id: str | None = None
+    ) -> None:
         w = self.ward
-        topics.verify_gateway_payload(
-            topic, gateway_id, device_id=device_id, site=w.site, unit=w.unit, root=self.root
-        )
+        topics.check_gateway_identity(t, gateway_id, device_id=device_id, site=w.site, unit=w.unit)
 
-    def _identity_event(self, topic: str, reason: str) -> None:
+    def _identity_event(self, publisher: str, reason: str) -> None:
         w = self.ward
-        publisher = topics.parse_gateway_topic(topic, root=self.root).gateway
-        ev = TechnicalEvent(
-            service=SERVICE, event="identity_mismatch", gateway_id=publisher,
-            at=self.clock(), detail=reason,
-        )
-        log.warning("gateway %s: %s", publisher, reason)
+        ev = identity_mismatch_event(SERVICE, publisher, reason, self.clock())
         self.client.publish(
             topics.technical(w.site, w.unit, SERVICE, root=self.root), ev.model_dump_json(), qos=1
         )

@@ -31,6 +31,7 @@ from wardwire.models import (
     GatewayStatus,
     ObservationBatch,
     ScoreUpdate,
+    validation_summary,
 )
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class WardView:
             with self.lock:
                 self._route(topic, payload)
         except ValidationError as exc:
-            self.reject("malformed", f"{topic}: {exc.errors()[0]['msg']}")
+            self.reject("malformed", f"{topic}: {validation_summary(exc)}")
         except topics.IdentityMismatch as exc:
             self.reject("identity", f"{topic}: {exc}")
 

@@ -45,6 +45,7 @@ from wardwire.models import (
     Source,
     TimeSource,
     WaveformBlock,
+    validation_summary,
 )
 from wardwire.params import BY_CODE, Parameter, ParamKind
 
@@ -210,9 +211,7 @@ class Admission:
 
 def _why(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        return f"{where}: {first['msg']}" if where else str(first["msg"])
+        return validation_summary(exc)
     return f"{type(exc).__name__}: {exc}"
 
 

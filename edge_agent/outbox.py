@@ -43,6 +43,7 @@ from wardwire.models import (
     Observation,
     ObservationBatch,
     WaveformBlock,
+    validation_summary,
 )
 
 SCHEMA = """
@@ -136,9 +137,7 @@ def _decode(
             else:
                 waves.append(WaveformBlock.model_validate_json(body))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(row)"
-            bad.append((rid, f"{where}: {first['msg']}"))
+            bad.append((rid, validation_summary(exc)))
     return obs, waves, bad
 
 
@@ -224,10 +223,11 @@ class Outbox:
             ) from exc
         return dict(data)
 
-    def _write_marker(self) -> None:
+    def _write_marker(self, next_seq: int | None = None) -> None:
         tmp = self.marker.with_name(self.marker.name + ".tmp")
-        with self._lock:
-            next_seq = self._meta("next_seq")
+        if next_seq is None:
+            with self._lock:
+                next_seq = self._meta("next_seq")
         tmp.write_text(json.dumps({"epoch": self.epoch, "next_seq": next_seq}), encoding="utf-8")
         tmp.replace(self.marker)
 
@@ -386,7 +386,7 @@ class Outbox:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        self._write_marker()
+        self._write_marker(seq + 1)
         return SealedBatch(seq, len(obs), payload, len(obs) + len(waves))
 
     def _quarantine(self, bad: list[tuple[int, str]], rows: list[tuple[int, str, str]]) -> None:

@@ -17,7 +17,13 @@ from pydantic import ValidationError
 from ingest.lineproto import encode_point, escape_field_string, series_prefix
 from registry.ward_file import BedEntry, WardFile
 from wardwire import topics
-from wardwire.models import Observation, ObservationBatch, Quality, TimeSource
+from wardwire.models import (
+    Observation,
+    ObservationBatch,
+    Quality,
+    TimeSource,
+    validation_summary,
+)
 
 MAX_SERIES_CACHE = 1_000_000
 QUALITY_FIELD = {q: escape_field_string(q.value) for q in Quality}
@@ -72,14 +78,12 @@ def route(
     try:
         batch = ObservationBatch.model_validate_json(payload)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(payload)"
-        return Rejected("malformed", f"{where}: {first['msg']} ({exc.error_count()} errors)")
+        return Rejected("malformed", f"{validation_summary(exc)} ({exc.error_count()} errors)")
     ward = index.ward
     if t.leaf != "obs":
         return Rejected("topic", f"observation batch on a {t.leaf!r} topic: {topic!r}")
     try:
-        topics.verify_gateway_payload(topic, batch.gateway_id, root=root)
+        topics.check_gateway_identity(t, batch.gateway_id)
     except topics.IdentityMismatch as exc:
         return Rejected("identity", str(exc))
     if t.gateway not in index.gateways or (t.site, t.unit) != (ward.site, ward.unit):

@@ -56,7 +56,13 @@ from pydantic import ValidationError
 from ingest.core import Accepted, ClockWatch, Rejected, SeqTracker, WardIndex, route
 from ingest.influx import DownsamplingPlan, InfluxError, InfluxTarget, query
 from ingest.writer import PostResult, TransientWriteError, classify, write_bisecting
-from wardwatch.faults import Liveness, MessageBoundary, dead_letter_for, network_thread_alive
+from wardwatch.faults import (
+    Liveness,
+    MessageBoundary,
+    dead_letter_for,
+    identity_mismatch_event,
+    network_thread_alive,
+)
 from wardwatch.metrics import MetricsServer, percentile, render
 from wardwatch.mqtt import MqttParams, connect_blocking, make_client
 from wardwire import topics
@@ -151,7 +157,7 @@ class IngestService:
         self._lock = threading.Lock()
         self.client = make_client(mqtt_params, client_id=opts.worker_id, manual_ack=True)
         self.client.on_connect = self._on_connect
-        self.boundary = MessageBoundary(SERVICE, self._on_message, self._fault_dead_letter)
+        self.boundary = MessageBoundary(SERVICE, self._on_message, self._dead_letter)
         self.client.on_message = self.boundary
         self.client.on_publish = self._on_publish
         self.client.on_subscribe = self._on_subscribe
@@ -280,9 +286,6 @@ class IngestService:
         with self._lock:
             self._dlq_pending[info.mid] = (msg.mid, msg.qos, self._epoch)
 
-    def _fault_dead_letter(self, msg: mqtt.MQTTMessage, kind: str, reason: str) -> None:
-        self._dead_letter(msg, kind, reason)
-
     def _on_publish(self, c: mqtt.Client, u: Any, mid: int, rc: Any, props: Any) -> None:
         with self._lock:
             orig = self._dlq_pending.pop(mid, None)
@@ -325,6 +328,8 @@ class IngestService:
         self.counters.seq_duplicates = self.seq.duplicates_total
         self.counters.outbox_resets = self.seq.resets_total
         self.counters.seq_jumps = self.seq.jumps_total
+        if s.reset is None and not s.jump and not s.new_gap:
+            return []  # the common case: nothing to report
         events: list[TechnicalEvent] = []
         now = utcnow()
         if s.reset is not None:
@@ -352,15 +357,8 @@ class IngestService:
         return [self._technical(ev) for ev in events]
 
     def _identity_event(self, topic: str, reason: str) -> None:
-        """A payload that disagrees with its topic: reported against the *publisher* (the
-        topic's gateway), never against the gateway or beds the payload names."""
         publisher = topics.parse_gateway_topic(topic, root=self.opts.topic_root).gateway
-        ev = TechnicalEvent(
-            service=SERVICE, event="identity_mismatch", gateway_id=publisher, at=utcnow(),
-            detail=reason,
-        )
-        log.warning("gateway %s: %s", publisher, reason)
-        t, payload = self._technical(ev)
+        t, payload = self._technical(identity_mismatch_event(SERVICE, publisher, reason, utcnow()))
         self.client.publish(t, payload, qos=1)
 
     def _clock_notes(self, gateway_id: str, sent_at: datetime | None) -> list[tuple[str, str]]:

@@ -29,11 +29,12 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from wardwire.models import DeadLetter, utcnow
+from wardwire.models import DeadLetter, TechnicalEvent, utcnow
 
 __all__ = [
     "DEAD_LETTER_PAYLOAD_MAX",
@@ -41,6 +42,7 @@ __all__ = [
     "MessageBoundary",
     "ServiceFailed",
     "dead_letter_for",
+    "identity_mismatch_event",
     "network_thread_alive",
 ]
 
@@ -68,6 +70,17 @@ def dead_letter_for(service: str, topic: str, payload: bytes, reason: str) -> De
         received_at=utcnow(),
         payload_b64=base64.b64encode(payload[:DEAD_LETTER_PAYLOAD_MAX]).decode(),
         payload_bytes=len(payload),
+    )
+
+
+def identity_mismatch_event(
+    service: str, publisher: str, reason: str, at: datetime
+) -> TechnicalEvent:
+    """A payload that disagreed with its topic, reported against the *publisher* (the topic's
+    gateway), never against the gateway or beds the payload names."""
+    log.warning("%s: gateway %s: %s", service, publisher, reason)
+    return TechnicalEvent(
+        service=service, event="identity_mismatch", gateway_id=publisher, at=at, detail=reason
     )
 
 

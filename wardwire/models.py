@@ -24,7 +24,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from wardwire.params import BY_CODE, ParamKind
 
@@ -455,6 +463,13 @@ WIRE_MODELS: tuple[type[WireModel], ...] = (
     DeadLetter,
     TechnicalEvent,
 )
+
+
+def validation_summary(exc: ValidationError) -> str:
+    """``field.path: why`` of a validation error's first problem (for dead letters and logs)."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(payload)"
+    return f"{where}: {first['msg']}"
 
 
 def utcnow() -> datetime:

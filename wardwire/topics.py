@@ -157,6 +157,19 @@ def verify_gateway_payload(
     that is not a gateway topic at all.
     """
     t = parse_gateway_topic(topic, root=root)
+    check_gateway_identity(t, gateway_id, device_id=device_id, site=site, unit=unit)
+    return t
+
+
+def check_gateway_identity(
+    t: GatewayTopic,
+    gateway_id: str,
+    *,
+    device_id: str | None = None,
+    site: str | None = None,
+    unit: str | None = None,
+) -> None:
+    """:func:`verify_gateway_payload` for a topic already parsed (the consumers' hot path)."""
     if gateway_id != t.gateway:
         raise IdentityMismatch(
             f"payload gateway_id {gateway_id!r} disagrees with the topic's gateway {t.gateway!r}"
@@ -166,5 +179,4 @@ def verify_gateway_payload(
             f"payload device_id {device_id!r} disagrees with the topic's device {t.device!r}"
         )
     if (site is not None and t.site != site) or (unit is not None and t.unit != unit):
-        raise IdentityMismatch(f"topic {topic!r} is outside {site}/{unit}")
-    return t
+        raise IdentityMismatch(f"topic of {t.site}/{t.unit} is outside {site}/{unit}")

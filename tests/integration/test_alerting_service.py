@@ -12,12 +12,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from alerting.pews import score
-from alerting.rules import RuleConfig, load_artefact_limits, load_priorities
 from alerting.service import AlertingService
 from registry.ward_file import AlertingSection, BedEntry, GatewayEntry, WardFile
+from tests.helpers.alerting import alerting_service
 from tests.helpers.mqtt import Collector, collector
-from tests.helpers.mqtt import params as mqtt_params
 from tests.helpers.wait import wait_until
 from tests.integration.test_ingest import Publisher
 from wardwatch.devstack import Stack
@@ -103,24 +101,7 @@ def rig(stack: Stack) -> Iterator[Rig]:
     def clock() -> datetime:  # real time, plus whatever a test fast-forwards
         return datetime.now(UTC) + (holder[0].clock_offset if holder else timedelta(0))
 
-    cfg = RuleConfig(
-        system="bedside_pews",
-        onset_s=0,
-        clear_s=0,
-        stale_s=60,
-        artefact=load_artefact_limits(),
-        priorities=load_priorities(),
-    )
-    svc = AlertingService(
-        mqtt_params(stack.broker, "alerting"),
-        WARD,
-        cfg,
-        score,
-        root=root,
-        client_id=f"alerting-{uuid.uuid4().hex[:6]}",
-        tick_s=0.1,
-        clock=clock,
-    )
+    svc = alerting_service(stack.broker, WARD, root, clock=clock)
     t = threading.Thread(target=svc.run, daemon=True)
     events = collector(stack.broker, "admin", [topics.alert_events("s1", "u1", root=root)])
     t.start()

@@ -64,11 +64,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from pydantic import ValidationError
 
-from alerting.pews import score
-from alerting.rules import RuleConfig, load_artefact_limits, load_priorities
-from alerting.service import AlertingService
 from ingest.core import WardIndex
 from ingest.service import IngestOptions, IngestService
+from tests.helpers.alerting import alerting_service
 from tests.helpers.fuzz import (
     FUZZ_WARD,
     SITE,
@@ -301,23 +299,7 @@ def run_fuzz(
             drain_timeout_s=3.0,
         ),
     )
-    cfg = RuleConfig(
-        system="bedside_pews",
-        onset_s=0,
-        clear_s=0,
-        stale_s=60,
-        artefact=load_artefact_limits(),
-        priorities=load_priorities(),
-    )
-    alerting = AlertingService(
-        params(broker, "alerting"),
-        FUZZ_WARD,
-        cfg,
-        score,
-        root=root,
-        client_id=f"alerting-fz-{uuid.uuid4().hex[:6]}",
-        tick_s=0.2,
-    )
+    alerting = alerting_service(broker, FUZZ_WARD, root, tick_s=0.2, client_prefix="alerting-fz")
     dlq_i = collector(broker, "admin", [topics.dead_letter("ingest", root=root)])
     dlq_a = collector(broker, "admin", [topics.dead_letter("alerting", root=root)])
     scores = collector(broker, "admin", [topics.score(SITE, UNIT, "+", root=root)])

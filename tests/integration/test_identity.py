@@ -17,11 +17,10 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from alerting.pews import score
-from alerting.rules import RuleConfig, load_artefact_limits, load_priorities
 from alerting.service import AlertingService
 from registry.ward_file import AlertingSection, BedEntry, GatewayEntry, WardFile
-from tests.helpers.mqtt import Collector, collector, params
+from tests.helpers.alerting import alerting_service
+from tests.helpers.mqtt import Collector, collector
 from tests.helpers.wait import wait_until
 from tests.integration.test_ingest import Publisher
 from wardwatch.devstack import Stack
@@ -76,10 +75,7 @@ class Rig:
 @pytest.fixture
 def rig(stack: Stack) -> Iterator[Rig]:
     root = f"i{uuid.uuid4().hex[:8]}/v1"
-    cfg = RuleConfig(system="bedside_pews", onset_s=0, clear_s=0, stale_s=60,
-                     artefact=load_artefact_limits(), priorities=load_priorities())
-    svc = AlertingService(params(stack.broker, "alerting"), WARD, cfg, score, root=root,
-                          client_id=f"alerting-{uuid.uuid4().hex[:6]}", tick_s=0.1)
+    svc = alerting_service(stack.broker, WARD, root)
     events = collector(stack.broker, "admin", [topics.alert_events("s1", "u1", root=root)])
     tech = collector(stack.broker, "admin", [topics.technical("s1", "u1", "alerting", root=root)])
     dlq = collector(stack.broker, "admin", [topics.dead_letter("alerting", root=root)])

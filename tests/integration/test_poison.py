@@ -30,13 +30,12 @@ from typing import Any
 import httpx
 import pytest
 
-from alerting.pews import score
-from alerting.rules import RuleConfig, load_artefact_limits, load_priorities
 from alerting.service import AlertingService
 from ingest.core import WardIndex
 from ingest.influx import DownsamplingPlan, InfluxTarget, setup_database
 from ingest.service import IngestOptions, IngestService
 from registry.ward_file import AlertingSection, BedEntry, GatewayEntry, WardFile, dump_ward_file
+from tests.helpers.alerting import alerting_service
 from tests.helpers.mqtt import Collector, collector, params
 from tests.helpers.wait import wait_until
 from tests.integration.test_ingest import Publisher
@@ -142,10 +141,7 @@ def unit(stack: Stack, influx_db: str) -> Iterator[Unit]:
             linger_s=0.05,
         ),
     )
-    cfg = RuleConfig(system="bedside_pews", onset_s=0, clear_s=0, stale_s=60,
-                     artefact=load_artefact_limits(), priorities=load_priorities())
-    alr = AlertingService(params(stack.broker, "alerting"), WARD, cfg, score, root=root,
-                          client_id=f"alerting-{uuid.uuid4().hex[:6]}", tick_s=0.1)
+    alr = alerting_service(stack.broker, WARD, root)
     dlq_i = collector(stack.broker, "admin", [topics.dead_letter("ingest", root=root)])
     dlq_a = collector(stack.broker, "admin", [topics.dead_letter("alerting", root=root)])
     scores = collector(stack.broker, "admin", [topics.score("s1", "u1", "b1", root=root)])
