@@ -1,7 +1,5 @@
-"""`python -m alerting` runs the `wardwatch alerting` subcommand."""
+"""``python -m alerting`` is ``wardwatch alerting`` (without loading the umbrella CLI)."""
 
-import sys
+from alerting.cli import main
 
-from wardwatch.cli import main
-
-main(["alerting", *sys.argv[1:]])
+main()

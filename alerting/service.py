@@ -13,7 +13,7 @@ Technical alerts: a gateway that vanished without saying goodbye (last will) rai
 bed whose data went stale raises ``no_data``. An orderly gateway shutdown pauses its beds
 without an alert.
 
-Fault boundaries: every message is handled inside ``wardwatch.faults.MessageBoundary``; what
+Fault boundaries: every message is handled inside ``servicekit.faults.MessageBoundary``; what
 cannot be used (a payload that fails validation, or any exception while handling it) is
 dead-lettered on ``…/dlq/alerting`` with the reason and counted by reason, and the engine goes
 on. Only valid, device-timed (``time_source=device``) values are scored; an invalid or
@@ -36,17 +36,17 @@ from pydantic import ValidationError
 
 from alerting import lifecycle as lc
 from alerting.rules import BedState, RuleConfig, Scorer, evaluate, observe, usable
-from registry.ward_file import BedEntry, WardFile
-from wardwatch.faults import (
+from servicekit.faults import (
     Liveness,
     MessageBoundary,
     dead_letter_for,
     identity_mismatch_event,
     network_thread_alive,
 )
-from wardwatch.metrics import MetricsServer, render
-from wardwatch.mqtt import MqttParams, connect_blocking, make_client
+from servicekit.metrics import MetricsServer, render
+from servicekit.mqtt import MqttParams, connect_blocking, make_client
 from wardwire import topics
+from wardwire.context import BedContext, UnitContext
 from wardwire.models import (
     AckCommand,
     AlertKind,
@@ -66,7 +66,7 @@ SERVICE = "alerting"
 
 @dataclass
 class BedRuntime:
-    entry: BedEntry
+    entry: BedContext
     rules: BedState = field(default_factory=BedState)
     alerts: dict[str, lc.AlertRecord] = field(default_factory=dict)  # condition -> record
     last_score: tuple[object, ...] | None = None
@@ -79,7 +79,7 @@ class AlertingService:
     def __init__(
         self,
         params: MqttParams,
-        ward: WardFile,
+        ward: UnitContext,
         cfg: RuleConfig,
         scorer: Scorer,
         *,
@@ -98,9 +98,8 @@ class AlertingService:
             score_refresh_s,
             clock,
         )
-        self.policy = policy or lc.Policy(escalate_after_s=ward.alerting.escalate_after_s)
+        self.policy = policy or lc.Policy()
         self.beds = {b.id: BedRuntime(b) for b in ward.beds}
-        self.device_bed = {(b.gateway, d): b.id for b in ward.beds for d in b.devices}
         self.stop_event = threading.Event()
         self._lock = threading.Lock()
         self.client = make_client(
@@ -205,10 +204,11 @@ class AlertingService:
         ahead_limit = now + timedelta(seconds=self.max_ahead_s)
         with self._lock:
             for o in batch.observations:
-                bed_id = self.device_bed.get((batch.gateway_id, o.device_id))
-                if bed_id is None:
+                entry = self.ward.bed_of(batch.gateway_id, o.device_id)
+                if entry is None:
                     self.ignored += 1
                     continue
+                bed_id = entry.id
                 if o.measured_at > ahead_limit:
                     # A value from the future would stay "newest" until its time comes and
                     # freeze the parameter (older readings never overwrite): never taken.
@@ -252,9 +252,10 @@ class AlertingService:
                     self._condition(bed, "gateway_offline", AlertKind.TECHNICAL, now, False)
 
     def _on_device(self, st: DeviceStatus) -> None:
-        bed_id = self.device_bed.get((st.gateway_id, st.device_id))
-        if bed_id is None:
+        entry = self.ward.bed_of(st.gateway_id, st.device_id)
+        if entry is None:
             return
+        bed_id = entry.id
         now = self.clock()
         bad = st.state in (DeviceState.NO_SIGNAL, DeviceState.DISCONNECTED, DeviceState.ERROR)
         with self._lock:

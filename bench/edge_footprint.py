@@ -46,17 +46,18 @@ sys.path.insert(0, str(REPO))
 
 from device_sims.scenarios import Scenario  # noqa: E402
 from device_sims.serial_devices import MasimoSim, NoninSim, SerialDeviceSim, WwmonSim  # noqa: E402
-from wardwatch.devstack import Mosquitto  # noqa: E402
-from wardwatch.mqtt import MqttParams, ReconnectBackoff, connect_blocking, make_client  # noqa: E402
-from wardwire import topics  # noqa: E402
-from wardwire.config import (  # noqa: E402
+from edge_agent.config import (  # noqa: E402
     BrokerSection,
     DeviceSection,
     EdgeConfig,
     GatewaySection,
     dump_edge_config,
 )
-from wardwire.config import OutboxSection as OutboxCfg  # noqa: E402
+from edge_agent.config import OutboxSection as OutboxCfg  # noqa: E402
+from servicekit.backoff import Backoff  # noqa: E402
+from servicekit.mqtt import MqttParams, connect_blocking, make_client  # noqa: E402
+from wardwatch.devstack import Mosquitto  # noqa: E402
+from wardwire import topics  # noqa: E402
 from wardwire.models import GatewayStatus, Generation  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -95,7 +96,7 @@ class StatusWatch:
             username="admin",
             password=broker.passwords["admin"],
             session_expiry_s=0,
-            reconnect=ReconnectBackoff(initial_s=0.05, cap_s=0.5),
+            reconnect=Backoff(initial_s=0.05, cap_s=0.5),
         )
         self.topic = topics.gateway_status(SITE, UNIT, GW, root=ROOT)
         self.statuses: list[GatewayStatus] = []

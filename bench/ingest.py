@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from device_sims.loadgen import LoadSpec
 from ingest.core import Accepted, WardIndex, route
-from registry.ward_file import dump_ward_file
+from servicekit.context import dump_ward_file
+from servicekit.metrics import parse_metric
+from servicekit.mqtt import MqttParams, connect_blocking, make_client
 from wardwatch.devstack import Stack, free_port, running_stack
-from wardwatch.metrics import parse_metric
-from wardwatch.mqtt import MqttParams, connect_blocking, make_client
 from wardwire import topics
 
 

@@ -1,7 +1,5 @@
-"""`python -m console` runs the `wardwatch console` subcommand."""
+"""``python -m console`` is ``wardwatch console`` (without loading the umbrella CLI)."""
 
-import sys
+from console.cli import main
 
-from wardwatch.cli import main
-
-main(["console", *sys.argv[1:]])
+main()

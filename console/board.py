@@ -20,10 +20,10 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from registry.ward_file import WardFile
-from wardwatch.faults import MessageBoundary
-from wardwatch.mqtt import MqttParams, connect_blocking, make_client
+from servicekit.faults import MessageBoundary
+from servicekit.mqtt import MqttParams, connect_blocking, make_client
 from wardwire import topics
+from wardwire.context import UnitContext
 from wardwire.models import (
     Alert,
     AlertEvent,
@@ -55,7 +55,7 @@ class BedView:
 class WardView:
     """What the central station knows, built only from wire messages."""
 
-    ward: WardFile
+    ward: UnitContext
     beds: dict[str, BedView] = field(default_factory=dict)
     gateways: dict[str, GatewayStatus] = field(default_factory=dict)
     events: list[AlertEvent] = field(default_factory=list)
@@ -67,7 +67,6 @@ class WardView:
 
     def __post_init__(self) -> None:
         self.beds = {b.id: BedView() for b in self.ward.beds}
-        self._dev = {(b.gateway, d): b.id for b in self.ward.beds for d in b.devices}
 
     def filters(self, root: str) -> list[tuple[str, int]]:
         w = self.ward
@@ -100,9 +99,9 @@ class WardView:
             batch = ObservationBatch.model_validate_json(payload)
             topics.verify_gateway_payload(topic, batch.gateway_id, root=self.root)
             for o in batch.observations:
-                bed = self._dev.get((batch.gateway_id, o.device_id))
-                if bed is not None:
-                    self.beds[bed].vitals[o.code] = o.value
+                entry = self.ward.bed_of(batch.gateway_id, o.device_id)
+                if entry is not None:
+                    self.beds[entry.id].vitals[o.code] = o.value
         elif "/score/" in topic:
             s = ScoreUpdate.model_validate_json(payload)
             if s.bed_id in self.beds:
@@ -175,7 +174,7 @@ def subscribe_view(view: WardView, params: MqttParams, client_id: str, root: str
     return client
 
 
-def run_board(params: MqttParams, ward: WardFile, *, root: str = topics.ROOT) -> None:
+def run_board(params: MqttParams, ward: UnitContext, *, root: str = topics.ROOT) -> None:
     """Show the board until Ctrl-C."""
     from rich.live import Live
 

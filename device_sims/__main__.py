@@ -1,7 +1,5 @@
-"""`python -m device_sims` runs the `wardwatch sim` subcommand."""
+"""``python -m device_sims`` is ``wardwatch sim`` (without loading the umbrella CLI)."""
 
-import sys
+from device_sims.cli import main
 
-from wardwatch.cli import main
-
-main(["sim", *sys.argv[1:]])
+main()

@@ -26,9 +26,9 @@ from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
 
-from registry.ward_file import AlertingSection, BedEntry, GatewayEntry, WardFile
-from wardwatch.mqtt import MqttParams, connect_blocking, make_client
+from servicekit.mqtt import MqttParams, connect_blocking, make_client
 from wardwire import topics
+from wardwire.context import BedContext, GatewayContext, UnitContext
 from wardwire.models import Generation, Observation, ObservationBatch
 from wardwire.params import BY_CODE
 
@@ -83,10 +83,10 @@ class LoadSpec:
     def device_id(self, g: int, b: int) -> str:
         return f"lg-mon{g:05d}-{b:02d}"
 
-    def ward(self) -> WardFile:
-        gws = [GatewayEntry(id=self.gateway_id(g)) for g in range(self.gateways)]
+    def ward(self) -> UnitContext:
+        gws = [GatewayContext(id=self.gateway_id(g)) for g in range(self.gateways)]
         beds = [
-            BedEntry(
+            BedContext(
                 id=f"lg-bed{g:05d}-{b:02d}",
                 gateway=self.gateway_id(g),
                 devices=[self.device_id(g, b)],
@@ -94,11 +94,10 @@ class LoadSpec:
             for g in range(self.gateways)
             for b in range(self.beds_per_gateway)
         ]
-        return WardFile(
+        return UnitContext(
             site=self.site,
             unit=self.unit,
             generation=Generation.TEST,
-            alerting=AlertingSection(),
             gateways=gws,
             beds=beds,
         )

@@ -1,7 +1,5 @@
-"""`python -m edge_agent` runs the `wardwatch edge` subcommand."""
+"""``python -m edge_agent`` is ``wardwatch edge`` (without loading the umbrella CLI)."""
 
-import sys
+from edge_agent.cli import main
 
-from wardwatch.cli import main
-
-main(["edge", *sys.argv[1:]])
+main()

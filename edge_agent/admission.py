@@ -33,8 +33,8 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
+from edge_agent.config import ClockSection
 from edge_agent.protocols.base import Reading, WaveformChunk
-from wardwire.config import ClockSection
 from wardwire.models import (
     DEVICE_TIME_MAX,
     DEVICE_TIME_MIN,

@@ -7,7 +7,7 @@ Every decision (when to seal, how much to publish, what a PUBACK means) comes fr
 
 Broker connection: the drivers start first, so readings reach the outbox whether or not the
 broker is there. A broker that cannot be reached at start (or later) is retried on paho's
-network thread with capped, jittered backoff (``wardwatch.mqtt.ReconnectBackoff``), so a ward
+network thread with capped, jittered backoff (``servicekit.mqtt.Backoff``), so a ward
 of gateways does not reconnect in lockstep after a broker restart. A broker that *answers* but
 cannot be trusted or refuses us (``TlsFailed``, ``BrokerRefused``) is a configuration error:
 ``run()`` stops the drivers and raises, visibly, instead of collecting forever for nobody.
@@ -26,20 +26,20 @@ import paho.mqtt.client as mqtt
 
 from edge_agent import __version__
 from edge_agent.admission import ClockPolicy, admit
+from edge_agent.config import EdgeConfig
 from edge_agent.drivers import DeviceDriver, DeviceHealth, SinkReport, make_driver
 from edge_agent.outbox import Outbox
 from edge_agent.outbox_core import plan_seal, publish_window
 from edge_agent.protocols.base import Reading, WaveformChunk
-from wardwatch.mqtt import (
+from servicekit.backoff import Backoff
+from servicekit.mqtt import (
     BrokerUnreachable,
     MqttParams,
-    ReconnectBackoff,
     connect_blocking,
     connect_in_background,
     make_client,
 )
 from wardwire import topics
-from wardwire.config import EdgeConfig
 from wardwire.models import (
     DeviceStatus,
     GatewayState,
@@ -72,12 +72,12 @@ class EdgeAgent:
         cfg: EdgeConfig,
         clock: Callable[[], datetime] = utcnow,
         *,
-        reconnect: ReconnectBackoff | None = None,
+        reconnect: Backoff | None = None,
         new_outbox: bool = False,
     ) -> None:
         self.cfg = cfg
         self.clock = clock
-        self.reconnect = reconnect or ReconnectBackoff()
+        self.reconnect = reconnect or Backoff()
         self.stop_event = threading.Event()
         # Refuses (OutboxError, naming the file and what to do) a missing, replaced, restored
         # or corrupt outbox unless new_outbox: queued readings are never silently forgotten.

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from edge_agent.config import DeviceSection
 from edge_agent.links import (
     ByteLink,
     DeviceTimeout,
@@ -56,14 +57,13 @@ from edge_agent.protocols.base import (
     Reading,
     WaveformChunk,
 )
-from wardwire.config import DeviceSection
+from servicekit.backoff import Backoff
 from wardwire.models import DeviceState
 
 __all__ = [
     "DRIVERS",
     "RECOVERY",
     "SERIAL_DEFAULT_BAUDRATE",
-    "Backoff",
     "DeviceDriver",
     "DeviceHealth",
     "DeviceTimeout",
@@ -194,20 +194,6 @@ class Session(Protocol):
         ...
 
     async def aclose(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential backoff with jitter (pure; the supervisor sleeps)."""
-
-    initial_s: float = 0.5
-    cap_s: float = 10.0
-    jitter: float = 0.2
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """The wait before retry number ``attempt`` (0-based)."""
-        base = min(self.cap_s, self.initial_s * 2.0 ** min(attempt, 30))
-        return min(self.cap_s, base * rng.uniform(1.0 - self.jitter, 1.0 + self.jitter))
 
 
 @dataclass(frozen=True)

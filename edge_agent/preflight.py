@@ -2,14 +2,14 @@
 
 Pure apart from reading the password file: a list of problems, each naming the config key path
 (``devices[2].driver: …``), so a biomedical engineer fixes the file rather than reading a
-device status on the ward. The config model (``wardwire.config``) checks shapes and ranges; this
+device status on the ward. The config model (``edge_agent.config``) checks shapes and ranges; this
 checks what only the edge knows: which drivers exist and what each transport needs.
 """
 
 from __future__ import annotations
 
+from edge_agent.config import EdgeConfig
 from edge_agent.drivers import DRIVERS, UnknownDriver, transport_of
-from wardwire.config import EdgeConfig
 
 
 def preflight(cfg: EdgeConfig) -> list[str]:

@@ -1,7 +1,5 @@
-"""`python -m ingest` runs the `wardwatch ingest` subcommand."""
+"""``python -m ingest`` is ``wardwatch ingest`` (without loading the umbrella CLI)."""
 
-import sys
+from ingest.cli import main
 
-from wardwatch.cli import main
-
-main(["ingest", *sys.argv[1:]])
+main()

@@ -15,8 +15,8 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from ingest.lineproto import encode_point, escape_field_string, series_prefix
-from registry.ward_file import BedEntry, WardFile
 from wardwire import topics
+from wardwire.context import BedContext, UnitContext
 from wardwire.models import (
     Observation,
     ObservationBatch,
@@ -56,8 +56,8 @@ def _ns(dt_ts: float) -> int:
 class WardIndex:
     """Fast lookups derived from the ward file."""
 
-    ward: WardFile
-    devices: dict[tuple[str, str], BedEntry] = field(init=False)
+    ward: UnitContext
+    devices: dict[tuple[str, str], BedContext] = field(init=False)
     gateways: set[str] = field(init=False)
     #: encoded measurement+tags per series (the hot path formats only fields and time)
     series: dict[tuple[object, ...], str] = field(init=False, default_factory=dict)

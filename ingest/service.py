@@ -20,7 +20,7 @@ Subscription modes (``IngestOptions.subscription``):
 
 Fault boundaries (docs/architecture.md, "Fault boundaries"):
 
-* every message is handled inside ``wardwatch.faults.MessageBoundary``: whatever handling one
+* every message is handled inside ``servicekit.faults.MessageBoundary``: whatever handling one
   message raises dead-letters *that* message (reason ``fault: <exception>``), is counted, and
   the consumer goes on; paho's network thread never dies from a payload;
 * the writer tells a refused write from a failed one (``ingest.writer``): a 400 is bisected,
@@ -54,17 +54,18 @@ import paho.mqtt.client as mqtt
 from pydantic import ValidationError
 
 from ingest.core import Accepted, ClockWatch, Rejected, SeqTracker, WardIndex, route
-from ingest.influx import DownsamplingPlan, InfluxError, InfluxTarget, query
+from ingest.storage import DownsamplingPlan
 from ingest.writer import PostResult, TransientWriteError, classify, write_bisecting
-from wardwatch.faults import (
+from servicekit.faults import (
     Liveness,
     MessageBoundary,
     dead_letter_for,
     identity_mismatch_event,
     network_thread_alive,
 )
-from wardwatch.metrics import MetricsServer, percentile, render
-from wardwatch.mqtt import MqttParams, connect_blocking, make_client
+from servicekit.influx import InfluxError, InfluxTarget, query
+from servicekit.metrics import MetricsServer, percentile, render
+from servicekit.mqtt import MqttParams, connect_blocking, make_client
 from wardwire import topics
 from wardwire.models import ObservationBatch, TechnicalEvent, utcnow
 

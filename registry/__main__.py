@@ -1,7 +1,5 @@
-"""`python -m registry` runs the `wardwatch registry` subcommand."""
+"""``python -m registry`` is ``wardwatch registry`` (without loading the umbrella CLI)."""
 
-import sys
+from registry.cli import main
 
-from wardwatch.cli import main
-
-main(["registry", *sys.argv[1:]])
+main()

@@ -28,14 +28,11 @@ from typing import Any
 
 import httpx
 
+from alerting.policy import AlertPolicy
 from console.board import WardView, render, subscribe_view
 from device_sims.monitor import SimulatedMonitor
 from device_sims.scenarios import Scenario
-from registry.ward_file import AlertingSection, BedEntry, GatewayEntry, WardFile, dump_ward_file
-from wardwatch.devstack import Stack, free_port, running_stack
-from wardwatch.metrics import parse_metric
-from wardwire import topics
-from wardwire.config import (
+from edge_agent.config import (
     BrokerSection,
     DeviceSection,
     EdgeConfig,
@@ -43,6 +40,12 @@ from wardwire.config import (
     OutboxSection,
     dump_edge_config,
 )
+from servicekit.context import dump_ward_file
+from servicekit.metrics import parse_metric
+from servicekit.tomlio import dump_model
+from wardwatch.devstack import Stack, free_port, running_stack
+from wardwire import topics
+from wardwire.context import BedContext, GatewayContext, UnitContext
 from wardwire.models import Generation
 
 BEDS_PER_GATEWAY = 4
@@ -65,12 +68,12 @@ def deteriorating_indices(beds: int) -> set[int]:
     return {i for i in range(beds) if i % 4 == 1} or {0}
 
 
-def build_ward(opts: DemoOptions, today: date) -> WardFile:
+def build_ward(opts: DemoOptions, today: date) -> UnitContext:
     n_gw = (opts.beds + BEDS_PER_GATEWAY - 1) // BEDS_PER_GATEWAY
-    gws = [GatewayEntry(id=f"gw-{chr(ord('a') + g)}") for g in range(n_gw)]
+    gws = [GatewayContext(id=f"gw-{chr(ord('a') + g)}") for g in range(n_gw)]
     dob = today.replace(year=today.year - 3)
     beds = [
-        BedEntry(
+        BedContext(
             id=f"bed{i + 1:02d}",
             patient=f"P-demo{i + 1:02d}",
             dob=dob,
@@ -79,12 +82,11 @@ def build_ward(opts: DemoOptions, today: date) -> WardFile:
         )
         for i in range(opts.beds)
     ]
-    return WardFile(
+    return UnitContext(
         site="demo",
         unit="picu",
         scoring_system="bedside_pews",
         generation=opts.generation,
-        alerting=AlertingSection(onset_s=opts.onset_s, clear_s=10, stale_s=30, escalate_after_s=60),
         gateways=gws,
         beds=beds,
     )
@@ -120,12 +122,17 @@ class Demo:
         ward_path = self.workdir / "ward.toml"
         ward_path.write_text(dump_ward_file(self.ward), encoding="utf-8")
         self.stack.influx.create_database(DB)
+        policy_path = self.workdir / "alerting-policy.toml"
+        policy = AlertPolicy(onset_s=self.opts.onset_s, clear_s=10, stale_s=30,
+                             escalate_after_s=60)
+        policy_path.write_text(dump_model(policy), encoding="utf-8")
         common = {"WM_WARD_FILE": str(ward_path)}
         self.metrics = {"ingest": free_port(), "alerting": free_port()}
+        extra = {"ingest": [], "alerting": ["--policy", str(policy_path)]}
         for svc in ("ingest", "alerting"):
             self._spawn(
                 svc,
-                [svc, "run", "--metrics-port", str(self.metrics[svc])],
+                [svc, "run", "--metrics-port", str(self.metrics[svc]), *extra[svc]],
                 {**self.stack.env(svc, DB), **common},
             )
         # Nothing may be published before both hold their subscriptions (a first-ever
@@ -310,7 +317,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
 
 def _demo_params(stack: Stack) -> Any:
-    from wardwatch.mqtt import MqttParams
+    from servicekit.mqtt import MqttParams
 
     return MqttParams(
         host=stack.broker.host,

@@ -43,7 +43,8 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from wardwatch.mqtt import MqttParams, connect_blocking, make_client
+from servicekit.mqtt import MqttParams, connect_blocking, make_client
+from servicekit.runner import wait_for_stop_signal
 from wardwire import topics
 
 
@@ -710,10 +711,10 @@ bind-address = "127.0.0.1:{self.rpc_port}"
     def query(
         self, q: str, *, db: str | None = None, auth: tuple[str, str] | bool | None = True
     ) -> dict[str, object]:
-        """Run InfluxQL via POST /query (``ingest.influx.query``) as admin, or as ``auth``
+        """Run InfluxQL via POST /query (``servicekit.influx.query``) as admin, or as ``auth``
         (``None``: no credentials, for the bootstrap). Raises ``ServiceError``."""
-        from ingest.influx import InfluxError, InfluxTarget
-        from ingest.influx import query as influx_query
+        from servicekit.influx import InfluxError, InfluxTarget
+        from servicekit.influx import query as influx_query
 
         creds = ("admin", self.admin_password) if auth is True else auth or None
         target = InfluxTarget(self.url, db or "", *(creds or (None, None)))
@@ -821,17 +822,6 @@ def write_env_file(stack: Stack, path: Path, extra: Mapping[str, str] | None = N
     env.update(extra or {})
     path.write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
     path.chmod(0o600)
-
-
-def wait_for_stop_signal() -> int:
-    """Block until SIGINT, SIGTERM or SIGHUP, so the caller's cleanup runs (an unblocked
-    SIGTERM would kill the process and orphan the daemons it started)."""
-    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-    try:
-        return signal.sigwait(sigs)
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, sigs)
 
 
 def main() -> None:

@@ -1,7 +1,9 @@
 """wardwire: the one wire contract every wardwatch component speaks.
 
 Payload models (``wardwire.models``), topic builders (``wardwire.topics``), the vital-sign
-parameter table (``wardwire.params``) and the edge config format (``wardwire.config``).
+parameter table (``wardwire.params``) and the unit context the registry serves
+(``wardwire.context``). Pure: pydantic and the standard library, no file or network I/O, no
+clock, no environment.
 """
 
 from wardwire.models import (

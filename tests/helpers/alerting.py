@@ -9,9 +9,9 @@ from typing import Any
 from alerting.pews import score
 from alerting.rules import RuleConfig, load_artefact_limits, load_priorities
 from alerting.service import AlertingService
-from registry.ward_file import WardFile
 from tests.helpers.mqtt import params
 from wardwatch.devstack import Mosquitto
+from wardwire.context import UnitContext
 
 
 def instant_rules() -> RuleConfig:
@@ -27,7 +27,7 @@ def instant_rules() -> RuleConfig:
 
 
 def alerting_service(
-    broker: Mosquitto, ward: WardFile, root: str, *, tick_s: float = 0.1,
+    broker: Mosquitto, ward: UnitContext, root: str, *, tick_s: float = 0.1,
     client_prefix: str = "alerting", **kwargs: Any,
 ) -> AlertingService:
     """An engine for ``ward`` under ``root`` with a unique client id (not yet running)."""

@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from registry.ward_file import AlertingSection, BedEntry, GatewayEntry, WardFile
+from wardwire.context import BedContext, GatewayContext, UnitContext
 from wardwire.models import (
     DEVICE_TIME_MAX,
     DEVICE_TIME_MIN,
@@ -695,17 +695,16 @@ def mutate_bytes(data: bytes, rng: random.Random) -> bytes:
 # -- the live fuzz: cases and their expected fate ----------------------------------------------
 
 SITE, UNIT = "s1", "u1"
-FUZZ_WARD = WardFile(
+FUZZ_WARD = UnitContext(
     site=SITE,
     unit=UNIT,
     scoring_system="bedside_pews",
     generation="test",  # type: ignore[arg-type]
-    alerting=AlertingSection(onset_s=0, clear_s=0, stale_s=60, escalate_after_s=3600),
-    gateways=[GatewayEntry(id="gw1"), GatewayEntry(id="gw2")],
+    gateways=[GatewayContext(id="gw1"), GatewayContext(id="gw2")],
     beds=[
-        BedEntry(id="b1", patient="P-fuzz1", dob=date(2022, 1, 1), gateway="gw1", devices=["d1"]),
-        BedEntry(id="b2", patient="P-fuzz2", dob=date(2020, 6, 1), gateway="gw1", devices=["d2"]),
-        BedEntry(id="b3", patient="P-fuzz3", dob=date(2015, 1, 1), gateway="gw2", devices=["d3"]),
+        BedContext(id="b1", patient="P-fuzz1", dob=date(2022, 1, 1), gateway="gw1", devices=["d1"]),
+        BedContext(id="b2", patient="P-fuzz2", dob=date(2020, 6, 1), gateway="gw1", devices=["d2"]),
+        BedContext(id="b3", patient="P-fuzz3", dob=date(2015, 1, 1), gateway="gw2", devices=["d3"]),
     ],
 )
 NUMERIC = [p for p in PARAMETERS if p.kind is not ParamKind.WAVEFORM]
@@ -769,7 +768,7 @@ def ns(t: datetime) -> int:
     return (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
 
 
-def expected_fate(case: LiveCase, ward: WardFile = FUZZ_WARD) -> Fate:
+def expected_fate(case: LiveCase, ward: UnitContext = FUZZ_WARD) -> Fate:
     """The intended fate of ``case`` (docs/architecture.md, "Fault boundaries"), from the wire
     contract and the ward file only:
 
@@ -847,7 +846,7 @@ class LiveFuzzer:
     ±14:00.
     """
 
-    def __init__(self, seed: int, now: datetime, ward: WardFile = FUZZ_WARD) -> None:
+    def __init__(self, seed: int, now: datetime, ward: UnitContext = FUZZ_WARD) -> None:
         self.rng = random.Random(seed)
         self.now = now
         self.ward = ward

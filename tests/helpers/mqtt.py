@@ -11,8 +11,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from servicekit.mqtt import MqttParams, connect_blocking, make_client
 from wardwatch.devstack import Mosquitto
-from wardwatch.mqtt import MqttParams, connect_blocking, make_client
 
 
 def params(broker: Mosquitto, user: str) -> MqttParams:

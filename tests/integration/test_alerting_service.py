@@ -13,13 +13,13 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from alerting.service import AlertingService
-from registry.ward_file import AlertingSection, BedEntry, GatewayEntry, WardFile
 from tests.helpers.alerting import alerting_service
 from tests.helpers.mqtt import Collector, collector
 from tests.helpers.wait import wait_until
 from tests.integration.test_ingest import Publisher
 from wardwatch.devstack import Stack
 from wardwire import topics
+from wardwire.context import BedContext, GatewayContext, UnitContext
 from wardwire.models import (
     AckCommand,
     GatewayState,
@@ -31,16 +31,15 @@ from wardwire.models import (
 
 pytestmark = pytest.mark.integration
 
-WARD = WardFile(
+WARD = UnitContext(
     site="s1",
     unit="u1",
     scoring_system="bedside_pews",
     generation=Generation.TEST,
-    alerting=AlertingSection(onset_s=0, clear_s=0, stale_s=60, escalate_after_s=3600),
-    gateways=[GatewayEntry(id="gw1")],
+    gateways=[GatewayContext(id="gw1")],
     beds=[
-        BedEntry(id="b1", patient="P-abcd", dob=date(2022, 1, 1), gateway="gw1", devices=["d1"]),
-        BedEntry(id="b2", patient="P-efgh", dob=date(2022, 1, 1), gateway="gw1", devices=["d2"]),
+        BedContext(id="b1", patient="P-abcd", dob=date(2022, 1, 1), gateway="gw1", devices=["d1"]),
+        BedContext(id="b2", patient="P-efgh", dob=date(2022, 1, 1), gateway="gw1", devices=["d2"]),
     ],
 )
 

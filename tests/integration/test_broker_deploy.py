@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from servicekit.mqtt import BrokerRefused, MqttError, MqttParams, connect_blocking, make_client
 from tests.helpers.wait import wait_until
 from tests.integration.test_broker_security import Client, arrived_before, not_authorized
 from tests.integration.test_broker_tls import listening_ports
@@ -26,7 +27,6 @@ from wardwatch.devstack import (
     free_port,
     make_test_pki,
 )
-from wardwatch.mqtt import BrokerRefused, MqttError, MqttParams, connect_blocking, make_client
 from wardwire import topics
 
 pytestmark = pytest.mark.integration

@@ -21,9 +21,9 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
+from servicekit.mqtt import BrokerRefused, MqttError, MqttParams, connect_blocking, make_client
 from tests.helpers.mqtt import Collector, collector
 from wardwatch.devstack import GatewayScope, Mosquitto, Stack
-from wardwatch.mqtt import BrokerRefused, MqttError, MqttParams, connect_blocking, make_client
 from wardwire import topics
 
 pytestmark = pytest.mark.integration

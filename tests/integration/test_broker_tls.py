@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from servicekit.mqtt import BrokerRefused, BrokerUnreachable, connect_blocking, make_client
 from tests.integration.test_broker_security import Client
 from wardwatch.devstack import Mosquitto
-from wardwatch.mqtt import BrokerRefused, BrokerUnreachable, connect_blocking, make_client
 from wardwire import topics
 
 pytestmark = pytest.mark.integration

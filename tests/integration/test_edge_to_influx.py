@@ -15,33 +15,34 @@ import pytest
 from device_sims.monitor import SimulatedMonitor
 from device_sims.scenarios import Scenario
 from edge_agent.agent import EdgeAgent
-from ingest.core import WardIndex
-from ingest.influx import DownsamplingPlan, InfluxTarget, setup_database
-from ingest.service import IngestOptions, IngestService
-from registry.ward_file import BedEntry, GatewayEntry, WardFile
-from tests.helpers.mqtt import params
-from tests.helpers.wait import wait_until
-from wardwatch.devstack import Stack
-from wardwire.config import (
+from edge_agent.config import (
     BrokerSection,
     DeviceSection,
     EdgeConfig,
     GatewaySection,
     OutboxSection,
 )
+from ingest.core import WardIndex
+from ingest.service import IngestOptions, IngestService
+from ingest.storage import DownsamplingPlan, setup_database
+from servicekit.influx import InfluxTarget
+from tests.helpers.mqtt import params
+from tests.helpers.wait import wait_until
+from wardwatch.devstack import Stack
+from wardwire.context import BedContext, GatewayContext, UnitContext
 from wardwire.models import DeviceState, Generation
 
 pytestmark = pytest.mark.integration
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def make_ward(gw: str, devices: list[str]) -> WardFile:
-    return WardFile(
+def make_ward(gw: str, devices: list[str]) -> UnitContext:
+    return UnitContext(
         site="s1",
         unit="u1",
         generation=Generation.TEST,
-        gateways=[GatewayEntry(id=gw)],
-        beds=[BedEntry(id=f"b{i}", gateway=gw, devices=[d]) for i, d in enumerate(devices)],
+        gateways=[GatewayContext(id=gw)],
+        beds=[BedContext(id=f"b{i}", gateway=gw, devices=[d]) for i, d in enumerate(devices)],
     )
 
 

@@ -66,6 +66,9 @@ from pydantic import ValidationError
 
 from ingest.core import WardIndex
 from ingest.service import IngestOptions, IngestService
+from servicekit.faults import DEAD_LETTER_PAYLOAD_MAX
+from servicekit.metrics import parse_metric
+from servicekit.mqtt import connect_blocking, make_client
 from tests.helpers.alerting import alerting_service
 from tests.helpers.fuzz import (
     FUZZ_WARD,
@@ -81,9 +84,6 @@ from tests.helpers.fuzz import (
 from tests.helpers.mqtt import Collector, collector, params
 from tests.helpers.wait import wait_until
 from wardwatch.devstack import Influx, Mosquitto, Stack
-from wardwatch.faults import DEAD_LETTER_PAYLOAD_MAX
-from wardwatch.metrics import parse_metric
-from wardwatch.mqtt import connect_blocking, make_client
 from wardwire import topics
 from wardwire.models import (
     WIRE_TIME_MAX,

@@ -18,13 +18,13 @@ from datetime import UTC, date, datetime
 import pytest
 
 from alerting.service import AlertingService
-from registry.ward_file import AlertingSection, BedEntry, GatewayEntry, WardFile
 from tests.helpers.alerting import alerting_service
 from tests.helpers.mqtt import Collector, collector
 from tests.helpers.wait import wait_until
 from tests.integration.test_ingest import Publisher
 from wardwatch.devstack import Stack
 from wardwire import topics
+from wardwire.context import BedContext, GatewayContext, UnitContext
 from wardwire.models import (
     DeviceState,
     DeviceStatus,
@@ -37,16 +37,17 @@ from wardwire.models import (
 
 pytestmark = pytest.mark.integration
 
-WARD = WardFile(
+WARD = UnitContext(
     site="s1",
     unit="u1",
     scoring_system="bedside_pews",
     generation=Generation.TEST,
-    alerting=AlertingSection(onset_s=0, clear_s=0, stale_s=60, escalate_after_s=3600),
-    gateways=[GatewayEntry(id="gw-00"), GatewayEntry(id="gw-01")],
+    gateways=[GatewayContext(id="gw-00"), GatewayContext(id="gw-01")],
     beds=[
-        BedEntry(id="b0", patient="P-0000", dob=date(2022, 1, 1), gateway="gw-00", devices=["d0"]),
-        BedEntry(id="b1", patient="P-1111", dob=date(2022, 1, 1), gateway="gw-01", devices=["d1"]),
+        BedContext(id="b0", patient="P-0000", dob=date(2022, 1, 1), gateway="gw-00",
+                   devices=["d0"]),
+        BedContext(id="b1", patient="P-1111", dob=date(2022, 1, 1), gateway="gw-01",
+                   devices=["d1"]),
     ],
 )
 

@@ -18,7 +18,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from ingest.influx import DownsamplingPlan, InfluxError, InfluxTarget, query, setup_database
+from ingest.storage import DownsamplingPlan, setup_database
+from servicekit.influx import InfluxError, InfluxTarget, query
 from wardwatch.devstack import Influx, Stack
 
 pytestmark = pytest.mark.integration

@@ -14,25 +14,25 @@ import pytest
 
 from ingest.core import WardIndex
 from ingest.service import IngestOptions, IngestService
-from registry.ward_file import BedEntry, GatewayEntry, WardFile
+from servicekit.faults import ServiceFailed
+from servicekit.mqtt import connect_blocking, make_client
 from tests.helpers.mqtt import Collector, collector, params
 from tests.helpers.wait import wait_until
 from wardwatch.devstack import Influx, Mosquitto, Stack
-from wardwatch.faults import ServiceFailed
-from wardwatch.mqtt import connect_blocking, make_client
 from wardwire import topics
+from wardwire.context import BedContext, GatewayContext, UnitContext
 from wardwire.models import Generation, Observation, ObservationBatch
 
 pytestmark = pytest.mark.integration
 
-WARD = WardFile(
+WARD = UnitContext(
     site="s1",
     unit="u1",
     generation=Generation.TEST,
-    gateways=[GatewayEntry(id="gw1"), GatewayEntry(id="gw2")],
+    gateways=[GatewayContext(id="gw1"), GatewayContext(id="gw2")],
     beds=[
-        BedEntry(id="b1", gateway="gw1", devices=["d1"]),
-        BedEntry(id="b2", gateway="gw2", devices=["d2"]),
+        BedContext(id="b1", gateway="gw1", devices=["d1"]),
+        BedContext(id="b2", gateway="gw2", devices=["d2"]),
     ],
 )
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -22,11 +22,11 @@ import httpx
 import pytest
 
 from device_sims.loadgen import LoadSpec, PublishResult, publish_all
-from registry.ward_file import dump_ward_file
+from servicekit.context import dump_ward_file
+from servicekit.metrics import parse_metric
 from tests.helpers.mqtt import collector, params
 from tests.helpers.wait import wait_until
 from wardwatch.devstack import Influx, Mosquitto, free_port
-from wardwatch.metrics import parse_metric
 from wardwire import topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

@@ -11,24 +11,25 @@ import httpx
 import pytest
 
 from ingest.core import WardIndex
-from ingest.influx import DownsamplingPlan, InfluxTarget, query, setup_database, trend
 from ingest.service import IngestOptions, IngestService
-from registry.ward_file import BedEntry, GatewayEntry, WardFile
+from ingest.storage import DownsamplingPlan, setup_database, trend
+from servicekit.influx import InfluxTarget, query
 from tests.helpers.mqtt import collector, params
 from tests.helpers.wait import wait_until
 from tests.integration.test_ingest import Publisher
 from wardwatch.devstack import Stack
 from wardwire import topics
+from wardwire.context import BedContext, GatewayContext, UnitContext
 from wardwire.models import Generation, Observation, ObservationBatch
 
 pytestmark = pytest.mark.integration
 
-WARD = WardFile(
+WARD = UnitContext(
     site="s1",
     unit="u1",
     generation=Generation.TEST,
-    gateways=[GatewayEntry(id="gw1")],
-    beds=[BedEntry(id="b1", gateway="gw1", devices=["d1"])],
+    gateways=[GatewayContext(id="gw1")],
+    beds=[BedContext(id="b1", gateway="gw1", devices=["d1"])],
 )
 
 

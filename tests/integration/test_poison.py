@@ -32,28 +32,31 @@ import pytest
 
 from alerting.service import AlertingService
 from ingest.core import WardIndex
-from ingest.influx import DownsamplingPlan, InfluxTarget, setup_database
 from ingest.service import IngestOptions, IngestService
-from registry.ward_file import AlertingSection, BedEntry, GatewayEntry, WardFile, dump_ward_file
+from ingest.storage import DownsamplingPlan, setup_database
+from servicekit.context import dump_ward_file
+from servicekit.influx import InfluxTarget
+from servicekit.metrics import parse_metric
 from tests.helpers.alerting import alerting_service
 from tests.helpers.mqtt import Collector, collector, params
 from tests.helpers.wait import wait_until
 from tests.integration.test_ingest import Publisher
 from wardwatch.devstack import Influx, Mosquitto, Stack, free_port
-from wardwatch.metrics import parse_metric
 from wardwire import topics
+from wardwire.context import BedContext, GatewayContext, UnitContext
 from wardwire.models import Generation
 
 pytestmark = pytest.mark.integration
 
-WARD = WardFile(
+WARD = UnitContext(
     site="s1",
     unit="u1",
     scoring_system="bedside_pews",
     generation=Generation.TEST,
-    alerting=AlertingSection(onset_s=0, clear_s=0, stale_s=60, escalate_after_s=3600),
-    gateways=[GatewayEntry(id="gw1")],
-    beds=[BedEntry(id="b1", patient="P-abcd", dob=date(2022, 1, 1), gateway="gw1", devices=["d1"])],
+    gateways=[GatewayContext(id="gw1")],
+    beds=[
+        BedContext(id="b1", patient="P-abcd", dob=date(2022, 1, 1), gateway="gw1", devices=["d1"])
+    ],
 )
 
 

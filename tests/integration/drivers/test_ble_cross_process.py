@@ -16,11 +16,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from edge_agent.cli_commands import scan
-from edge_agent.drivers import Backoff, make_driver
+from edge_agent.config import DeviceSection
+from edge_agent.drivers import make_driver
+from edge_agent.tools import scan
+from servicekit.backoff import Backoff
 from tests.helpers.wait import wait_until
 from tests.integration.drivers.conftest import Capture, free_port, running, utcnow
-from wardwire.config import DeviceSection
 from wardwire.models import DeviceState
 
 PERIPHERAL = "F0:F0:F0:F0:F0:0A"

@@ -19,10 +19,10 @@ from device_sims.scenarios import Scenario
 from edge_agent.ble.bumble_backend import BumbleCentral
 from edge_agent.ble.central import BleCentral
 from edge_agent.ble.driver import BleDriver
-from edge_agent.drivers import Backoff
+from edge_agent.config import DeviceSection
+from servicekit.backoff import Backoff
 from tests.helpers.wait import until
 from tests.integration.drivers.conftest import Capture, utcnow
-from wardwire.config import DeviceSection
 from wardwire.models import DeviceState
 
 pytestmark = pytest.mark.anyio

@@ -10,10 +10,11 @@ import pytest
 
 from device_sims.scenarios import Scenario
 from device_sims.serial_devices import SERIAL_SIMS, MasimoSim, NoninSim
-from edge_agent.drivers import Backoff, SerialDriver
+from edge_agent.config import DeviceSection
+from edge_agent.drivers import SerialDriver
 from edge_agent.protocols.nonin_oem import FRAME_RATE_HZ, FRAMES_PER_PACKET, NoninFormat2Encoder
+from servicekit.backoff import Backoff
 from tests.integration.drivers.conftest import Capture, running, utcnow, wait_health
-from wardwire.config import DeviceSection
 from wardwire.models import DeviceState
 
 FAST = Backoff(initial_s=0.02, cap_s=0.2)

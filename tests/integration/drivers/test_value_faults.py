@@ -17,11 +17,11 @@ import pytest
 from device_sims.scenarios import Scenario
 from device_sims.serial_devices import MasimoSim, SerialDeviceSim, WwmonSim
 from edge_agent.agent import EdgeAgent
-from edge_agent.drivers import Backoff
+from edge_agent.config import DeviceSection, EdgeConfig, GatewaySection, OutboxSection
 from edge_agent.protocols.masimo_ascii import MasimoAscii1Encoder
 from edge_agent.protocols.wwmon import WwmonEncoder
+from servicekit.backoff import Backoff
 from tests.integration.drivers.conftest import running, utcnow, wait_health
-from wardwire.config import DeviceSection, EdgeConfig, GatewaySection, OutboxSection
 from wardwire.models import (
     DeviceState,
     GatewayState,

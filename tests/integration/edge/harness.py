@@ -15,10 +15,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from wardwatch.devstack import Mosquitto
-from wardwatch.mqtt import MqttParams, ReconnectBackoff, connect_blocking, make_client
-from wardwire import topics
-from wardwire.config import (
+from edge_agent.config import (
     BrokerSection,
     DeviceSection,
     EdgeConfig,
@@ -26,12 +23,16 @@ from wardwire.config import (
     OutboxSection,
     TlsSection,
 )
+from servicekit.backoff import Backoff
+from servicekit.mqtt import MqttParams, connect_blocking, make_client
+from wardwatch.devstack import Mosquitto
+from wardwire import topics
 from wardwire.models import GatewayStatus, Generation, ObservationBatch
 
 SITE, UNIT = "s1", "u1"
 #: Test clients reconnect quickly; the agent's own schedule is the production default unless a
 #: test passes another.
-FAST = ReconnectBackoff(initial_s=0.05, cap_s=0.5)
+FAST = Backoff(initial_s=0.05, cap_s=0.5)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from device_sims.burst import WwmonBurstSim
+from edge_agent.config import dump_edge_config
 from tests.helpers.wait import wait_until
 from tests.integration.edge.harness import (
     SITE,
@@ -38,7 +39,6 @@ from tests.integration.edge.harness import (
     status_topic,
 )
 from wardwatch.devstack import Mosquitto
-from wardwire.config import dump_edge_config
 from wardwire.models import DeviceState, GatewayState, GatewayStatus
 
 pytestmark = pytest.mark.integration

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from edge_agent.config import dump_edge_config
 from tests.helpers.wait import wait_until
 from tests.integration.edge.harness import (
     SITE,
@@ -22,7 +23,6 @@ from tests.integration.edge.harness import (
     status_topic,
 )
 from wardwatch.devstack import Mosquitto
-from wardwire.config import dump_edge_config
 
 pytestmark = pytest.mark.integration
 

@@ -12,6 +12,7 @@ import pytest
 
 from device_sims.burst import WwmonBurstSim
 from edge_agent.agent import EdgeAgent
+from servicekit.mqtt import TlsFailed
 from tests.helpers.wait import wait_until
 from tests.integration.edge.harness import (
     SITE,
@@ -24,7 +25,6 @@ from tests.integration.edge.harness import (
     start_recorder,
 )
 from wardwatch.devstack import Mosquitto, make_test_pki
-from wardwatch.mqtt import TlsFailed
 from wardwire.models import DeviceState
 
 pytestmark = pytest.mark.integration

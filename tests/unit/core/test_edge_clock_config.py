@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.admission import ClockPolicy
-from wardwire.config import (
+from edge_agent.config import (
     ClockSection,
     ConfigError,
     EdgeConfig,

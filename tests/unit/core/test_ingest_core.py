@@ -11,27 +11,27 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest.core import Accepted, Rejected, SeqTracker, WardIndex, route
-from registry.ward_file import BedEntry, GatewayEntry, WardFile
 from wardwire import topics
+from wardwire.context import BedContext, GatewayContext, UnitContext
 from wardwire.models import Observation, ObservationBatch, WaveformBlock
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 PATIENTS = ("P-secret01", "P-secret02")
 
-WARD = WardFile(
+WARD = UnitContext(
     site="s1",
     unit="picu",
     generation="test",
-    gateways=[GatewayEntry(id="gw-a"), GatewayEntry(id="gw-b")],
+    gateways=[GatewayContext(id="gw-a"), GatewayContext(id="gw-b")],
     beds=[
-        BedEntry(
+        BedContext(
             id="bed01",
             patient=PATIENTS[0],
             dob=date(2022, 3, 14),
             gateway="gw-a",
             devices=["mon-1", "oxi-1"],
         ),
-        BedEntry(id="bed02", patient=PATIENTS[1], gateway="gw-b", devices=["mon-2"]),
+        BedContext(id="bed02", patient=PATIENTS[1], gateway="gw-b", devices=["mon-2"]),
     ],
 )
 INDEX = WardIndex(WARD)

@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from servicekit.backoff import Backoff
+from servicekit.mqtt import JitteredClient, MqttParams, make_client
 from tests.helpers.wait import wait_until
 from wardwatch.devstack import free_port
-from wardwatch.mqtt import JitteredClient, MqttParams, ReconnectBackoff, make_client
 
 
 @given(
@@ -26,7 +27,7 @@ from wardwatch.mqtt import JitteredClient, MqttParams, ReconnectBackoff, make_cl
 def test_delay_stays_within_the_jittered_window(
     attempt: int, seed: int, initial: float, cap: float, jitter: float
 ) -> None:
-    b = ReconnectBackoff(initial_s=initial, cap_s=cap, jitter=jitter)
+    b = Backoff(initial_s=initial, cap_s=cap, jitter=jitter)
     window = b.window(attempt)
     assert window == min(cap, initial * 2.0 ** min(attempt, 62))
     d = b.delay(attempt, random.Random(seed))
@@ -35,19 +36,19 @@ def test_delay_stays_within_the_jittered_window(
 
 
 def test_window_doubles_then_caps() -> None:
-    b = ReconnectBackoff()  # the production default
+    b = Backoff()  # the production default
     assert [b.window(n) for n in range(7)] == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
 
 
 def test_same_seed_same_schedule_different_seed_different_schedule() -> None:
-    b = ReconnectBackoff()
+    b = Backoff()
     assert b.schedule(10, random.Random(7)) == b.schedule(10, random.Random(7))
     assert b.schedule(10, random.Random(7)) != b.schedule(10, random.Random(8))
 
 
 def test_a_ward_of_gateways_does_not_reconnect_in_lockstep() -> None:
     """40 gateways lose the broker at the same instant: their attempt times spread out."""
-    b = ReconnectBackoff(initial_s=0.5, cap_s=30.0, jitter=0.5)
+    b = Backoff(initial_s=0.5, cap_s=30.0, jitter=0.5)
     schedules = [b.schedule(8, random.Random(seed)) for seed in range(40)]
     for attempt in range(8):
         # Cumulative time of this attempt since the common disconnect, per gateway.
@@ -62,7 +63,7 @@ def test_a_ward_of_gateways_does_not_reconnect_in_lockstep() -> None:
 
 
 def test_expected_delay_grows_until_the_cap() -> None:
-    b = ReconnectBackoff(initial_s=0.5, cap_s=30.0, jitter=0.5)
+    b = Backoff(initial_s=0.5, cap_s=30.0, jitter=0.5)
     rng = random.Random(1)
     means = [statistics.fmean(b.delay(n, rng) for _ in range(2000)) for n in range(9)]
     assert all(later > earlier for earlier, later in itertools.pairwise(means[:7]))
@@ -74,12 +75,12 @@ def test_expected_delay_grows_until_the_cap() -> None:
 )
 def test_invalid_schedules_are_refused(initial: float, cap: float, jitter: float) -> None:
     with pytest.raises(ValueError):
-        ReconnectBackoff(initial_s=initial, cap_s=cap, jitter=jitter)
+        Backoff(initial_s=initial, cap_s=cap, jitter=jitter)
 
 
 def test_paho_network_thread_waits_on_our_schedule() -> None:
     """The hook is live: a client retrying a port nobody listens on records our delays."""
-    backoff = ReconnectBackoff(initial_s=0.01, cap_s=0.04, jitter=0.5)
+    backoff = Backoff(initial_s=0.01, cap_s=0.04, jitter=0.5)
     params = MqttParams(port=free_port(), reconnect=backoff, connect_timeout_s=1.0)
     client = make_client(params, "backoff-probe", rng=random.Random(3))
     assert isinstance(client, JitteredClient)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wardwire.config import (
+from edge_agent.config import (
     BrokerSection,
     ConfigError,
     DeviceSection,

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from wardwatch.schema import export_schemas
 from wardwire.models import WIRE_MODELS
-from wardwire.schema import export_schemas, schemas
+from wardwire.schema import schemas
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 UPDATE = os.environ.get("WARDWATCH_UPDATE_SNAPSHOTS") == "1"

@@ -20,12 +20,13 @@ from pathlib import Path
 import pytest
 
 from edge_agent.agent import EdgeAgent
-from edge_agent.drivers import Backoff, SerialDriver, SinkReport
+from edge_agent.config import ClockSection, DeviceSection, EdgeConfig, GatewaySection, OutboxSection
+from edge_agent.drivers import SerialDriver, SinkReport
 from edge_agent.links import ByteLink, LinkLost
 from edge_agent.protocols.base import Reading, WaveformChunk
 from edge_agent.protocols.wwmon import WwmonEncoder
+from servicekit.backoff import Backoff
 from tests.helpers.wait import until
-from wardwire.config import ClockSection, DeviceSection, EdgeConfig, GatewaySection, OutboxSection
 from wardwire.models import (
     DeviceState,
     DeviceStatus,

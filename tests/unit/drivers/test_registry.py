@@ -12,12 +12,12 @@ import pytest
 
 from edge_agent.ble.bleak_backend import BleakCentral
 from edge_agent.ble.central import parse_backend
-from edge_agent.cli_commands import drivers_info
+from edge_agent.config import DeviceSection
 from edge_agent.drivers import DRIVERS, SerialDriver, load_parser, make_driver
 from edge_agent.links import DriverMisconfigured, DriverUnavailable, UnknownDriver
 from edge_agent.protocols.masimo_ascii import MasimoAscii1Parser
 from edge_agent.protocols.nonin_oem import NoninFormat2Parser
-from wardwire.config import DeviceSection
+from edge_agent.tools import drivers_info
 
 
 def test_serial_parsers_load_by_name() -> None:
@@ -50,8 +50,8 @@ def test_nothing_heavy_is_imported_until_used() -> None:
         "import sys, threading\n"
         "from datetime import UTC, datetime\n"
         "import edge_agent.drivers as d\n"
-        "from edge_agent.cli_commands import drivers_info\n"
-        "from wardwire.config import DeviceSection\n"
+        "from edge_agent.tools import drivers_info\n"
+        "from edge_agent.config import DeviceSection\n"
         "assert 'edge_agent.protocols.masimo_ascii' not in sys.modules\n"
         "drivers_info()\n"
         "dev = DeviceSection(id='x', driver='ble_heart_rate', ble_address='AA:BB:CC:DD:EE:FF')\n"

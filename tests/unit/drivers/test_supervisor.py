@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from edge_agent.config import DeviceSection
 from edge_agent.drivers import (
     RECOVERY,
-    Backoff,
     DeviceDriver,
     DeviceTimeout,
     DriverError,
@@ -25,8 +25,8 @@ from edge_agent.drivers import (
 from edge_agent.links import ByteLink
 from edge_agent.protocols.base import DeviceCondition, Reading, WaveformChunk
 from edge_agent.protocols.nonin_oem import NoninFormat2Encoder
+from servicekit.backoff import Backoff
 from tests.helpers.wait import until
-from wardwire.config import DeviceSection
 from wardwire.models import DeviceState
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

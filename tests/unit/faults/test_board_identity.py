@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from console.board import WardView
-from registry.ward_file import BedEntry, GatewayEntry, WardFile
 from wardwire import topics
+from wardwire.context import BedContext, GatewayContext, UnitContext
 from wardwire.models import Generation, Observation, ObservationBatch
 
-WARD = WardFile(site="s1", unit="u1", generation=Generation.TEST,
-                gateways=[GatewayEntry(id="gw-00"), GatewayEntry(id="gw-01")],
-                beds=[BedEntry(id="b0", gateway="gw-00", devices=["d0"]),
-                      BedEntry(id="b1", gateway="gw-01", devices=["d1"])])
+WARD = UnitContext(site="s1", unit="u1", generation=Generation.TEST,
+                gateways=[GatewayContext(id="gw-00"), GatewayContext(id="gw-01")],
+                beds=[BedContext(id="b0", gateway="gw-00", devices=["d0"]),
+                      BedContext(id="b1", gateway="gw-01", devices=["d1"])])
 
 
 def payload(gw: str, dev: str) -> bytes:

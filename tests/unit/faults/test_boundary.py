@@ -1,4 +1,4 @@
-"""wardwatch.faults: one message can never end a consumer's loop (issue 8)."""
+"""servicekit.faults: one message can never end a consumer's loop (issue 8)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 import paho.mqtt.client as mqtt
 import pytest
 
-from wardwatch.faults import (
+from servicekit.faults import (
     DEAD_LETTER_PAYLOAD_MAX,
     Liveness,
     MessageBoundary,

@@ -8,13 +8,13 @@ import httpx
 
 from ingest.core import WardIndex
 from ingest.service import IngestOptions, IngestService
-from registry.ward_file import WardFile
-from wardwatch.mqtt import MqttParams
+from servicekit.mqtt import MqttParams
+from wardwire.context import UnitContext
 from wardwire.models import Generation
 
 
 def service() -> IngestService:
-    ward = WardFile(site="s", unit="u", generation=Generation.TEST, gateways=[], beds=[])
+    ward = UnitContext(site="s", unit="u", generation=Generation.TEST, gateways=[], beds=[])
     opts = IngestOptions(influx_url="http://influx", influx_db="w", influx_user=None,
                          influx_password=None)
     return IngestService(MqttParams(), WardIndex(ward), opts)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from wardwatch.mqtt import MqttParams
+from servicekit.mqtt import MqttParams
 from wardwire import topics
 
 
@@ -30,7 +30,17 @@ class ServiceSettings(BaseSettings):
     influx_username: str | None = None
     influx_password: str | None = None
     ward_file: Path = Path("ward.toml")
+    #: where the unit context comes from: a ward file path or the registry's URL (overrides
+    #: ``ward_file`` when set)
+    context: str | None = None
     log_level: str = "INFO"
+
+    def context_source(self, cli_value: str | Path | None = None) -> str:
+        """The unit-context source: the CLI's ``--context``/``--ward``, else ``WM_CONTEXT``,
+        else ``WM_WARD_FILE``."""
+        if cli_value is not None:
+            return str(cli_value)
+        return self.context if self.context is not None else str(self.ward_file)
 
     def mqtt_params(self) -> MqttParams:
         return MqttParams(

@@ -1,4 +1,4 @@
-"""Plain functions behind ``wardwatch edge drivers|scan`` and ``wardwatch sim serial|ble``.
+"""Plain functions behind ``wardwatch edge drivers|scan``.
 
 The CLI module mounts these; they take plain arguments, return JSON-able data or block until
 interrupted, and import BLE code only when BLE is asked for.
@@ -7,7 +7,6 @@ interrupted, and import BLE code only when BLE is asked for.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 from edge_agent.drivers import DRIVERS, SERIAL_DEFAULT_BAUDRATE, load_attribute
@@ -48,59 +47,3 @@ def scan(timeout_s: float = 5.0, ble_transport: str | None = None) -> dict[str, 
     except DriverError as exc:
         result["ble_error"] = str(exc)
     return result
-
-
-def run_serial_sim(
-    driver: str,
-    link: Path,
-    *,
-    scenario: str = "stable",
-    seed: int = 0,
-    period_s: float | None = None,
-    device_id: str = "sim-serial-1",
-) -> None:
-    """A simulated serial device speaking ``driver``'s protocol on a pty, until SIGINT/SIGTERM.
-
-    Prints the path to open, then serves (see ``device_sims.serial_devices``).
-    """
-    from device_sims.scenarios import Scenario
-    from device_sims.serial_devices import SERIAL_SIMS
-    from wardwatch.devstack import wait_for_stop_signal
-
-    sim = SERIAL_SIMS[driver](device_id, Scenario(scenario, seed=seed), link, period_s=period_s)
-    print(f"{device_id}: {driver} on {sim.open()} (Ctrl-C to stop)", flush=True)
-    sim.start()
-    try:
-        wait_for_stop_signal()
-    finally:
-        sim.close()
-
-
-def run_ble_sim(
-    kind: str,
-    transport: str,
-    *,
-    address: str = "F0:F0:F0:F0:F0:01",
-    scenario: str = "stable",
-    seed: int = 0,
-    period_s: float = 1.0,
-) -> None:
-    """A simulated BLE device (``heart_rate``, ``pulse_oximeter``, ``thermometer``,
-    ``blood_pressure``) on a bumble HCI transport, until SIGINT/SIGTERM."""
-    from device_sims.ble_peripherals import main
-
-    main(
-        [
-            kind,
-            "--transport",
-            transport,
-            "--address",
-            address,
-            "--scenario",
-            scenario,
-            "--seed",
-            str(seed),
-            "--period",
-            str(period_s),
-        ]
-    )

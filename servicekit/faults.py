@@ -134,7 +134,7 @@ def network_thread_alive(client: mqtt.Client) -> bool:
 
 # network_thread_alive reads paho's private ``_thread``; fail loudly if an upgrade renames it.
 if "_thread" not in mqtt.Client.__init__.__code__.co_names:  # pragma: no cover
-    raise ImportError("paho-mqtt no longer has Client._thread; see wardwatch/faults.py")
+    raise ImportError("paho-mqtt no longer has Client._thread; see servicekit/faults.py")
 
 
 @dataclass

@@ -10,7 +10,7 @@ Every service gets the same safe defaults, the ones whose absence silently loses
 * TLS (server verification against ``ca_file``; a client certificate optional) when a CA is
   given, with verification failures reported as :class:`TlsFailed`, not as a hang;
 * reconnects on paho's network thread, on **our** schedule: capped exponential backoff with
-  jitter (:class:`ReconnectBackoff`). paho's own ``reconnect_delay_set`` doubles a fixed delay,
+  jitter (:class:`Backoff`). paho's own ``reconnect_delay_set`` doubles a fixed delay,
   so every gateway of a ward that lost the broker at the same instant would knock again at the
   same instants (1, 2, 4, ... s): a thundering herd on the restarted broker.
 
@@ -34,12 +34,13 @@ from paho.mqtt.enums import CallbackAPIVersion, _ConnectionState
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from servicekit.backoff import Backoff
+
 __all__ = [
     "BrokerRefused",
     "BrokerUnreachable",
     "MqttError",
     "MqttParams",
-    "ReconnectBackoff",
     "TlsFailed",
     "connect_blocking",
     "connect_in_background",
@@ -65,45 +66,6 @@ class BrokerRefused(MqttError):
 
 
 @dataclass(frozen=True, slots=True)
-class ReconnectBackoff:
-    """Capped exponential backoff with jitter for broker reconnects (a pure schedule).
-
-    Attempt ``n`` (0-based, counted since the last successful CONNACK) waits a uniformly drawn
-    fraction ``[1 - jitter, 1]`` of ``min(cap_s, initial_s * 2**n)``. With ``jitter=0.5`` the
-    delays still grow monotonically in expectation, never exceed ``cap_s``, and gateways that
-    lost the broker together spread their attempts over half of each window instead of
-    arriving at the same instants.
-    """
-
-    initial_s: float = 0.5
-    # The cap bounds how long a gateway may sit idle after its broker is back: a backlog
-    # drains in seconds, so the reconnect wait is what a long outage's recovery time is made
-    # of. 10 s keeps that lag small against the >= 30x drain goal while still spreading a
-    # ward's reconnects over a 5-10 s window.
-    cap_s: float = 10.0
-    jitter: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not (0 < self.initial_s <= self.cap_s):
-            raise ValueError("need 0 < initial_s <= cap_s")
-        if not (0.0 <= self.jitter <= 1.0):
-            raise ValueError("jitter is a fraction in [0, 1]")
-
-    def window(self, attempt: int) -> float:
-        """The un-jittered upper bound of attempt ``attempt``."""
-        return min(self.cap_s, self.initial_s * 2.0 ** min(max(attempt, 0), 62))
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """Seconds to wait before reconnect attempt ``attempt``."""
-        hi = self.window(attempt)
-        return hi * rng.uniform(1.0 - self.jitter, 1.0)
-
-    def schedule(self, attempts: int, rng: random.Random) -> list[float]:
-        """The first ``attempts`` delays (for tests and documentation)."""
-        return [self.delay(n, rng) for n in range(attempts)]
-
-
-@dataclass(frozen=True, slots=True)
 class MqttParams:
     host: str = "127.0.0.1"
     port: int = 1883
@@ -116,7 +78,7 @@ class MqttParams:
     session_expiry_s: int = 7 * 24 * 3600
     receive_maximum: int = 1000
     connect_timeout_s: float = 5.0
-    reconnect: ReconnectBackoff = field(default_factory=ReconnectBackoff)
+    reconnect: Backoff = field(default_factory=Backoff)
 
 
 # paho's network thread calls Client._reconnect_wait() between a lost connection (or a failed
@@ -124,7 +86,7 @@ class MqttParams:
 # thread, loop_stop() and retry_first_connection semantics. Fail loudly if a paho upgrade
 # removes the hook (tests/unit/core/test_mqtt_backoff.py checks this too).
 if not callable(getattr(mqtt.Client, "_reconnect_wait", None)):  # pragma: no cover
-    raise ImportError("paho-mqtt no longer has Client._reconnect_wait; see wardwatch/mqtt.py")
+    raise ImportError("paho-mqtt no longer has Client._reconnect_wait; see servicekit/mqtt.py")
 
 _STOPPING_STATES = frozenset(
     {_ConnectionState.MQTT_CS_DISCONNECTING, _ConnectionState.MQTT_CS_DISCONNECTED}
@@ -132,14 +94,14 @@ _STOPPING_STATES = frozenset(
 
 
 class JitteredClient(mqtt.Client):
-    """A paho client whose automatic reconnects follow a :class:`ReconnectBackoff`.
+    """A paho client whose automatic reconnects follow a :class:`Backoff`.
 
     ``reconnect_attempts`` counts waits since the last successful CONNACK; ``reconnect_waits``
     keeps the recent delays (observability, tests).
     """
 
     def __init__(
-        self, *args: Any, backoff: ReconnectBackoff, rng: random.Random, **kwargs: Any
+        self, *args: Any, backoff: Backoff, rng: random.Random, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
         self.backoff = backoff

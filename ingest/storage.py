@@ -1,9 +1,8 @@
-"""InfluxDB over its HTTP v1 API: database setup, retention, downsampling, backfill, trends.
+"""Ingest's storage layout in InfluxDB: database setup, retention, downsampling, backfill, trends.
 
-The v1 API (``/write``, ``/query``) is served natively by InfluxDB 1.x and as the compatibility
-API by 2.x/3.x, so one write path serves every generation. Retention policies and continuous
-queries are 1.x features; on 2.x/3.x the same intent is bucket retention plus a task. That part
-is kept behind ``DownsamplingPlan`` (statements) so another backend can render it differently.
+Retention policies and continuous queries are 1.x features; on 2.x/3.x the same intent is
+bucket retention plus a task. That part is kept behind ``DownsamplingPlan`` (statements) so
+another backend can render it differently. The HTTP client itself is ``servicekit.influx``.
 
 Layout (database ``db``)::
 
@@ -20,47 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 
+from servicekit.influx import InfluxError, InfluxTarget, query
 
-class InfluxError(RuntimeError):
-    """InfluxDB refused a query or a write (the message carries its error text)."""
-
-
-@dataclass(frozen=True, slots=True)
-class InfluxTarget:
-    url: str
-    db: str
-    username: str | None = None
-    password: str | None = None
-
-    def auth(self) -> tuple[str, str] | None:
-        return (self.username, self.password or "") if self.username else None
-
-
-def query(
-    http: httpx.Client, target: InfluxTarget, q: str, *, write: bool = False
-) -> list[dict[str, Any]]:
-    """Run InfluxQL; returns ``results``. An ``error`` in the body is an error even on 200."""
-    data = {"q": q, "epoch": "ms"}
-    if target.db:  # server-level statements (CREATE USER ...) name no database
-        data["db"] = target.db
-    auth = target.auth()
-    if write:
-        r = http.post(f"{target.url}/query", data=data, auth=auth or httpx.USE_CLIENT_DEFAULT)
-    else:
-        r = http.get(f"{target.url}/query", params=data, auth=auth or httpx.USE_CLIENT_DEFAULT)
-    try:
-        body = r.json()
-    except ValueError:
-        raise InfluxError(f"{r.status_code}: {r.text[:200]}") from None
-    errors = [body.get("error")] + [res.get("error") for res in body.get("results", [])]
-    errors = [e for e in errors if e]
-    if r.status_code >= 300 or errors:
-        raise InfluxError(f"{q[:100]!r}: {r.status_code} {errors}")
-    return list(body.get("results", []))
+__all__ = ["DownsamplingPlan", "TrendPoint", "setup_database", "trend"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,7 @@
 """The edge agent's configuration file format (TOML), validated by pydantic.
 
+The gateway's own business, so it lives with the edge agent, not in the wire contract.
+
 Example (``docs/edge-config.md`` documents every key)::
 
     [gateway]
@@ -34,16 +36,13 @@ The edge knows gateway and device ids only. Which bed a device serves is resolve
 
 from __future__ import annotations
 
-import json
-import tomllib
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from servicekit.tomlio import dump_model, load_toml_model
 from wardwire.models import Generation, Ident
-
-M = TypeVar("M", bound=BaseModel)
 
 
 class _Cfg(BaseModel):
@@ -150,64 +149,12 @@ class ConfigError(Exception):
     """A configuration file is missing, not TOML, or not valid; the message says where."""
 
 
-def load_toml_model(path: Path, model: type[M], what: str, error: type[Exception]) -> M:
-    """Read a TOML file into ``model``; every failure raises ``error`` with a message naming
-    the file and, for validation errors, each offending key path (shared by every file format
-    wardwatch reads: edge config, ward file)."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise error(f"{path}: no such file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise error(f"{path}: not valid TOML: {exc}") from exc
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        lines = [f"{path}: invalid {what}:"]
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            lines.append(f"  {where}: {err['msg']}")
-        raise error("\n".join(lines)) from exc
-
-
 def load_edge_config(path: Path) -> EdgeConfig:
     """Read and validate an edge config file; raises ``ConfigError`` with a readable message."""
     return load_toml_model(path, EdgeConfig, "edge config", ConfigError)
 
 
 def dump_edge_config(cfg: EdgeConfig) -> str:
-    """Render a config back to TOML (used by enrolment and the demo)."""
-    out: list[str] = []
-
-    def emit_table(name: str, data: dict[str, object]) -> None:
-        scalars = {k: v for k, v in data.items() if not isinstance(v, dict) and v is not None}
-        out.append(f"[{name}]")
-        out.extend(f"{k} = {_toml_value(v)}" for k, v in scalars.items())
-        out.append("")
-        for k, v in data.items():
-            if isinstance(v, dict):
-                emit_table(f"{name}.{k}", v)
-
-    data = cfg.model_dump(mode="json")
-    for section in ("gateway", "broker", "outbox", "clock"):
-        emit_table(section, data[section])
-    out.append(f"heartbeat_s = {_toml_value(data['heartbeat_s'])}")
-    out.append("")
-    for dev in data["devices"]:
-        out.append("[[devices]]")
-        out.extend(f"{k} = {_toml_value(v)}" for k, v in dev.items() if v is not None)
-        out.append("")
-    # heartbeat_s is a top-level key: TOML requires it before the first table.
-    top = [line for line in out if line.startswith("heartbeat_s")]
-    rest = [line for line in out if not line.startswith("heartbeat_s")]
-    return "\n".join([*top, "", *rest])
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    # A JSON string is a valid TOML basic string once DEL (allowed in JSON, not in TOML) is
-    # escaped too; non-ASCII stays literal (TOML has no surrogate-pair escapes).
-    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
+    """Render a config back to TOML that :func:`load_edge_config` reads to an equal config
+    (used by enrolment and the demo)."""
+    return dump_model(cfg)

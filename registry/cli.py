@@ -1,0 +1,43 @@
+"""``wardwatch registry`` / ``python -m registry``: beds, devices and gateways of a unit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Beds, devices, gateways (ward file)."
+)
+
+
+@app.command("check-ward")
+def check_ward(path: Path) -> None:
+    """Validate a ward file; exit 2 with the errors if it is invalid."""
+    from servicekit.context import UnitContextError, load_ward_file
+
+    try:
+        w = load_ward_file(path)
+    except UnitContextError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"ok: {w.site}/{w.unit}, {len(w.beds)} beds, {len(w.gateways)} gateways")
+
+
+@app.command("show")
+def show(
+    context: str = typer.Argument(help="A ward file path or a registry URL."),
+) -> None:
+    """Print a unit's context as JSON (what the services see), from a ward file or a URL."""
+    from servicekit.context import UnitContextError, load_unit_context
+
+    try:
+        ctx = load_unit_context(context)
+    except UnitContextError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(ctx.model_dump_json(indent=2))
+
+
+def main(argv: list[str] | None = None) -> None:
+    app(args=argv, prog_name="wardwatch registry")
