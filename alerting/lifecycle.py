@@ -35,8 +35,6 @@ from wardwire.models import (
     Priority,
 )
 
-PRIORITY_RANK = {Priority.INFO: 0, Priority.LOW: 1, Priority.MEDIUM: 2, Priority.HIGH: 3}
-
 
 @dataclass(frozen=True, slots=True)
 class ConditionOn:
@@ -153,7 +151,7 @@ def transition(
     a = record.alert
     latching = a.alert_kind is AlertKind.CLINICAL
     if isinstance(event, ConditionOn):
-        higher = PRIORITY_RANK[event.priority] > PRIORITY_RANK[a.priority]
+        higher = event.priority.rank > a.priority.rank
         upd = {"updated_at": event.now, "message": event.message, "score_total": event.score_total}
         if higher:
             new = _updated(

@@ -28,7 +28,7 @@ from importlib import resources
 from typing import Any, Protocol
 
 from wardwire.models import Observation, Priority, Quality, ScoreInput, Source, TimeSource
-from wardwire.params import BY_CODE, ParamKind
+from wardwire.params import BY_CODE
 
 #: wardwire parameter code -> pews input key (pews_spec.md Appendix A).
 NUMERIC_INPUTS = {
@@ -41,7 +41,6 @@ NUMERIC_INPUTS = {
 }
 #: fallback sources for an input when the primary code is missing.
 FALLBACK = {"HR": "PR"}
-RANK = {Priority.INFO: 0, Priority.LOW: 1, Priority.MEDIUM: 2, Priority.HIGH: 3}
 RESP_DISTRESS = {
     "normal": "none",
     "mild": "mild",
@@ -256,7 +255,7 @@ def evaluate(
         return None
     result = scorer(cfg.system, inputs, dob=dob, at=now)
     prio = priority_of(result, cfg.priorities)
-    meets = prio is not None and RANK[prio] >= RANK[cfg.min_priority]
+    meets = prio is not None and prio.rank >= cfg.min_priority.rank
     decision: str | None = None
     if meets:
         state.clear_since = None
@@ -264,7 +263,7 @@ def evaluate(
             if (
                 prio is not None
                 and state.priority is not None
-                and RANK[prio] > RANK[state.priority]
+                and prio.rank > state.priority.rank
             ):
                 decision = "on"  # worsening while on: immediately
         else:
@@ -286,8 +285,3 @@ def evaluate(
                 state.raised_complete = False
     provisional = any(u.source is Source.ENTERED for u in used) or not result.complete
     return Evaluation(result, used, prio, decision, provisional)
-
-
-def is_numeric(code: str) -> bool:
-    p = BY_CODE.get(code)
-    return p is not None and p.kind is not ParamKind.WAVEFORM

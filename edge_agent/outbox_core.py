@@ -1,4 +1,4 @@
-"""Outbox decisions, as pure functions and a transition table (the SQLite shell executes them).
+"""Outbox decisions, as pure functions (the SQLite shell, ``edge_agent.outbox``, executes them).
 
 Theory of operation
 -------------------
@@ -23,42 +23,7 @@ the gateway status: never silent.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Literal
-
-
-class SlotState(StrEnum):
-    SEALED = "sealed"
-    INFLIGHT = "inflight"
-    ACKED = "acked"
-
-
-class SlotEvent(StrEnum):
-    PUBLISH = "publish"
-    PUBACK = "puback"
-    CONNECTION_LOST = "connection_lost"
-    PUBACK_REFUSED = "puback_refused"
-
-
-class IllegalTransition(Exception):
-    """An event that cannot happen in the slot's state: a bug, never ignored."""
-
-
-TRANSITIONS: dict[tuple[SlotState, SlotEvent], SlotState] = {
-    (SlotState.SEALED, SlotEvent.PUBLISH): SlotState.INFLIGHT,
-    (SlotState.INFLIGHT, SlotEvent.PUBACK): SlotState.ACKED,
-    (SlotState.INFLIGHT, SlotEvent.CONNECTION_LOST): SlotState.SEALED,
-    (SlotState.INFLIGHT, SlotEvent.PUBACK_REFUSED): SlotState.SEALED,
-    (SlotState.SEALED, SlotEvent.CONNECTION_LOST): SlotState.SEALED,
-}
-
-
-def transition(state: SlotState, event: SlotEvent) -> SlotState:
-    """Next state of a batch slot; raises ``IllegalTransition``."""
-    try:
-        return TRANSITIONS[(state, event)]
-    except KeyError:
-        raise IllegalTransition(f"{event} in state {state}") from None
 
 
 def plan_seal(

@@ -330,6 +330,15 @@ class Priority(StrEnum):
     LOW = "low"
     INFO = "info"
 
+    @property
+    def rank(self) -> int:
+        """Order of urgency (info 0 < low 1 < medium 2 < high 3): the one ranking every
+        component compares priorities by."""
+        return _PRIORITY_RANK[self]
+
+
+_PRIORITY_RANK = {Priority.INFO: 0, Priority.LOW: 1, Priority.MEDIUM: 2, Priority.HIGH: 3}
+
 
 class ScoreInput(WireModel):
     """Provenance of one value that went into a score."""

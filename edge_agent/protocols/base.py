@@ -67,9 +67,3 @@ class Parser(Protocol):
     def feed(self, data: bytes) -> list[ParserEvent]:
         """Consume bytes (any chunk size, possibly empty); return the events they complete."""
         ...
-
-
-class Encoder(Protocol):
-    """The inverse of a parser, used by the device simulators."""
-
-    def encode(self, readings: list[Reading]) -> bytes: ...

@@ -278,7 +278,7 @@ class MasimoAscii1Encoder:
         return (" ".join(parts) + "\r\n").encode("ascii")
 
     def encode(self, readings: list[Reading]) -> bytes:
-        """``Encoder`` protocol: one record with the SPO2/PR/PI readings (others dashed).
+        """The parser's inverse: one record with the SPO2/PR/PI readings (others dashed).
 
         Readings must carry ``device_time`` (the record needs a clock); it is rendered in UTC.
         """

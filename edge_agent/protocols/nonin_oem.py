@@ -224,7 +224,7 @@ class NoninFormat2Encoder:
         return bytes(out)
 
     def encode(self, readings: list[Reading]) -> bytes:
-        """``Encoder`` protocol: one packet carrying the SPO2/PR readings and a flat pleth."""
+        """The parser's inverse: one packet carrying the SPO2/PR readings and a flat pleth."""
         values = {r.code: round(r.value) for r in readings}
         return self.encode_packet(
             spo2=values.get("SPO2"), pulse_rate=values.get("PR"), pleth=[128] * FRAMES_PER_PACKET

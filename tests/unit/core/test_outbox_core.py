@@ -1,73 +1,16 @@
-"""Outbox decisions: the slot transition table, plan_seal, plan_overflow, publish_window."""
+"""Outbox decisions: plan_seal, plan_overflow, publish_window."""
 
 from __future__ import annotations
 
-import itertools
-
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_agent.outbox_core import (
-    TRANSITIONS,
-    IllegalTransition,
     OverflowDecision,
-    SlotEvent,
-    SlotState,
     plan_overflow,
     plan_seal,
     publish_window,
-    transition,
 )
-
-LEGAL = {
-    (SlotState.SEALED, SlotEvent.PUBLISH): SlotState.INFLIGHT,
-    (SlotState.INFLIGHT, SlotEvent.PUBACK): SlotState.ACKED,
-    (SlotState.INFLIGHT, SlotEvent.CONNECTION_LOST): SlotState.SEALED,
-    (SlotState.INFLIGHT, SlotEvent.PUBACK_REFUSED): SlotState.SEALED,
-    (SlotState.SEALED, SlotEvent.CONNECTION_LOST): SlotState.SEALED,
-}
-ALL_PAIRS = list(itertools.product(SlotState, SlotEvent))
-
-
-def test_table_is_exactly_the_documented_one() -> None:
-    assert dict(TRANSITIONS) == LEGAL
-
-
-@pytest.mark.parametrize(("state", "event"), sorted(LEGAL), ids=str)
-def test_legal_transitions(state: SlotState, event: SlotEvent) -> None:
-    assert transition(state, event) is LEGAL[(state, event)]
-
-
-@pytest.mark.parametrize(("state", "event"), [p for p in ALL_PAIRS if p not in LEGAL], ids=str)
-def test_illegal_transitions_raise(state: SlotState, event: SlotEvent) -> None:
-    with pytest.raises(IllegalTransition) as ei:
-        transition(state, event)
-    assert str(event) in str(ei.value)
-    assert str(state) in str(ei.value)
-
-
-def test_acked_is_terminal() -> None:
-    for event in SlotEvent:
-        with pytest.raises(IllegalTransition):
-            transition(SlotState.ACKED, event)
-
-
-@given(st.lists(st.sampled_from(list(SlotEvent)), max_size=20))
-@settings(max_examples=100, deadline=None)
-def test_any_event_sequence_is_either_legal_or_raises(events: list[SlotEvent]) -> None:
-    """Walk random events: a slot reaches ACKED only through a PUBACK while in flight."""
-    state = SlotState.SEALED
-    for ev in events:
-        if (state, ev) in LEGAL:
-            new = transition(state, ev)
-            if new is SlotState.ACKED:
-                assert (state, ev) == (SlotState.INFLIGHT, SlotEvent.PUBACK)
-            state = new
-        else:
-            with pytest.raises(IllegalTransition):
-                transition(state, ev)
-
 
 # ---------------------------------------------------------------------------------------------
 # plan_seal
