@@ -14,6 +14,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _group() -> None:
+    """Keeps the subcommand name (``run``) even while the group has a single command."""
+
+
 @app.command("run")
 def run(
     ward: Annotated[Path | None, typer.Option(help=WARD_HELP)] = None,

@@ -11,6 +11,11 @@ import typer
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Simulated bedside devices.")
 
 
+@app.callback()
+def _group() -> None:
+    """Keeps the subcommand name (``run``) even while the group has a single command."""
+
+
 @app.command("monitor")
 def monitor(
     link: Annotated[Path, typer.Option(help="Symlink to create for the pty slave.")],

@@ -16,6 +16,11 @@ import typer
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Bedside gateway agent.")
 
 
+@app.callback()
+def _group() -> None:
+    """Keeps the subcommand name (``run``) even while the group has a single command."""
+
+
 @app.command("run")
 def run(
     config: Annotated[Path, typer.Option(help="Edge config file (TOML).")],

@@ -12,6 +12,11 @@ from servicekit.cli import CONTEXT_HELP, WARD_HELP, unit_context_or_exit
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="MQTT -> InfluxDB writer.")
 
 
+@app.callback()
+def _group() -> None:
+    """Keeps the subcommand name (``run``) even while the group has a single command."""
+
+
 @app.command("run")
 def run(
     ward: Annotated[Path | None, typer.Option(help=WARD_HELP)] = None,

@@ -11,6 +11,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _group() -> None:
+    """Keeps the subcommand name (``run``) even while the group has a single command."""
+
+
 @app.command("check-ward")
 def check_ward(path: Path) -> None:
     """Validate a ward file; exit 2 with the errors if it is invalid."""
