@@ -12,16 +12,14 @@ import logging
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
 
-import paho.mqtt.client as mqtt
 from pydantic import ValidationError
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from servicekit.faults import MessageBoundary
-from servicekit.mqtt import MqttParams, connect_blocking, make_client
+from servicekit.mqtt import MqttParams, MqttSession
 from wardwire import topics
 from wardwire.context import UnitContext
 from wardwire.models import (
@@ -154,24 +152,26 @@ def render(view: WardView, title: str = "") -> Group:
     return Group(t, note)
 
 
-def subscribe_view(view: WardView, params: MqttParams, client_id: str, root: str) -> mqtt.Client:
+def subscribe_view(
+    view: WardView, params: MqttParams, client_id: str, root: str
+) -> MqttSession:
+    """A running MQTT session feeding ``view`` (stop it with ``.stop()``)."""
     # A view needs no persistent session: it rebuilds from retained state on connect.
     params = replace(params, session_expiry_s=0)
-    client = make_client(params, client_id=client_id)
-
-    def on_connect(c: mqtt.Client, u: Any, f: Any, rc: Any, p: Any) -> None:
-        if not getattr(rc, "is_failure", False):
-            c.subscribe(view.filters(root))
-
     view.root = root
-    client.on_connect = on_connect
-    client.on_message = MessageBoundary(
-        "console",
-        lambda c, u, m: view.on_message(m.topic, bytes(m.payload)),
-        lambda m, kind, reason: view.reject(kind, f"{m.topic}: {reason}"),
+    session = MqttSession(
+        params,
+        client_id,
+        subscriptions=view.filters(root),
+        on_message=MessageBoundary(
+            "console",
+            lambda c, u, m: view.on_message(m.topic, bytes(m.payload)),
+            lambda m, kind, reason: view.reject(kind, f"{m.topic}: {reason}"),
+        ),
+        log_name=__name__,
     )
-    connect_blocking(client, params)
-    return client
+    session.start()
+    return session
 
 
 def run_board(params: MqttParams, ward: UnitContext, *, root: str = topics.ROOT) -> None:
@@ -191,5 +191,4 @@ def run_board(params: MqttParams, ward: UnitContext, *, root: str = topics.ROOT)
             while not stop.wait(0.5):
                 live.update(render(view))
     finally:
-        client.disconnect()
-        client.loop_stop()
+        client.stop()

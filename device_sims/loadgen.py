@@ -16,17 +16,18 @@ Two ways to drive it:
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
 
-from servicekit.mqtt import MqttParams, connect_blocking, make_client
+from servicekit.mqtt import MqttParams, MqttSession
 from wardwire import topics
 from wardwire.context import BedContext, GatewayContext, UnitContext
 from wardwire.models import Generation, Observation, ObservationBatch
@@ -55,6 +56,9 @@ SPREAD = {
     "NIBP_MEAN": 6.0,
     "PI": 1.0,
 }
+#: How long a message may stay unanswered by the broker before the run fails.
+ANSWER_TIMEOUT_S = 120.0
+
 DEFAULT_PARAMS = ("HR", "PR", "RR", "SPO2", "TEMP", "NIBP_SYS", "NIBP_DIA", "NIBP_MEAN")
 
 
@@ -134,19 +138,6 @@ class LoadSpec:
                 yield self.batch(g, s, rng)
 
 
-def _wait_published(info: mqtt.MQTTMessageInfo, timeout: float) -> None:
-    """Wait for the PUBACK. Unlike ``wait_for_publish`` this also waits for a message that
-    was published while the connection was down (paho queued it and sends it on reconnect;
-    ``wait_for_publish`` would raise instead)."""
-    if info.rc == mqtt.MQTT_ERR_SUCCESS:
-        info.wait_for_publish(timeout)
-        return
-    # paho's is_published() raises for such a message too; its private flag is the truth.
-    end = time.monotonic() + timeout
-    while not info._published and time.monotonic() < end:
-        time.sleep(0.01)  # reconnect pending: poll the flag paho sets on PUBACK
-
-
 @dataclass
 class PublishResult:
     messages: int
@@ -171,42 +162,26 @@ def publish_all(
     see platform notes). ``rate_hz`` paces ticks of ``messages_per_tick`` messages.
     """
     p = replace(params, session_expiry_s=0)
-    clients = []
-    failed: list[set[int]] = []
-    for i in range(connections):
-        c = make_client(p, client_id=f"{client_prefix}-{i}")
-        bad: set[int] = set()
-
-        def on_publish(
-            cl: mqtt.Client, u: object, mid: int, rc: object, pr: object, bad: set[int] = bad
-        ) -> None:
-            if getattr(rc, "is_failure", False):
-                bad.add(mid)  # PUBACK with a failure reason (e.g. not authorized)
-
-        c.on_publish = on_publish
-        connect_blocking(c, p)
-        clients.append(c)
-        failed.append(bad)
-    pending: list[deque[mqtt.MQTTMessageInfo]] = [deque() for _ in clients]
+    sessions = [MqttSession(p, f"{client_prefix}-{i}") for i in range(connections)]
+    # One permit per message that may be unanswered on a connection: the back-pressure.
+    windows = [threading.BoundedSemaphore(window) for _ in sessions]
     sent = acked = refused = 0
-    t0 = time.monotonic()
-    tick = 0
     lock = threading.Lock()
 
-    def settle(k: int, keep: int) -> None:
+    def done(k: int, rc: ReasonCode) -> None:  # the broker answered one message (paho thread)
         nonlocal acked, refused
-        q = pending[k]
-        while len(q) > keep:
-            info = q.popleft()
-            _wait_published(info, 120)
-            with lock:
-                if info._published and info.mid not in failed[k]:
-                    acked += 1
-                else:
-                    failed[k].discard(info.mid)
-                    refused += 1
+        with lock:
+            if rc.is_failure:
+                refused += 1  # PUBACK with a failure reason (e.g. not authorized)
+            else:
+                acked += 1
+        windows[k].release()
 
+    t0 = time.monotonic()
+    tick = 0
     try:
+        for s in sessions:
+            s.start()
         for i, (topic, payload) in enumerate(messages):
             if rate_hz is not None and i % messages_per_tick == 0:
                 due = t0 + tick / rate_hz
@@ -214,17 +189,22 @@ def publish_all(
                 delay = due - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)  # pacing a load generator, not test synchronisation
-            k = i % len(clients)
-            info = clients[k].publish(topic, payload, qos=1)
+            k = i % len(sessions)
+            if not windows[k].acquire(timeout=ANSWER_TIMEOUT_S):
+                raise RuntimeError(f"no PUBACK within {ANSWER_TIMEOUT_S} s on connection {k}")
+            info = sessions[k].publish(topic, payload, qos=1, on_done=functools.partial(done, k))
             if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
                 raise RuntimeError(f"publish refused locally: rc={info.rc}")
-            pending[k].append(info)
             sent += 1
-            settle(k, window)
-        for k in range(len(clients)):
-            settle(k, 0)
+        # Every permit back = every message answered (a reconnect resends the unanswered).
+        deadline = time.monotonic() + ANSWER_TIMEOUT_S
+        for w in windows:
+            for _ in range(window):
+                if not w.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    break
     finally:
-        for c in clients:
-            c.disconnect()
-            c.loop_stop()
-    return PublishResult(sent, acked, refused, time.monotonic() - t0)
+        for s in sessions:
+            s.stop()
+    with lock:
+        unanswered = sent - acked - refused
+    return PublishResult(sent, acked, refused + unanswered, time.monotonic() - t0)

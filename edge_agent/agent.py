@@ -15,14 +15,16 @@ cannot be trusted or refuses us (``TlsFailed``, ``BrokerRefused``) is a configur
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent import __version__
 from edge_agent.admission import ClockPolicy, admit
@@ -32,13 +34,7 @@ from edge_agent.outbox import Outbox
 from edge_agent.outbox_core import plan_seal, publish_window
 from edge_agent.protocols.base import Reading, WaveformChunk
 from servicekit.backoff import Backoff
-from servicekit.mqtt import (
-    BrokerUnreachable,
-    MqttParams,
-    connect_blocking,
-    connect_in_background,
-    make_client,
-)
+from servicekit.mqtt import BrokerUnreachable, MqttParams, MqttSession
 from wardwire import topics
 from wardwire.models import (
     DeviceStatus,
@@ -98,15 +94,11 @@ class EdgeAgent:
         self.drivers = [
             make_driver(d, self._on_readings, clock, self.stop_event) for d in cfg.devices
         ]
-        self._inflight: dict[int, int] = {}  # mid -> seq
-        self._inflight_seqs: set[int] = set()
-        self._early_acks: dict[int, Any] = {}
-        self._other_mids: set[int] = set()
+        self._inflight_seqs: set[int] = set()  # batches handed to MQTT, not yet answered
         self._lock = threading.Lock()
-        self._connected = threading.Event()
         self.published_batches = 0
         self.refused_batches = 0
-        self.client: mqtt.Client | None = None
+        self.mqtt: MqttSession | None = None
 
     # -- drivers -> outbox -------------------------------------------------------------------
     def _on_readings(
@@ -190,24 +182,15 @@ class EdgeAgent:
     def _publish_status(
         self, state: GatewayState, reason: StatusReason
     ) -> mqtt.MQTTMessageInfo | None:
-        if self.client is None:
+        if self.mqtt is None:
             return None
         payload = self._status(state, reason).model_dump_json()
-        return self._track_other(
-            self.client.publish(self.status_topic, payload, qos=1, retain=True)
-        )
-
-    def _track_other(self, info: mqtt.MQTTMessageInfo) -> mqtt.MQTTMessageInfo:
-        """Remember a non-batch publish so its PUBACK is not mistaken for an early batch ack."""
-        with self._lock:
-            if self._early_acks.pop(info.mid, None) is None:
-                self._other_mids.add(info.mid)
-        return info
+        return self.mqtt.publish(self.status_topic, payload, qos=1, retain=True)
 
     def _publish_device_statuses(self, *, refresh: bool = False) -> None:
         """Publish the retained status of each device whose state changed, and with
         ``refresh`` (at each heartbeat) of each device whose counters moved since."""
-        assert self.client is not None
+        assert self.mqtt is not None
         gw = self.cfg.gateway
         for d in self.drivers:
             with d.lock:
@@ -221,38 +204,23 @@ class EdgeAgent:
             topic = topics.device_status(
                 gw.site, gw.unit, gw.id, d.device.id, root=self.cfg.broker.topic_root
             )
-            self._track_other(self.client.publish(topic, msg.model_dump_json(), qos=1, retain=True))
+            self.mqtt.publish(topic, msg.model_dump_json(), qos=1, retain=True)
 
-    # -- MQTT callbacks (paho network thread) ------------------------------------------------
-    def _on_connect(self, c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
-        if getattr(rc, "is_failure", False):
-            log.error("broker refused connection: %s", rc)
-            return
-        self._connected.set()
+    # -- MQTT hooks (paho network thread) ----------------------------------------------------
+    def _on_connect(self, session_present: bool) -> None:
         self._publish_status(GatewayState.ONLINE, "birth")
         for d in self.drivers:
             with d.lock:
                 d.health.changed = True
 
-    def _on_disconnect(self, c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
-        self._connected.clear()
-        log.warning("disconnected from broker: %s", rc)
+    def _on_disconnect(self, reason: str) -> None:
+        log.warning("disconnected from broker: %s", reason)
 
-    def _on_publish(self, c: mqtt.Client, u: Any, mid: int, rc: Any, props: Any) -> None:
+    def _settle(self, seq: int, rc: ReasonCode) -> None:
+        """The broker answered batch ``seq`` (its completion, on paho's network thread)."""
         with self._lock:
-            if mid in self._other_mids:
-                self._other_mids.discard(mid)
-                return
-            seq = self._inflight.pop(mid, None)
-            if seq is None:
-                # A status message, or a PUBACK that beat step() to recording the mid.
-                self._early_acks[mid] = rc
-                return
             self._inflight_seqs.discard(seq)
-        self._settle(seq, rc)
-
-    def _settle(self, seq: int, rc: Any) -> None:
-        if getattr(rc, "is_failure", False):
+        if rc.is_failure:
             self.refused_batches += 1
             log.error("broker refused batch seq=%d: %s (kept in outbox)", seq, rc)
             return
@@ -294,10 +262,10 @@ class EdgeAgent:
             self.outbox.seal(
                 n, gateway_id=self.cfg.gateway.id, generation=self.cfg.gateway.generation, now=now
             )
-        if not self._connected.is_set() or self.client is None:
+        if self.mqtt is None or not self.mqtt.connected.is_set():
             return
         with self._lock:
-            room = publish_window(len(self._inflight), ob.inflight_max)
+            room = publish_window(len(self._inflight_seqs), ob.inflight_max)
             skip = set(self._inflight_seqs)
         if room <= 0:
             return
@@ -306,18 +274,18 @@ class EdgeAgent:
                 continue
             if room <= 0:
                 break
-            # Never hold our lock across paho calls: its network thread calls _on_publish.
-            info = self.client.publish(self.obs_topic, batch.payload, qos=1)
+            # Never hold our lock across paho calls: its network thread runs the completions.
+            with self._lock:
+                self._inflight_seqs.add(batch.seq)
+            info = self.mqtt.publish(
+                self.obs_topic, batch.payload, qos=1,
+                on_done=functools.partial(self._settle, batch.seq),
+            )
             if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                with self._lock:
+                    self._inflight_seqs.discard(batch.seq)
                 log.error("publish of seq=%d failed locally: rc=%s", batch.seq, info.rc)
                 break
-            with self._lock:
-                early = self._early_acks.pop(info.mid, None)
-                if early is None:
-                    self._inflight[info.mid] = batch.seq
-                    self._inflight_seqs.add(batch.seq)
-            if early is not None:
-                self._settle(batch.seq, early)
             room -= 1
 
     def run(self) -> None:
@@ -330,13 +298,14 @@ class EdgeAgent:
             generation=gw.generation,
             agent_version=__version__,
         )
-        params = self._mqtt_params()
-        self.client = make_client(
-            params, client_id=gw.id, will=(self.status_topic, will.model_dump_json().encode())
+        self.mqtt = MqttSession(
+            self._mqtt_params(),
+            gw.id,
+            will=(self.status_topic, will.model_dump_json().encode()),
+            on_connect=self._on_connect,
+            on_disconnect=self._on_disconnect,
+            log_name=__name__,
         )
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_publish = self._on_publish
         threads = [
             threading.Thread(target=d.run, name=f"driver-{d.device.id}", daemon=True)
             for d in self.drivers
@@ -344,10 +313,10 @@ class EdgeAgent:
         for t in threads:
             t.start()
         try:
-            connect_blocking(self.client, params)
+            self.mqtt.start()
         except BrokerUnreachable as exc:
             log.warning("%s; collecting into the outbox and retrying with backoff", exc)
-            connect_in_background(self.client, params)
+            self.mqtt.start_in_background()
         except BaseException:
             self.stop_event.set()
             for t in threads:
@@ -358,7 +327,7 @@ class EdgeAgent:
         while not self.stop_event.wait(0.05):
             self.step()
             mono = time.monotonic()
-            if self._connected.is_set():
+            if self.mqtt.connected.is_set():
                 heartbeat = mono >= next_heartbeat
                 self._publish_device_statuses(refresh=heartbeat)
                 if heartbeat:
@@ -368,10 +337,9 @@ class EdgeAgent:
             t.join(timeout=5)
         self._drain(deadline_s=15.0)
         info = self._publish_status(GatewayState.OFFLINE, "shutdown")
-        if info is not None and self._connected.is_set():
+        if info is not None and self.mqtt.connected.is_set():
             info.wait_for_publish(timeout=5)
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.mqtt.stop()
         self.outbox.close()
 
     def _drain(self, deadline_s: float) -> None:

@@ -21,10 +21,12 @@ ACL; retrying will not help). All derive from :class:`MqttError`.
 
 from __future__ import annotations
 
+import logging
 import random
 import ssl
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, _ConnectionState
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from servicekit.backoff import Backoff
 
@@ -41,6 +44,7 @@ __all__ = [
     "BrokerUnreachable",
     "MqttError",
     "MqttParams",
+    "MqttSession",
     "TlsFailed",
     "connect_blocking",
     "connect_in_background",
@@ -234,3 +238,170 @@ def connect_in_background(client: mqtt.Client, params: MqttParams) -> None:
         properties=connect_properties(params),
     )
     client.loop_start()
+
+
+# -- the session wrapper ---------------------------------------------------------------------
+#: Called once per QoS>0 publish when the broker answered it (PUBACK), with its reason code.
+Completion = Callable[[ReasonCode], None]
+#: A paho ``on_message`` callback (usually a ``servicekit.faults.MessageBoundary``).
+MessageCallback = Callable[[mqtt.Client, Any, mqtt.MQTTMessage], None]
+
+# paho handles a PUBACK (and calls on_publish) holding ``_out_message_mutex``, the same RLock
+# its publish() takes; holding it around publish() and registering the completion makes the
+# PUBACK wait for the registration. Fail loudly if an upgrade removes it.
+if "_out_message_mutex" not in mqtt.Client.__init__.__code__.co_names:  # pragma: no cover
+    raise ImportError("paho-mqtt no longer has Client._out_message_mutex; see servicekit/mqtt.py")
+
+
+class MqttSession:
+    """One MQTT v5 connection whose paho callbacks are owned here, not by each service.
+
+    What every service used to wire by hand:
+
+    * **subscriptions** are (re)issued on every CONNACK (a broker that lost the session forgets
+      them) and every SUBACK reason code is checked: a refused filter is logged and listed in
+      ``refused_filters``; ``subscribed`` is set once the broker granted all of them;
+    * **per-message completions**: ``publish(..., on_done=f)`` calls ``f(reason_code)`` when
+      the broker answered that message, never earlier and never for another message (the
+      registration happens under paho's own PUBACK lock, so a fast PUBACK cannot beat it);
+    * **connection state**: ``connected`` is set between CONNACK and disconnect; the optional
+      ``on_connect(session_present)`` / ``on_disconnect(reason)`` hooks run on paho's thread;
+      a refused CONNACK is logged (and, for ``start()``, raised as :class:`BrokerRefused`).
+
+    The paho client stays reachable as ``client`` for what is genuinely per-service (manual
+    acks go through :meth:`ack`).
+    """
+
+    def __init__(
+        self,
+        params: MqttParams,
+        client_id: str,
+        *,
+        subscriptions: Sequence[tuple[str, int]] = (),
+        on_message: MessageCallback | None = None,
+        on_connect: Callable[[bool], None] | None = None,
+        on_disconnect: Callable[[str], None] | None = None,
+        manual_ack: bool = False,
+        will: tuple[str, bytes] | None = None,
+        rng: random.Random | None = None,
+        log_name: str = "servicekit.mqtt",
+    ) -> None:
+        self.params = params
+        self.client_id = client_id
+        self.subscriptions = list(subscriptions)
+        self.client = make_client(params, client_id, manual_ack=manual_ack, will=will, rng=rng)
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self.refused_filters: list[str] = []
+        self.refused_publishes = 0
+        self._user_connect = on_connect
+        self._user_disconnect = on_disconnect
+        self._pending: dict[int, Completion] = {}
+        self._sub_mid: int | None = None
+        self._log = logging.getLogger(log_name)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_publish = self._on_publish
+        if on_message is not None:
+            self.client.on_message = on_message
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self, timeout_s: float = 10.0) -> bool:
+        """Connect (persistent session) and wait for CONNACK; returns whether the broker still
+        had our session. Raises :class:`MqttError` subclasses (see :func:`connect_blocking`)."""
+        return connect_blocking(self.client, self.params, timeout_s)
+
+    def start_in_background(self) -> None:
+        """Let paho connect and reconnect on the backoff schedule (the broker may be away)."""
+        connect_in_background(self.client, self.params)
+
+    def stop(self) -> None:
+        """Disconnect cleanly (no last will) and stop the network thread. Subscriptions are
+        kept by the broker with the persistent session: nothing is unsubscribed."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def alive(self) -> bool:
+        """Whether paho's network thread is running (part of a service's liveness)."""
+        thread = getattr(self.client, "_thread", None)
+        return isinstance(thread, threading.Thread) and thread.is_alive()
+
+    # -- outbound ----------------------------------------------------------------------------
+    def publish(
+        self,
+        topic: str,
+        payload: str | bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        on_done: Completion | None = None,
+    ) -> mqtt.MQTTMessageInfo:
+        """Publish; with ``on_done`` (QoS 1/2 only) be told the broker's answer for this one.
+
+        While disconnected paho keeps a QoS>0 message and sends it on reconnect, so the
+        completion still comes. A local failure (``info.rc`` other than success or no
+        connection) registers nothing: the caller sees it in the returned info.
+        """
+        if on_done is not None and qos == 0:
+            raise ValueError("a completion needs QoS 1 or 2 (QoS 0 has no answer)")
+        with self.client._out_message_mutex:
+            info = self.client.publish(topic, payload, qos=qos, retain=retain)
+            if on_done is not None and info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                self._pending[info.mid] = on_done
+        return info
+
+    def pending_completions(self) -> int:
+        with self.client._out_message_mutex:
+            return len(self._pending)
+
+    def ack(self, mid: int, qos: int) -> None:
+        """Acknowledge an inbound message (``manual_ack=True`` sessions)."""
+        self.client.ack(mid, qos)
+
+    # -- paho callbacks (network thread) -----------------------------------------------------
+    def _on_connect(
+        self, c: mqtt.Client, u: Any, flags: Any, rc: ReasonCode, props: Any
+    ) -> None:
+        if rc.is_failure:
+            self._log.error("%s: broker refused the connection: %s", self.client_id, rc)
+            return
+        self.connected.set()
+        if self.subscriptions:
+            _, self._sub_mid = c.subscribe(self.subscriptions)
+        if self._user_connect is not None:
+            self._user_connect(bool(getattr(flags, "session_present", False)))
+
+    def _on_disconnect(
+        self, c: mqtt.Client, u: Any, flags: Any, rc: ReasonCode, props: Any
+    ) -> None:
+        self.connected.clear()
+        if self._user_disconnect is not None:
+            self._user_disconnect(str(rc))
+
+    def _on_subscribe(
+        self, c: mqtt.Client, u: Any, mid: int, rcs: list[ReasonCode], props: Any
+    ) -> None:
+        if mid != self._sub_mid:
+            return  # a SUBACK of an earlier connection's request
+        refused = [f for (f, _), rc in zip(self.subscriptions, rcs, strict=False) if rc.is_failure]
+        if refused or len(rcs) != len(self.subscriptions):
+            self.refused_filters = refused
+            self._log.error(
+                "%s: subscription refused by the broker: %s (%s)",
+                self.client_id, ", ".join(refused) or "(count mismatch)",
+                ", ".join(str(rc) for rc in rcs),
+            )
+            return
+        self.refused_filters = []
+        self.subscribed.set()
+
+    def _on_publish(
+        self, c: mqtt.Client, u: Any, mid: int, rc: ReasonCode, props: Any
+    ) -> None:
+        # Called with _out_message_mutex held (see publish()).
+        done = self._pending.pop(mid, None)
+        if rc.is_failure:
+            self.refused_publishes += 1
+        if done is not None:
+            done(rc)

@@ -43,7 +43,7 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from servicekit.mqtt import MqttParams, connect_blocking, make_client
+from servicekit.mqtt import MqttParams, MqttSession
 from servicekit.runner import wait_for_stop_signal
 from wardwire import topics
 
@@ -538,9 +538,7 @@ tls_version tlsv1.2
         want = [str(c["correlationData"]) for c in cmds]
         got: dict[str, dict[str, Any]] = {}
         cond = threading.Condition()
-        subscribed = threading.Event()
         p = self.params(PROVISIONER, session_expiry_s=0)
-        client = make_client(p, client_id=f"{PROVISIONER}-{secrets.token_hex(4)}")
 
         def on_message(c: mqtt.Client, u: Any, m: mqtt.MQTTMessage) -> None:
             with cond:
@@ -548,20 +546,25 @@ tls_version tlsv1.2
                     got[str(r.get("correlationData"))] = r
                 cond.notify_all()
 
-        client.on_message = on_message
-        client.on_connect = lambda c, u, f, rc, pr: c.subscribe(CONTROL_TOPIC + "/response", 1)
-        client.on_subscribe = lambda *a: subscribed.set()
+        session = MqttSession(
+            p,
+            f"{PROVISIONER}-{secrets.token_hex(4)}",
+            subscriptions=[(CONTROL_TOPIC + "/response", 1)],
+            on_message=on_message,
+        )
         try:
-            connect_blocking(client, p, timeout)
-            if not subscribed.wait(timeout):
-                raise ServiceError("no SUBACK for the dynamic-security response topic")
-            client.publish(CONTROL_TOPIC, json.dumps({"commands": cmds}), qos=1)
+            session.start(timeout)
+            if not session.subscribed.wait(timeout):
+                raise ServiceError(
+                    "no SUBACK granting the dynamic-security response topic "
+                    f"(refused: {session.refused_filters})"
+                )
+            session.publish(CONTROL_TOPIC, json.dumps({"commands": cmds}), qos=1)
             with cond:
                 if not cond.wait_for(lambda: all(w in got for w in want), timeout):
                     raise ServiceError(f"no dynamic-security response within {timeout} s")
         finally:
-            client.disconnect()
-            client.loop_stop()
+            session.stop()
         return [got[w] for w in want]
 
     def add_user(

@@ -70,12 +70,12 @@ def test_outage_backlog_is_replayed_without_loss_gap_or_reorder(
         wait_until(lambda: agent.outbox.stats().depth >= BACKLOG, timeout=30)
         backlog = agent.outbox.stats()
         held_s = time.monotonic() - down_at
-        assert not agent._connected.is_set()
+        assert not agent.mqtt.connected.is_set()
         held = agent.outbox.sealed(limit=1_000_000)
         backlog_end = held[-1].seq + 1 if held else 0
         broker.start()
         up_at = time.monotonic()
-        wait_until(agent._connected.is_set, timeout=30, interval=0.002)
+        wait_until(agent.mqtt.connected.is_set, timeout=30, interval=0.002)
         connected_at = time.monotonic()
         wait_until(
             lambda: all(b.seq >= backlog_end for b in agent.outbox.sealed(limit=1)), 30, 0.002

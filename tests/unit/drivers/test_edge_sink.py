@@ -180,7 +180,7 @@ def wwmon(at: datetime, **values: float) -> bytes:
 
 @dataclass
 class PublishRecorder:
-    """Records what ``_publish_device_statuses`` hands to paho's ``publish``."""
+    """Records what ``_publish_device_statuses`` hands to the MQTT session's ``publish``."""
 
     published: list[tuple[str, bytes]] = field(default_factory=list)
 
@@ -246,7 +246,7 @@ def test_driver_stays_connected_and_counts_what_the_sink_made_of_its_values(
     # The retained device status: at once on a state change, then at a heartbeat only when
     # the counters moved.
     rec = PublishRecorder()
-    agent.client = rec  # type: ignore[assignment]
+    agent.mqtt = rec  # type: ignore[assignment]
     agent._publish_device_statuses()
     agent._publish_device_statuses(refresh=True)  # nothing moved since
     (topic, payload), = rec.published  # fmt: skip
@@ -259,5 +259,5 @@ def test_driver_stays_connected_and_counts_what_the_sink_made_of_its_values(
     assert len(rec.published) == 1
     agent._publish_device_statuses(refresh=True)
     assert DeviceStatus.model_validate_json(rec.published[-1][1]).frames_rejected == 1
-    agent.client = None
+    agent.mqtt = None
     agent.outbox.close()
