@@ -84,6 +84,8 @@ class WardView:
             self.reject("malformed", f"{topic}: {validation_summary(exc)}")
         except topics.IdentityMismatch as exc:
             self.reject("identity", f"{topic}: {exc}")
+        except ValueError as exc:  # a topic the view does not know
+            self.reject("malformed", f"{topic}: {exc}")
 
     def reject(self, kind: str, reason: str) -> None:
         """Count a message the view cannot use (the console publishes nothing itself)."""
@@ -93,30 +95,36 @@ class WardView:
             self.rejections[kind] = self.rejections.get(kind, 0) + 1
 
     def _route(self, topic: str, payload: bytes) -> None:
-        if topic.endswith("/obs"):
-            batch = ObservationBatch.model_validate_json(payload)
-            topics.verify_gateway_payload(topic, batch.gateway_id, root=self.root)
-            for o in batch.observations:
-                entry = self.ward.bed_of(batch.gateway_id, o.device_id)
-                if entry is not None:
-                    self.beds[entry.id].vitals[o.code] = o.value
-        elif "/score/" in topic:
+        t = topics.parse_topic(topic, root=self.root)
+        w = self.ward
+        if (t.site, t.unit) != (w.site, w.unit):
+            raise topics.IdentityMismatch(
+                f"topic of {t.site}/{t.unit} is outside {w.site}/{w.unit}"
+            )
+        if isinstance(t, topics.GatewayTopic):
+            if t.leaf == "obs":
+                batch = ObservationBatch.model_validate_json(payload)
+                topics.check_gateway_identity(t, batch.gateway_id)
+                for o in batch.observations:
+                    entry = w.bed_of(batch.gateway_id, o.device_id)
+                    if entry is not None:
+                        self.beds[entry.id].vitals[o.code] = o.value
+            elif t.leaf == "status" and payload:
+                st = GatewayStatus.model_validate_json(payload)
+                topics.check_gateway_identity(t, st.gateway_id)
+                self.gateways[st.gateway_id] = st
+        elif t.leaf == "score" and t.bed in self.beds:
             s = ScoreUpdate.model_validate_json(payload)
-            if s.bed_id in self.beds:
-                self.beds[s.bed_id].score = s
-        elif "/alert/" in topic:
-            bed_id, alert_id = topic.rsplit("/", 2)[-2:]
-            if bed_id in self.beds:
-                if payload:
-                    self.beds[bed_id].alerts[alert_id] = Alert.model_validate_json(payload)
-                else:
-                    self.beds[bed_id].alerts.pop(alert_id, None)
-        elif topic.endswith("/events"):
+            if s.bed_id != t.bed:
+                raise topics.IdentityMismatch(f"score of bed {s.bed_id!r} on bed {t.bed!r}'s topic")
+            self.beds[t.bed].score = s
+        elif t.leaf == "alert" and t.bed in self.beds and t.alert_id is not None:
+            if payload:
+                self.beds[t.bed].alerts[t.alert_id] = Alert.model_validate_json(payload)
+            else:
+                self.beds[t.bed].alerts.pop(t.alert_id, None)
+        elif t.leaf == "events":
             self.events.append(AlertEvent.model_validate_json(payload))
-        elif topic.endswith("/status") and payload:
-            st = GatewayStatus.model_validate_json(payload)
-            topics.verify_gateway_payload(topic, st.gateway_id, root=self.root)
-            self.gateways[st.gateway_id] = st
 
     def clinical_alerted_beds(self) -> list[str]:
         """Beds that had a clinical alert raised at any time during this view's life."""

@@ -135,6 +135,42 @@ def parse_gateway_topic(topic: str, *, root: str | None = None) -> GatewayTopic:
     raise ValueError(f"unknown gateway topic leaf: {topic!r}")
 
 
+@dataclass(frozen=True, slots=True)
+class AlertingTopic:
+    """A parsed topic under ``{root}/alerting/``."""
+
+    site: str
+    unit: str
+    leaf: str  # "score", "alert" or "events"
+    bed: str | None = None
+    alert_id: str | None = None
+
+
+def parse_alerting_topic(topic: str, *, root: str | None = None) -> AlertingTopic:
+    """Parse a topic under ``{root}/alerting/``; raises ``ValueError`` on anything else."""
+    prefix = f"{_root(root)}/alerting/"
+    if not topic.startswith(prefix):
+        raise ValueError(f"not an alerting topic: {topic!r}")
+    parts = topic[len(prefix) :].split("/")
+    if len(parts) < 3 or not all(_LEVEL.fullmatch(p) for p in parts):
+        raise ValueError(f"malformed alerting topic: {topic!r}")
+    site, unit, rest = parts[0], parts[1], parts[2:]
+    if rest == ["events"]:
+        return AlertingTopic(site, unit, "events")
+    if len(rest) == 2 and rest[0] == "score":
+        return AlertingTopic(site, unit, "score", bed=rest[1])
+    if len(rest) == 3 and rest[0] == "alert":
+        return AlertingTopic(site, unit, "alert", bed=rest[1], alert_id=rest[2])
+    raise ValueError(f"unknown alerting topic leaf: {topic!r}")
+
+
+def parse_topic(topic: str, *, root: str | None = None) -> GatewayTopic | AlertingTopic:
+    """Parse any topic a consumer of gateway and alerting traffic subscribes to."""
+    if topic.startswith(f"{_root(root)}/alerting/"):
+        return parse_alerting_topic(topic, root=root)
+    return parse_gateway_topic(topic, root=root)
+
+
 class IdentityMismatch(ValueError):
     """A payload names another gateway, device, site or unit than the topic it came on."""
 

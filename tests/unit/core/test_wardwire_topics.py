@@ -188,3 +188,39 @@ def test_verify_gateway_payload() -> None:
         topics.verify_gateway_payload(d, "gw1", device_id="d2")
     with pytest.raises(ValueError):
         topics.verify_gateway_payload("elsewhere/x", "gw1")
+
+
+# -- alerting topics are parsed, never matched by suffix ------------------------------------
+def test_alerting_topics_parse_back_to_their_parts() -> None:
+    from wardwire.topics import AlertingTopic, parse_alerting_topic, parse_topic
+
+    r = "t1/v1"
+    assert parse_alerting_topic(topics.score("s", "u", "b1", root=r), root=r) == AlertingTopic(
+        "s", "u", "score", bed="b1"
+    )
+    assert parse_topic(topics.alert_state("s", "u", "b1", "a-9", root=r), root=r) == (
+        AlertingTopic("s", "u", "alert", bed="b1", alert_id="a-9")
+    )
+    assert parse_topic(topics.alert_events("s", "u", root=r), root=r).leaf == "events"
+    assert parse_topic(topics.gateway_obs("s", "u", "g", root=r), root=r).leaf == "obs"
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "t1/v1/alerting/s/u/score",  # no bed
+        "t1/v1/alerting/s/u/score/b1/extra",
+        "t1/v1/alerting/s/u/alert/b1",  # no alert id
+        "t1/v1/alerting/s/u/events/x",
+        "t1/v1/alerting/s/u/obs",  # a gateway leaf under alerting
+        "t1/v1/alerting/s/u/score/+",  # a wildcard is a filter, not a topic
+        "t1/v1/alerting/s//score/b1",
+        "t1/v1/gw/s/u/g/obs/extra",
+        "t2/v1/alerting/s/u/events",  # another root
+    ],
+)
+def test_malformed_or_foreign_topics_are_refused(topic: str) -> None:
+    from wardwire.topics import parse_topic
+
+    with pytest.raises(ValueError):
+        parse_topic(topic, root="t1/v1")
