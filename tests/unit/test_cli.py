@@ -85,3 +85,58 @@ def test_edge_drivers_json_lists_ble_service_uuids() -> None:
     rows = {r["name"]: r for r in json.loads(res.output)}
     assert rows["ble_heart_rate"]["services"][0] == "180D"
     assert rows["wwmon"]["transport"] == "serial"
+
+
+# -- every service has its own entry point; the umbrella mounts the same commands ------------
+SERVICE_COMMANDS = {
+    "edge_agent": ("edge", ["run", "drivers", "scan", "check-config"]),
+    "ingest": ("ingest", ["run", "setup-db"]),
+    "alerting": ("alerting", ["run"]),
+    "registry": ("registry", ["check-ward", "show"]),
+    "console": ("console", ["board"]),
+    "device_sims": ("sim", ["monitor", "serial", "ble", "loadgen"]),
+}
+
+
+@pytest.mark.parametrize("package", sorted(SERVICE_COMMANDS))
+def test_python_m_service_and_the_umbrella_offer_the_same_commands(package: str) -> None:
+    import subprocess
+    import sys
+
+    name, commands = SERVICE_COMMANDS[package]
+    own = subprocess.run([sys.executable, "-m", package, "--help"], capture_output=True,
+                         text=True, timeout=60, env={"COLUMNS": "200", "PATH": ""})
+    assert own.returncode == 0, own.stderr
+    res = runner.invoke(app, [name, "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    for cmd in commands:
+        assert f" {cmd} " in own.stdout and f" {cmd} " in res.output, cmd
+
+
+def test_the_umbrella_lists_every_subcommand_without_loading_them() -> None:
+    from wardwatch.cli import SUBCOMMANDS
+
+    res = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    for name, sub in SUBCOMMANDS.items():
+        assert name in res.output and sub.help in res.output
+
+
+def test_a_single_command_service_keeps_its_subcommand_name(tmp_path: Path) -> None:
+    # `wardwatch alerting run` (the demo and the deploy units call it so)
+    res = runner.invoke(app, ["alerting", "run", "--ward", str(tmp_path / "none.toml")])
+    assert res.exit_code == 2 and "no such file" in res.output
+
+
+def test_registry_show_prints_the_context_services_see(tmp_path: Path) -> None:
+    import json
+
+    ward = tmp_path / "ward.toml"
+    ward.write_text('site = "s"\nunit = "u"\n[[gateways]]\nid = "g"\n[[beds]]\nid = "b"\n'
+                    'gateway = "g"\ndevices = ["d"]\n', encoding="utf-8")
+    res = runner.invoke(app, ["registry", "show", str(ward)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["beds"][0]["devices"] == ["d"]
+    ward.write_text(ward.read_text() + "[alerting]\nonset_s = 5\n", encoding="utf-8")
+    res = runner.invoke(app, ["registry", "check-ward", str(ward)])
+    assert res.exit_code == 2 and "--policy" in res.output
