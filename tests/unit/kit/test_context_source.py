@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -81,7 +82,7 @@ def test_missing_file_and_unknown_scheme(tmp_path: Path) -> None:
 
 
 class _Registry(http.server.BaseHTTPRequestHandler):
-    bodies: dict[str, tuple[int, bytes]] = {}
+    bodies: ClassVar[dict[str, tuple[int, bytes]]] = {}
 
     def do_GET(self) -> None:
         status, body = self.bodies.get(self.path, (404, b"{}"))
