@@ -29,6 +29,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -43,7 +44,8 @@ from servicekit.faults import (
     identity_mismatch_event,
     network_thread_alive,
 )
-from servicekit.metrics import MetricsServer, render
+from servicekit.metrics import CollectorRegistry, Families, counter, gauge, serve, service_registry
+from servicekit.metrics import metrics_text as registry_text
 from servicekit.mqtt import MqttParams, connect_blocking, make_client
 from wardwire import topics
 from wardwire.context import BedContext, UnitContext
@@ -440,6 +442,15 @@ class AlertingService:
 
     # -- run ---------------------------------------------------------------------------------
     def metrics_text(self) -> str:
+        """What ``/metrics`` answers (the Prometheus text format)."""
+        return registry_text(self.metrics_registry)
+
+    @cached_property
+    def metrics_registry(self) -> CollectorRegistry:
+        """This engine's own registry: the families below, built at every scrape."""
+        return service_registry(self._metric_families)
+
+    def _metric_families(self) -> Families:
         u = {"unit": self.ward.unit}
         with self._lock:
             active: dict[tuple[str, str], int] = {}
@@ -447,78 +458,52 @@ class AlertingService:
                 for rec in bed.alerts.values():
                     key = (rec.alert.alert_kind.value, rec.alert.priority.value)
                     active[key] = active.get(key, 0) + 1
-        rows: list[tuple[str, str, str, float, dict[str, str]]] = [
-            (
-                "wardwatch_alerting_ready",
-                "gauge",
-                "1 while subscribed and paho's network thread is alive",
-                float(self.is_ready()),
-                u,
-            ),
-            (
-                "wardwatch_alerting_bed_faults_total",
-                "counter",
-                "bed evaluations that raised (technical alert scoring_error on that bed)",
-                sum(self.bed_faults.values()),
-                u,
-            ),
-            (
-                "wardwatch_alerting_future_values_total",
-                "counter",
-                "values stamped too far ahead of the engine's clock (not scored)",
-                self.future_values,
-                u,
-            ),
-            (
-                "wardwatch_alerting_faults_total",
-                "counter",
-                "messages whose handling raised (dead-lettered by the fault boundary)",
-                self.boundary.faults_total,
-                u,
-            ),
-            ("wardwatch_alerting_beds", "gauge", "beds scored by this engine", len(self.beds), u),
-            (
-                "wardwatch_alerting_scores_published_total",
-                "counter",
-                "score updates published",
-                self.scores_published,
-                u,
-            ),
-            (
-                "wardwatch_alerting_ignored_total",
-                "counter",
-                "messages that could not be used",
-                self.ignored,
-                u,
-            ),
-        ]
-        rows += [
-            (
-                "wardwatch_alerting_dead_lettered_total",
-                "counter",
-                "dead-lettered messages",
-                n,
-                {**u, "reason": k},
-            )
-            for k, n in sorted(self.dead_letters.items())
-        ]
-        rows += [
-            (
-                "wardwatch_alerting_open_alerts",
-                "gauge",
-                "open alerts",
-                n,
-                {**u, "kind": k, "priority": p},
-            )
-            for (k, p), n in sorted(active.items())
-        ]
-        return render(rows)
+        yield gauge(
+            "wardwatch_alerting_ready",
+            "1 while subscribed and paho's network thread is alive",
+            [(u, float(self.is_ready()))],
+        )
+        yield counter(
+            "wardwatch_alerting_bed_faults_total",
+            "bed evaluations that raised (technical alert scoring_error on that bed)",
+            [(u, sum(self.bed_faults.values()))],
+        )
+        yield counter(
+            "wardwatch_alerting_future_values_total",
+            "values stamped too far ahead of the engine's clock (not scored)",
+            [(u, self.future_values)],
+        )
+        yield counter(
+            "wardwatch_alerting_faults_total",
+            "messages whose handling raised (dead-lettered by the fault boundary)",
+            [(u, self.boundary.faults_total)],
+        )
+        yield gauge("wardwatch_alerting_beds", "beds scored by this engine", [(u, len(self.beds))])
+        yield counter(
+            "wardwatch_alerting_scores_published_total",
+            "score updates published",
+            [(u, self.scores_published)],
+        )
+        yield counter(
+            "wardwatch_alerting_ignored_total",
+            "messages that could not be used",
+            [(u, self.ignored)],
+        )
+        yield counter(
+            "wardwatch_alerting_dead_lettered_total",
+            "dead-lettered messages",
+            [({**u, "reason": k}, n) for k, n in sorted(self.dead_letters.items())],
+        )
+        yield gauge(
+            "wardwatch_alerting_open_alerts",
+            "open alerts",
+            [({**u, "kind": k, "priority": p}, n) for (k, p), n in sorted(active.items())],
+        )
 
     def run(self, metrics_port: int | None = None) -> None:
         server = None
         if metrics_port is not None:
-            server = MetricsServer(metrics_port, self.metrics_text)
-            server.start()
+            server = serve(self.metrics_registry, metrics_port)
         connect_blocking(self.client, self.params)
         self.liveness.add("mqtt", lambda: network_thread_alive(self.client))
         try:

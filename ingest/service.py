@@ -46,6 +46,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,7 +65,18 @@ from servicekit.faults import (
     network_thread_alive,
 )
 from servicekit.influx import InfluxError, InfluxTarget, query
-from servicekit.metrics import MetricsServer, percentile, render
+from servicekit.metrics import (
+    CollectorRegistry,
+    Families,
+    MetricsServer,
+    counter,
+    gauge,
+    percentile,
+    quantiles,
+    serve,
+    service_registry,
+)
+from servicekit.metrics import metrics_text as registry_text
 from servicekit.mqtt import MqttParams, connect_blocking, make_client
 from wardwire import topics
 from wardwire.models import ObservationBatch, TechnicalEvent, utcnow
@@ -543,144 +555,102 @@ class IngestService:
 
     # -- metrics -----------------------------------------------------------------------------
     def metrics_text(self) -> str:
+        """What ``/metrics`` answers (the Prometheus text format)."""
+        return registry_text(self.metrics_registry)
+
+    @cached_property
+    def metrics_registry(self) -> CollectorRegistry:
+        """This service's own registry: the families below, built at every scrape."""
+        return service_registry(self._metric_families)
+
+    def _metric_families(self) -> Families:
         c = self.counters
         lat = list(c.write_latency_ms)
         w = {"worker": self.opts.worker_id}
-        rows: list[tuple[str, str, str, float, dict[str, str]]] = [
-            ("wardwatch_ingest_received_total", "counter", "MQTT messages received", c.received, w),
-            (
-                "wardwatch_ingest_written_observations_total",
-                "counter",
-                "observations written to InfluxDB",
-                c.written_obs,
-                w,
-            ),
-            (
-                "wardwatch_ingest_written_points_total",
-                "counter",
-                "points written (incl. waves)",
-                c.written_points,
-                w,
-            ),
-            (
-                "wardwatch_ingest_write_failures_total",
-                "counter",
-                "failed InfluxDB writes",
-                c.write_failures,
-                w,
-            ),
-            (
-                "wardwatch_ingest_seq_missing",
-                "gauge",
-                "batches currently missing (per-gateway seq gaps not filled by late arrivals)",
-                c.seq_gaps,
-                w,
-            ),
-            (
-                "wardwatch_ingest_seq_duplicates_total",
-                "counter",
-                "duplicate batches seen",
-                c.seq_duplicates,
-                w,
-            ),
-            (
-                "wardwatch_ingest_outbox_resets_total",
-                "counter",
-                "gateway outbox epochs that changed (a replaced outbox)",
-                c.outbox_resets,
-                w,
-            ),
-            (
-                "wardwatch_ingest_seq_jumps_total",
-                "counter",
-                "seq jumps beyond the window (forged or reset sequences)",
-                c.seq_jumps,
-                w,
-            ),
-            (
-                "wardwatch_ingest_backfills_total",
-                "counter",
-                "late-data downsampling backfills",
-                c.backfills,
-                w,
-            ),
-            (
-                "wardwatch_ingest_backlog_messages",
-                "gauge",
-                "accepted messages not yet written",
-                self._q.qsize(),
-                w,
-            ),
-            (
-                "wardwatch_ingest_ready",
-                "gauge",
-                "1 while subscribed and the network and writer threads are alive",
-                1 if self.is_ready() else 0,
-                w,
-            ),
-            (
-                "wardwatch_ingest_faults_total",
-                "counter",
-                "messages whose handling raised (dead-lettered by the fault boundary)",
-                self.boundary.faults_total,
-                w,
-            ),
-            (
-                "wardwatch_ingest_refused_points_total",
-                "counter",
-                "points InfluxDB refused for good (dead-lettered)",
-                c.refused_points,
-                w,
-            ),
-            (
-                "wardwatch_ingest_clock_skew_events_total",
-                "counter",
-                "gateway clock findings (sent_at against our clock)",
-                c.clock_skew_events,
-                w,
-            ),
-        ]
-        rows += [
-            (
-                "wardwatch_ingest_gateway_clock_offset_seconds",
-                "gauge",
-                "latest sent_at minus receive time per gateway (> 0: gateway clock ahead)",
-                off,
-                {**w, "gateway": gw},
-            )
-            for gw, off in sorted(self.clock_watch.offsets().items())
-        ]
-        rows += [
-            (
-                "wardwatch_ingest_dead_lettered_total",
-                "counter",
-                "dead-lettered messages",
-                n,
-                {**w, "reason": k},
-            )
-            for k, n in sorted(c.dead_letter_reasons.items())
-        ]
-        if not c.dead_letter_reasons:
-            rows.append(
-                (
-                    "wardwatch_ingest_dead_lettered_total",
-                    "counter",
-                    "dead-lettered messages",
-                    0,
-                    {**w, "reason": "none"},
-                )
-            )
-        for q in (0.5, 0.99):
-            rows.append(
-                (
-                    "wardwatch_ingest_write_latency_seconds",
-                    "summary",
-                    "InfluxDB write latency",
-                    percentile(lat, q) / 1000,
-                    {**w, "quantile": str(q)},
-                )
-            )
-        return render(rows)
+        yield counter(
+            "wardwatch_ingest_received_total", "MQTT messages received", [(w, c.received)]
+        )
+        yield counter(
+            "wardwatch_ingest_written_observations_total",
+            "observations written to InfluxDB",
+            [(w, c.written_obs)],
+        )
+        yield counter(
+            "wardwatch_ingest_written_points_total",
+            "points written (incl. waves)",
+            [(w, c.written_points)],
+        )
+        yield counter(
+            "wardwatch_ingest_write_failures_total",
+            "failed InfluxDB writes",
+            [(w, c.write_failures)],
+        )
+        yield gauge(
+            "wardwatch_ingest_seq_missing",
+            "batches currently missing (per-gateway seq gaps not filled by late arrivals)",
+            [(w, c.seq_gaps)],
+        )
+        yield counter(
+            "wardwatch_ingest_seq_duplicates_total",
+            "duplicate batches seen",
+            [(w, c.seq_duplicates)],
+        )
+        yield counter(
+            "wardwatch_ingest_outbox_resets_total",
+            "gateway outbox epochs that changed (a replaced outbox)",
+            [(w, c.outbox_resets)],
+        )
+        yield counter(
+            "wardwatch_ingest_seq_jumps_total",
+            "seq jumps beyond the window (forged or reset sequences)",
+            [(w, c.seq_jumps)],
+        )
+        yield counter(
+            "wardwatch_ingest_backfills_total",
+            "late-data downsampling backfills",
+            [(w, c.backfills)],
+        )
+        yield gauge(
+            "wardwatch_ingest_backlog_messages",
+            "accepted messages not yet written",
+            [(w, self._q.qsize())],
+        )
+        yield gauge(
+            "wardwatch_ingest_ready",
+            "1 while subscribed and the network and writer threads are alive",
+            [(w, 1 if self.is_ready() else 0)],
+        )
+        yield counter(
+            "wardwatch_ingest_faults_total",
+            "messages whose handling raised (dead-lettered by the fault boundary)",
+            [(w, self.boundary.faults_total)],
+        )
+        yield counter(
+            "wardwatch_ingest_refused_points_total",
+            "points InfluxDB refused for good (dead-lettered)",
+            [(w, c.refused_points)],
+        )
+        yield counter(
+            "wardwatch_ingest_clock_skew_events_total",
+            "gateway clock findings (sent_at against our clock)",
+            [(w, c.clock_skew_events)],
+        )
+        yield gauge(
+            "wardwatch_ingest_gateway_clock_offset_seconds",
+            "latest sent_at minus receive time per gateway (> 0: gateway clock ahead)",
+            [({**w, "gateway": gw}, off) for gw, off in sorted(self.clock_watch.offsets().items())],
+        )
+        reasons = sorted(c.dead_letter_reasons.items()) or [("none", 0)]
+        yield counter(
+            "wardwatch_ingest_dead_lettered_total",
+            "dead-lettered messages",
+            [({**w, "reason": k}, n) for k, n in reasons],
+        )
+        yield quantiles(
+            "wardwatch_ingest_write_latency_seconds",
+            "InfluxDB write latency",
+            [(w, {q: percentile(lat, q) / 1000 for q in (0.5, 0.99)})],
+        )
 
     def stats(self) -> dict[str, Any]:
         c = asdict(self.counters)
@@ -698,8 +668,7 @@ class IngestService:
     def run(self) -> None:
         """Run until ``stop()``; in-flight batches are written and acknowledged before exit."""
         if self.opts.metrics_port is not None:
-            self.metrics = MetricsServer(self.opts.metrics_port, self.metrics_text)
-            self.metrics.start()
+            self.metrics = serve(self.metrics_registry, self.opts.metrics_port)
         if self.opts.subscription == "shared" and self.opts.seq_audit:
             self._start_auditor()
         connect_blocking(self.client, self.params)
