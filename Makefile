@@ -44,6 +44,7 @@ integration: deps
 check: deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: deps
 	$(PY) bench/ingest.py --json
