@@ -9,7 +9,7 @@ module routes messages, runs the 1 s evaluation tick and publishes effects:
 * ``AlertEvent`` on every lifecycle change (not retained).
 
 Technical alerts: a gateway that vanished without saying goodbye (last will) raises
-``gateway_offline`` on its beds; a device reporting no signal raises ``device_no_signal``; a
+``gateway_offline`` on its beds; a device reporting no signal or an error raises ``device_problem``; a
 bed whose data went stale raises ``no_data``. An orderly gateway shutdown pauses its beds
 without an alert.
 
@@ -37,16 +37,16 @@ from pydantic import ValidationError
 
 from alerting import lifecycle as lc
 from alerting.rules import BedState, RuleConfig, Scorer, evaluate, observe, usable
+from servicekit.clock import utcnow
 from servicekit.faults import (
     Liveness,
     MessageBoundary,
     dead_letter_for,
     identity_mismatch_event,
-    network_thread_alive,
 )
 from servicekit.metrics import CollectorRegistry, Families, counter, gauge, serve, service_registry
 from servicekit.metrics import metrics_text as registry_text
-from servicekit.mqtt import MqttParams, connect_blocking, make_client
+from servicekit.mqtt import MqttParams, MqttSession
 from wardwire import topics
 from wardwire.context import BedContext, UnitContext
 from wardwire.models import (
@@ -58,7 +58,6 @@ from wardwire.models import (
     ObservationBatch,
     Priority,
     ScoreUpdate,
-    utcnow,
     validation_summary,
 )
 
@@ -104,14 +103,20 @@ class AlertingService:
         self.beds = {b.id: BedRuntime(b) for b in ward.beds}
         self.stop_event = threading.Event()
         self._lock = threading.Lock()
-        self.client = make_client(
-            params, client_id=client_id or f"alerting-{ward.site}-{ward.unit}"
-        )
         self.ack_topic = topics.ack_commands(ward.site, ward.unit, root=root)
-        self.client.on_connect = self._on_connect
         self.boundary = MessageBoundary(SERVICE, self._on_message, self._dead_letter)
-        self.client.on_message = self.boundary
-        self.client.on_subscribe = self._on_subscribe
+        self.mqtt = MqttSession(
+            params,
+            client_id or f"alerting-{ward.site}-{ward.unit}",
+            subscriptions=[
+                (topics.gateway_obs(ward.site, ward.unit, "+", root=root), 1),
+                (topics.gateway_status(ward.site, ward.unit, "+", root=root), 1),
+                (topics.device_status(ward.site, ward.unit, "+", "+", root=root), 1),
+                (self.ack_topic, 1),
+            ],
+            on_message=self.boundary,
+            log_name=__name__,
+        )
         self.ignored = 0
         #: values stamped further ahead of our clock than ``max_ahead_s`` (never scored)
         self.future_values = 0
@@ -122,30 +127,10 @@ class AlertingService:
         self.dead_letters: dict[str, int] = {}
         self.scores_published = 0
         self.liveness = Liveness(SERVICE)
-        #: set once the broker confirmed the subscriptions (readiness)
-        self.ready = threading.Event()
+        #: set once the broker granted the subscriptions (readiness)
+        self.ready = self.mqtt.subscribed
 
     # -- inbound -----------------------------------------------------------------------------
-    def _on_connect(self, c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
-        if getattr(rc, "is_failure", False):
-            log.error("broker refused: %s", rc)
-            return
-        w = self.ward
-        c.subscribe(
-            [
-                (topics.gateway_obs(w.site, w.unit, "+", root=self.root), 1),
-                (topics.gateway_status(w.site, w.unit, "+", root=self.root), 1),
-                (topics.device_status(w.site, w.unit, "+", "+", root=self.root), 1),
-                (self.ack_topic, 1),
-            ]
-        )
-
-    def _on_subscribe(self, c: mqtt.Client, u: Any, mid: int, rcs: Any, props: Any) -> None:
-        if any(getattr(rc, "is_failure", False) for rc in rcs):
-            log.error("subscription refused: %s", rcs)
-            return
-        self.ready.set()
-
     def _on_message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
         """Handle one message (inside the fault boundary, which dead-letters what raises)."""
         try:
@@ -184,7 +169,7 @@ class AlertingService:
     def _identity_event(self, publisher: str, reason: str) -> None:
         w = self.ward
         ev = identity_mismatch_event(SERVICE, publisher, reason, self.clock())
-        self.client.publish(
+        self.mqtt.publish(
             topics.technical(w.site, w.unit, SERVICE, root=self.root), ev.model_dump_json(), qos=1
         )
 
@@ -194,7 +179,7 @@ class AlertingService:
         self.dead_letters[kind] = self.dead_letters.get(kind, 0) + 1
         log.warning("dead-lettered message on %s: %s: %s", msg.topic, kind, reason)
         dl = dead_letter_for(SERVICE, msg.topic, bytes(msg.payload), f"{kind}: {reason}")
-        self.client.publish(
+        self.mqtt.publish(
             topics.dead_letter(SERVICE, root=self.root), dl.model_dump_json(), qos=1
         )
 
@@ -325,9 +310,9 @@ class AlertingService:
                     w.site, w.unit, eff.alert.bed_id, eff.alert.alert_id, root=self.root
                 )
                 payload = eff.alert.model_dump_json() if isinstance(eff, lc.PublishState) else b""
-                self.client.publish(t, payload, qos=1, retain=True)
+                self.mqtt.publish(t, payload, qos=1, retain=True)
             else:
-                self.client.publish(
+                self.mqtt.publish(
                     topics.alert_events(w.site, w.unit, root=self.root),
                     eff.event.model_dump_json(),
                     qos=1,
@@ -418,7 +403,7 @@ class AlertingService:
                     },
                 )
                 self.scores_published += 1
-                self.client.publish(
+                self.mqtt.publish(
                     topics.score(w.site, w.unit, bed.entry.id, root=self.root),
                     upd.model_dump_json(),
                     qos=1,
@@ -504,15 +489,14 @@ class AlertingService:
         server = None
         if metrics_port is not None:
             server = serve(self.metrics_registry, metrics_port)
-        connect_blocking(self.client, self.params)
-        self.liveness.add("mqtt", lambda: network_thread_alive(self.client))
+        self.mqtt.start()
+        self.liveness.add("mqtt", self.mqtt.alive)
         try:
             while not self.stop_event.wait(self.tick_s):
                 self.liveness.raise_if_dead()
                 self.tick()
         finally:
-            self.client.disconnect()
-            self.client.loop_stop()
+            self.mqtt.stop()
             if server is not None:
                 server.stop()
 

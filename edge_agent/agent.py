@@ -34,14 +34,10 @@ from edge_agent.outbox import Outbox
 from edge_agent.outbox_core import plan_seal, publish_window
 from edge_agent.protocols.base import Reading, WaveformChunk
 from servicekit.backoff import Backoff
+from servicekit.clock import utcnow
 from servicekit.mqtt import BrokerUnreachable, MqttParams, MqttSession
 from wardwire import topics
-from wardwire.models import (
-    DeviceStatus,
-    GatewayState,
-    GatewayStatus,
-    utcnow,
-)
+from wardwire.models import DeviceStatus, GatewayState, GatewayStatus
 
 log = logging.getLogger(__name__)
 StatusReason = Literal["birth", "heartbeat", "shutdown", "lwt"]
@@ -213,8 +209,8 @@ class EdgeAgent:
             with d.lock:
                 d.health.changed = True
 
-    def _on_disconnect(self, reason: str) -> None:
-        log.warning("disconnected from broker: %s", reason)
+    def _on_disconnect(self, rc: ReasonCode) -> None:
+        log.warning("disconnected from broker: %s", rc)
 
     def _settle(self, seq: int, rc: ReasonCode) -> None:
         """The broker answered batch ``seq`` (its completion, on paho's network thread)."""

@@ -52,17 +52,18 @@ from typing import Any, Literal
 
 import httpx
 import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
 from ingest.core import Accepted, ClockWatch, Rejected, SeqTracker, WardIndex, route
 from ingest.storage import DownsamplingPlan
 from ingest.writer import PostResult, TransientWriteError, classify, write_bisecting
+from servicekit.clock import utcnow
 from servicekit.faults import (
     Liveness,
     MessageBoundary,
     dead_letter_for,
     identity_mismatch_event,
-    network_thread_alive,
 )
 from servicekit.influx import InfluxError, InfluxTarget, query
 from servicekit.metrics import (
@@ -77,17 +78,12 @@ from servicekit.metrics import (
     service_registry,
 )
 from servicekit.metrics import metrics_text as registry_text
-from servicekit.mqtt import MqttParams, connect_blocking, make_client
+from servicekit.mqtt import MqttParams, MqttSession
 from wardwire import topics
-from wardwire.models import ObservationBatch, TechnicalEvent, utcnow
+from wardwire.models import ObservationBatch, TechnicalEvent
 
 log = logging.getLogger(__name__)
 SERVICE = "ingest"
-
-# _refused() orders a publish from the writer thread before its PUBACK with paho's private
-# _out_message_mutex (an RLock held around on_publish); fail loudly if an upgrade changes it.
-if "_out_message_mutex" not in mqtt.Client.__init__.__code__.co_names:  # pragma: no cover
-    raise ImportError("paho-mqtt no longer has Client._out_message_mutex; see ingest/service.py")
 
 #: a received message, what route() made of it, and the connection epoch it arrived on
 Pending = tuple[mqtt.MQTTMessage, Accepted, int]
@@ -158,8 +154,6 @@ class IngestService:
         self._q: queue.Queue[Pending] = queue.Queue(
             maxsize=max(opts.max_pending_msgs, mqtt_params.receive_maximum) + 16
         )
-        #: dead-letter publish mid -> (original mid, qos, epoch)
-        self._dlq_pending: dict[int, tuple[int, int, int]] = {}
         #: set when the drain deadline passed: the writer gives up, nothing more is acked
         self._abandon = threading.Event()
         self.clock_watch = ClockWatch(tolerance_s=opts.clock_tolerance_s)
@@ -168,15 +162,6 @@ class IngestService:
         self._drain_lock = threading.Lock()
         self._drained = False  # set by the writer once stopping and nothing is left to write
         self._lock = threading.Lock()
-        self.client = make_client(mqtt_params, client_id=opts.worker_id, manual_ack=True)
-        self.client.on_connect = self._on_connect
-        self.boundary = MessageBoundary(SERVICE, self._on_message, self._dead_letter)
-        self.client.on_message = self.boundary
-        self.client.on_publish = self._on_publish
-        self.client.on_subscribe = self._on_subscribe
-        self.client.on_disconnect = self._on_disconnect
-        #: set once the broker confirmed our subscription (readiness, for tests and health)
-        self.ready = threading.Event()
         ward = index.ward
         self.obs_filter = topics.gateway_obs(ward.site, ward.unit, topics.ANY, root=opts.topic_root)
         self.subscription_filter = (
@@ -184,7 +169,22 @@ class IngestService:
             if opts.subscription == "shared"
             else self.obs_filter
         )
-        self.auditor: mqtt.Client | None = None
+        self.boundary = MessageBoundary(SERVICE, self._on_message, self._dead_letter)
+        self.mqtt = MqttSession(
+            mqtt_params,
+            opts.worker_id,
+            manual_ack=True,
+            subscriptions=[(self.subscription_filter, 1)],
+            on_message=self.boundary,
+            on_connect=self._on_connect,
+            on_disconnect=self._on_disconnect,
+            log_name=__name__,
+        )
+        #: the paho client underneath (acks go through the session)
+        self.client = self.mqtt.client
+        #: set once the broker granted our subscription (readiness, for tests and health)
+        self.ready = self.mqtt.subscribed
+        self.auditor: MqttSession | None = None
         self.metrics: MetricsServer | None = None
         self.liveness = Liveness(SERVICE)
         self._writer_thread: threading.Thread | None = None
@@ -203,27 +203,18 @@ class IngestService:
             if epoch != self._epoch:
                 self.counters.stale_acks_skipped += 1  # the broker redelivers it; writes are
                 return  # idempotent, so the duplicate is harmless
-            self.client.ack(mid, qos)
+            self.mqtt.ack(mid, qos)
 
-    def _on_disconnect(self, c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
+    def _on_disconnect(self, rc: ReasonCode) -> None:
         self._new_epoch()
         self.counters.disconnects += 1
-        level = logging.INFO if not getattr(rc, "is_failure", False) else logging.WARNING
-        log.log(level, "disconnected from broker: %s", rc)
+        log.log(logging.WARNING if rc.is_failure else logging.INFO,
+                "disconnected from broker: %s", rc)
 
-    def _on_connect(self, c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
+    def _on_connect(self, session_present: bool) -> None:
+        # Runs before any message of the new connection is handled (paho's one thread); the
+        # session re-subscribes on every connect (a broker that lost our session forgets it).
         self._new_epoch()
-        if getattr(rc, "is_failure", False):
-            log.error("broker refused: %s", rc)
-            return
-        # Resubscribe on *every* connect (a broker that lost our session forgets it).
-        c.subscribe(self.subscription_filter, qos=1)
-
-    def _on_subscribe(self, c: mqtt.Client, u: Any, mid: int, rcs: Any, props: Any) -> None:
-        if any(getattr(rc, "is_failure", False) for rc in rcs):
-            log.error("subscription refused: %s", rcs)
-            return
-        self.ready.set()
 
     def _on_message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
         """Handle one message (inside the fault boundary).
@@ -250,7 +241,7 @@ class IngestService:
         if not self._take(msg, result):
             return
         for topic, payload in notes:
-            self.client.publish(topic, payload, qos=1)
+            self.mqtt.publish(topic, payload, qos=1)
 
     def _take(self, msg: mqtt.MQTTMessage, result: Accepted) -> bool:
         """Queue a message for writing; False if we are stopping (left for redelivery).
@@ -291,19 +282,22 @@ class IngestService:
     def _dead_letter(self, msg: mqtt.MQTTMessage, kind: str, reason: str) -> None:
         """Dead-letter a whole message; it is acknowledged once the dead letter is PUBACKed.
 
-        Called on paho's network thread (its PUBACK cannot be handled before the mid is
-        registered, since the same thread handles both).
+        Called on paho's network thread.
         """
         topic, payload = self._dead_letter_note(msg, kind, reason)
-        info = self.client.publish(topic, payload, qos=1)
-        with self._lock:
-            self._dlq_pending[info.mid] = (msg.mid, msg.qos, self._epoch)
+        self._publish_dead_letter(topic, payload, msg, self._epoch)
 
-    def _on_publish(self, c: mqtt.Client, u: Any, mid: int, rc: Any, props: Any) -> None:
-        with self._lock:
-            orig = self._dlq_pending.pop(mid, None)
-        if orig is not None and not getattr(rc, "is_failure", False):
-            self._ack(*orig)  # the dead letter is safe with the broker: release the original
+    def _publish_dead_letter(
+        self, topic: str, payload: str, msg: mqtt.MQTTMessage, epoch: int
+    ) -> None:
+        def release(rc: ReasonCode) -> None:
+            if not rc.is_failure:
+                self._ack(msg.mid, msg.qos, epoch)  # the dead letter is safe: ack the original
+            else:  # left un-acked: the broker redelivers the original, and it is judged again
+                log.error("dead letter for a message on %s refused by the broker: %s",
+                          msg.topic, rc)
+
+        self.mqtt.publish(topic, payload, qos=1, on_done=release)
 
     # -- sequence audit (plain subscription, sees every message) -----------------------------
     def _audit_message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
@@ -315,18 +309,14 @@ class IngestService:
         except (ValidationError, topics.IdentityMismatch):
             self.counters.audit_skipped += 1
             return
-        self._track_seq(c, batch.gateway_id, batch.seq, batch.epoch)
+        assert self.auditor is not None  # its own messages are what call this
+        for topic, payload in self._seq_notes(batch.gateway_id, batch.seq, batch.epoch):
+            self.auditor.publish(topic, payload, qos=1)
 
     def _audit_fault(self, msg: mqtt.MQTTMessage, kind: str, reason: str) -> None:
         # The shared subscriber owns dead letters; the auditor only counts (auto-acked).
         self.counters.audit_skipped += 1
         log.error("seq audit: %s on %s: %s", kind, msg.topic, reason)
-
-    def _track_seq(
-        self, c: mqtt.Client, gateway_id: str, seq: int, epoch: str | None = None
-    ) -> None:
-        for topic, payload in self._seq_notes(gateway_id, seq, epoch):
-            c.publish(topic, payload, qos=1)
 
     def _technical(self, event: TechnicalEvent) -> tuple[str, str]:
         ward = self.index.ward
@@ -372,7 +362,7 @@ class IngestService:
     def _identity_event(self, topic: str, reason: str) -> None:
         publisher = topics.parse_gateway_topic(topic, root=self.opts.topic_root).gateway
         t, payload = self._technical(identity_mismatch_event(SERVICE, publisher, reason, utcnow()))
-        self.client.publish(t, payload, qos=1)
+        self.mqtt.publish(t, payload, qos=1)
 
     def _clock_notes(self, gateway_id: str, sent_at: datetime | None) -> list[tuple[str, str]]:
         now = utcnow()
@@ -388,14 +378,18 @@ class IngestService:
 
     def _start_auditor(self) -> None:
         params = self.params  # persistent: a plain subscription survives broker restarts
-        aud = make_client(params, client_id=f"{self.opts.worker_id}-seq-audit")
-        aud.on_connect = lambda c, u, f, rc, p: c.subscribe(self.obs_filter, qos=1)
-        aud.on_message = MessageBoundary(
-            f"{SERVICE}-seq-audit", self._audit_message, self._audit_fault
+        aud = MqttSession(
+            params,
+            f"{self.opts.worker_id}-seq-audit",
+            subscriptions=[(self.obs_filter, 1)],
+            on_message=MessageBoundary(
+                f"{SERVICE}-seq-audit", self._audit_message, self._audit_fault
+            ),
+            log_name=f"{__name__}.seq-audit",
         )
-        connect_blocking(aud, params)
+        aud.start()
         self.auditor = aud
-        self.liveness.add("seq-audit", lambda: network_thread_alive(aud))
+        self.liveness.add("seq-audit", aud.alive)
 
     # -- writer side -------------------------------------------------------------------------
     def _post(self, http: httpx.Client, lines: Any) -> PostResult:
@@ -471,10 +465,8 @@ class IngestService:
         """Dead-letter the points InfluxDB refused for good; the message is acknowledged when
         the dead letter is PUBACKed (by ``_on_publish``, like every other dead letter).
 
-        Runs on the writer thread, so the dead letter's mid must be registered before paho's
-        network thread can handle its PUBACK: paho calls ``on_publish`` holding its
-        ``_out_message_mutex`` (an RLock), so publishing and registering while holding it
-        orders the two, without the writer ever waiting on the network thread.
+        Runs on the writer thread; the session registers the completion before paho's network
+        thread can handle the PUBACK, without the writer ever waiting on that thread.
         """
         self.counters.refused_points += len(bad)
         reason = (
@@ -482,10 +474,7 @@ class IngestService:
             f"first refused point: {bad[0][0][:300]}"
         )
         topic, payload = self._dead_letter_note(msg, "influx_refused", reason)
-        with self.client._out_message_mutex:
-            info = self.client.publish(topic, payload, qos=1)
-            with self._lock:
-                self._dlq_pending[info.mid] = (msg.mid, msg.qos, epoch)
+        self._publish_dead_letter(topic, payload, msg, epoch)
 
     def _note_late(self, batch: list[Pending]) -> None:
         cutoff = int((time.time() - self.opts.backfill_after_s) * 1e9)
@@ -671,11 +660,11 @@ class IngestService:
             self.metrics = serve(self.metrics_registry, self.opts.metrics_port)
         if self.opts.subscription == "shared" and self.opts.seq_audit:
             self._start_auditor()
-        connect_blocking(self.client, self.params)
+        self.mqtt.start()
         writer = threading.Thread(target=self._writer, name="influx-writer", daemon=True)
         writer.start()
         self._writer_thread = writer
-        self.liveness.add("mqtt", lambda: network_thread_alive(self.client))
+        self.liveness.add("mqtt", self.mqtt.alive)
         self.liveness.add("writer", writer.is_alive)
         try:
             while not self.stop_event.wait(0.5):
@@ -693,11 +682,9 @@ class IngestService:
         if writer.is_alive():
             self._abandon.set()
             writer.join(timeout=5.0)
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.mqtt.stop()
         if self.auditor is not None:
-            self.auditor.disconnect()
-            self.auditor.loop_stop()
+            self.auditor.stop()
         if self.metrics is not None:
             self.metrics.stop()
         if self.opts.stats_file is not None:

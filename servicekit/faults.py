@@ -34,7 +34,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from wardwire.models import DeadLetter, TechnicalEvent, utcnow
+from servicekit.clock import utcnow
+from wardwire.models import DeadLetter, TechnicalEvent
 
 __all__ = [
     "DEAD_LETTER_PAYLOAD_MAX",

@@ -265,7 +265,7 @@ class MqttSession:
       the broker answered that message, never earlier and never for another message (the
       registration happens under paho's own PUBACK lock, so a fast PUBACK cannot beat it);
     * **connection state**: ``connected`` is set between CONNACK and disconnect; the optional
-      ``on_connect(session_present)`` / ``on_disconnect(reason)`` hooks run on paho's thread;
+      ``on_connect(session_present)`` / ``on_disconnect(reason_code)`` hooks run on paho's thread;
       a refused CONNACK is logged (and, for ``start()``, raised as :class:`BrokerRefused`).
 
     The paho client stays reachable as ``client`` for what is genuinely per-service (manual
@@ -280,7 +280,7 @@ class MqttSession:
         subscriptions: Sequence[tuple[str, int]] = (),
         on_message: MessageCallback | None = None,
         on_connect: Callable[[bool], None] | None = None,
-        on_disconnect: Callable[[str], None] | None = None,
+        on_disconnect: Callable[[ReasonCode], None] | None = None,
         manual_ack: bool = False,
         will: tuple[str, bytes] | None = None,
         rng: random.Random | None = None,
@@ -377,7 +377,7 @@ class MqttSession:
     ) -> None:
         self.connected.clear()
         if self._user_disconnect is not None:
-            self._user_disconnect(str(rc))
+            self._user_disconnect(rc)
 
     def _on_subscribe(
         self, c: mqtt.Client, u: Any, mid: int, rcs: list[ReasonCode], props: Any

@@ -479,8 +479,3 @@ def validation_summary(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "(payload)"
     return f"{where}: {first['msg']}"
-
-
-def utcnow() -> datetime:
-    """Aware UTC now, for shells (pure code takes ``now`` as an argument)."""
-    return datetime.now(UTC)
