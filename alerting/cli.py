@@ -7,30 +7,27 @@ from typing import Annotated
 
 import typer
 
-from servicekit.cli import CONTEXT_HELP, WARD_HELP, unit_context_or_exit
-
-app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Streaming PEWS engine and alerts."
+from servicekit.cli import (
+    ContextOption,
+    MetricsPortOption,
+    WardOption,
+    service_app,
+    unit_context_or_exit,
 )
 
-
-@app.callback()
-def _group() -> None:
-    """Keeps the subcommand name (``run``) even while the group has a single command."""
+app = service_app("Streaming PEWS engine and alerts.")
 
 
 @app.command("run")
 def run(
-    ward: Annotated[Path | None, typer.Option(help=WARD_HELP)] = None,
-    context: Annotated[str | None, typer.Option(help=CONTEXT_HELP)] = None,
+    ward: WardOption = None,
+    context: ContextOption = None,
     policy: Annotated[
         Path | None,
         typer.Option(help="Alerting policy file (TOML: onset_s, clear_s, stale_s, "
                      "escalate_after_s); defaults when not given."),
     ] = None,
-    metrics_port: Annotated[
-        int | None, typer.Option(help="Serve Prometheus /metrics on this port (0 = any).")
-    ] = None,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Score every bed of the unit and raise, escalate and resolve alerts."""
     from alerting.pews import score

@@ -14,8 +14,9 @@ from looking normal:
   bound of the full score, so it can raise an alert but never clear a charted one.
 
 The alert condition is "priority (from ``priorities.toml``) at or above the unit's minimum",
-held for ``onset_s`` before it turns on (persistence, pews_spec.md §5.3) and absent for
-``clear_s`` before it turns off (hysteresis, §5.4). A rise in priority while on is immediate.
+held for ``onset_s`` before it turns on (persistence, docs/clinical/alarm_fatigue.md#persistence)
+and absent for ``clear_s`` before it turns off (hysteresis,
+docs/clinical/alarm_fatigue.md#hysteresis). A rise in priority while on is immediate.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any, Protocol
 from wardwire.models import Observation, Priority, Quality, ScoreInput, Source, TimeSource
 from wardwire.params import BY_CODE
 
-#: wardwire parameter code -> pews input key (pews_spec.md Appendix A).
+#: wardwire parameter code -> pews input key (docs/clinical/vocabulary.md#input-keys).
 NUMERIC_INPUTS = {
     "HR": "hr_bpm",
     "RR": "rr_bpm",

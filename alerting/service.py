@@ -9,9 +9,9 @@ module routes messages, runs the 1 s evaluation tick and publishes effects:
 * ``AlertEvent`` on every lifecycle change (not retained).
 
 Technical alerts: a gateway that vanished without saying goodbye (last will) raises
-``gateway_offline`` on its beds; a device reporting no signal or an error raises ``device_problem``; a
-bed whose data went stale raises ``no_data``. An orderly gateway shutdown pauses its beds
-without an alert.
+``gateway_offline`` on its beds; a device reporting no signal or an error raises
+``device_problem``; a bed whose data went stale raises ``no_data``. An orderly gateway
+shutdown pauses its beds without an alert.
 
 Fault boundaries: every message is handled inside ``servicekit.faults.MessageBoundary``; what
 cannot be used (a payload that fails validation, or any exception while handling it) is

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+from servicekit.cli import ContextOption, WardOption, service_app, unit_context_or_exit
 
-import typer
-
-from servicekit.cli import CONTEXT_HELP, WARD_HELP, unit_context_or_exit
-
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Nurses' central station.")
-
-
-@app.callback()
-def _group() -> None:
-    """Keeps the subcommand name (``run``) even while the group has a single command."""
+app = service_app("Nurses' central station.")
 
 
 @app.command("board")
 def board(
-    ward: Annotated[Path | None, typer.Option(help=WARD_HELP)] = None,
-    context: Annotated[str | None, typer.Option(help=CONTEXT_HELP)] = None,
+    ward: WardOption = None,
+    context: ContextOption = None,
 ) -> None:
     """Live terminal board of a unit (beds, vitals, scores, alerts) until Ctrl-C."""
     from console.board import run_board

@@ -8,12 +8,9 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Simulated bedside devices.")
+from servicekit.cli import service_app
 
-
-@app.callback()
-def _group() -> None:
-    """Keeps the subcommand name (``run``) even while the group has a single command."""
+app = service_app("Simulated bedside devices.")
 
 
 @app.command("monitor")

@@ -7,26 +7,25 @@ from typing import Annotated
 
 import typer
 
-from servicekit.cli import CONTEXT_HELP, WARD_HELP, unit_context_or_exit
+from servicekit.cli import (
+    ContextOption,
+    MetricsPortOption,
+    WardOption,
+    service_app,
+    unit_context_or_exit,
+)
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="MQTT -> InfluxDB writer.")
-
-
-@app.callback()
-def _group() -> None:
-    """Keeps the subcommand name (``run``) even while the group has a single command."""
+app = service_app("MQTT -> InfluxDB writer.")
 
 
 @app.command("run")
 def run(
-    ward: Annotated[Path | None, typer.Option(help=WARD_HELP)] = None,
-    context: Annotated[str | None, typer.Option(help=CONTEXT_HELP)] = None,
+    ward: WardOption = None,
+    context: ContextOption = None,
     worker_id: Annotated[
         str, typer.Option(help="Stable MQTT client id of this worker.")
     ] = "ingest-1",
-    metrics_port: Annotated[
-        int | None, typer.Option(help="Serve Prometheus /metrics on this port (0 = any).")
-    ] = None,
+    metrics_port: MetricsPortOption = None,
     seq_audit: Annotated[
         bool, typer.Option(help="Track per-gateway seq gaps (enable on exactly one worker).")
     ] = True,

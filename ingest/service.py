@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import random
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -58,6 +59,8 @@ from pydantic import ValidationError
 from ingest.core import Accepted, ClockWatch, Rejected, SeqTracker, WardIndex, route
 from ingest.storage import DownsamplingPlan
 from ingest.writer import PostResult, TransientWriteError, classify, write_bisecting
+from servicekit import influx
+from servicekit.backoff import Backoff
 from servicekit.clock import utcnow
 from servicekit.faults import (
     Liveness,
@@ -84,6 +87,8 @@ from wardwire.models import ObservationBatch, TechnicalEvent
 
 log = logging.getLogger(__name__)
 SERVICE = "ingest"
+#: InfluxDB write retries: 0.1 s doubling to 5 s, jittered like every other retry.
+WRITE_RETRY = Backoff(initial_s=0.1, cap_s=5.0)
 
 #: a received message, what route() made of it, and the connection epoch it arrived on
 Pending = tuple[mqtt.MQTTMessage, Accepted, int]
@@ -162,6 +167,7 @@ class IngestService:
         self._drain_lock = threading.Lock()
         self._drained = False  # set by the writer once stopping and nothing is left to write
         self._lock = threading.Lock()
+        self._rng = random.Random()
         ward = index.ward
         self.obs_filter = topics.gateway_obs(ward.site, ward.unit, topics.ANY, root=opts.topic_root)
         self.subscription_filter = (
@@ -394,14 +400,8 @@ class IngestService:
     # -- writer side -------------------------------------------------------------------------
     def _post(self, http: httpx.Client, lines: Any) -> PostResult:
         t0 = time.monotonic()
-        auth = self.target.auth()
         try:
-            r = http.post(
-                f"{self.opts.influx_url}/write",
-                params={"db": self.opts.influx_db, "precision": "ns"},
-                content="\n".join(lines).encode(),
-                auth=auth or httpx.USE_CLIENT_DEFAULT,
-            )
+            r = influx.write(http, self.target, lines)
         except httpx.RemoteProtocolError as exc:
             # InfluxDB answered something unreadable. It echoes a refused line in a header, so
             # a line httpx cannot carry in a header makes the refusal itself unreadable; if
@@ -425,10 +425,7 @@ class IngestService:
         return result
 
     def _influx_alive(self, http: httpx.Client) -> bool:
-        try:
-            return http.get(f"{self.opts.influx_url}/ping", timeout=5).status_code == 204
-        except httpx.HTTPError:
-            return False
+        return influx.ping(http, self.target)
 
     def _write_batch(self, http: httpx.Client, batch: list[Pending]) -> bool:
         """Write one batch; True once every message is written or dead-lettered and acked.
@@ -436,7 +433,7 @@ class IngestService:
         Retries transient failures with capped backoff until it succeeds or the drain
         deadline passes (then False: nothing more is acknowledged).
         """
-        backoff = 0.1
+        attempt = 0
         while True:
             try:
                 groups = [acc.lines for _, acc, _ep in batch]
@@ -445,9 +442,9 @@ class IngestService:
             except TransientWriteError:
                 # Nothing is acknowledged while InfluxDB cannot take the batch.
                 self.counters.write_failures += 1
-                if self._abandon.wait(backoff):
+                if self._abandon.wait(WRITE_RETRY.delay(attempt, self._rng)):
                     return False
-                backoff = min(backoff * 2, 5.0)
+                attempt += 1
         for (msg, acc, epoch), bad in zip(batch, refused, strict=True):
             if bad:
                 self._refused(msg, acc, epoch, bad)

@@ -6,14 +6,9 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Beds, devices, gateways (ward file)."
-)
+from servicekit.cli import service_app
 
-
-@app.callback()
-def _group() -> None:
-    """Keeps the subcommand name (``run``) even while the group has a single command."""
+app = service_app("Beds, devices, gateways (ward file).")
 
 
 @app.command("check-ward")

@@ -1,28 +1,52 @@
-"""What every service CLI shares: reading the unit context with an operator-readable error."""
+"""What every service CLI shares: its Typer app, the unit-context options, and reading the
+context with an operator-readable error."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from servicekit.context import UnitContextError, load_unit_context
-from servicekit.settings import ServiceSettings
-from wardwire.context import UnitContext
+if TYPE_CHECKING:
+    from servicekit.settings import ServiceSettings
+    from wardwire.context import UnitContext
 
-__all__ = ["CONTEXT_HELP", "WARD_HELP", "unit_context_or_exit"]
+__all__ = ["ContextOption", "MetricsPortOption", "WardOption", "service_app",
+           "unit_context_or_exit"]
 
-WARD_HELP = "Ward file (default $WM_WARD_FILE)."
-CONTEXT_HELP = (
-    "Unit context source: a ward file path or the registry's http(s) URL (default $WM_CONTEXT, "
-    "else the ward file)."
-)
+WardOption = Annotated[Path | None, typer.Option(help="Ward file (default $WM_WARD_FILE).")]
+ContextOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Unit context source: a ward file path or the registry's http(s) URL (default "
+        "$WM_CONTEXT, else the ward file)."
+    ),
+]
+MetricsPortOption = Annotated[
+    int | None, typer.Option(help="Serve Prometheus /metrics on this port (0 = any).")
+]
+
+
+def service_app(help_text: str) -> typer.Typer:
+    """A service's command group (``wardwatch <service> ...`` and ``python -m <service>``)."""
+    app = typer.Typer(no_args_is_help=True, add_completion=False, help=help_text)
+
+    @app.callback()
+    def _group() -> None:
+        # A callback keeps the group a group: with one command (``alerting run``) Typer would
+        # otherwise make the command the app and refuse its name.
+        pass
+
+    return app
 
 
 def unit_context_or_exit(
     settings: ServiceSettings, ward: Path | None = None, context: str | None = None
 ) -> UnitContext:
     """The unit context from ``--context``, ``--ward`` or the settings; exit 2 if unusable."""
+    from servicekit.context import UnitContextError, load_unit_context
+
     try:
         return load_unit_context(settings.context_source(context or ward))
     except UnitContextError as exc:

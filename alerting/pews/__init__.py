@@ -1,7 +1,8 @@
 """Paediatric early-warning scores as versioned, validated data, and a pure scorer.
 
 Systems: Bedside PEWS, UK National PEWS (2023), a Brighton-type PEWS with a site-supplied
-age-normal table, and NEWS2 for patients aged 16 and over (pews_spec.md). Tables live in
+age-normal table, and NEWS2 for patients aged 16 and over (docs/clinical/README.md). Tables
+live in
 ``tables/*.toml`` with provenance and sign-off metadata and are validated at load; the code
 holds no clinical thresholds.
 

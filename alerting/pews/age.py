@@ -5,8 +5,8 @@ Why months: every band edge in the spec is a whole number of months (3 m, 12 m) 
 
 * Production (`age_from_dob`): completed calendar months between the date of birth and the
   *observation's* date — never a cached band, a child can cross a boundary mid-admission.
-* Validation cases (pews_spec.md §0.2): ``age_days`` converts as ``months = days / 30.4375``
-  (= days x 12 / 365.25); ``age_months`` are completed months.
+* Validation cases (docs/clinical/conventions.md#age): ``age_days`` converts as
+  ``months = days / 30.4375`` (= days x 12 / 365.25); ``age_months`` are completed months.
 
 Pure: no clock is read here; the CLI shell supplies "now" when ``--at`` is omitted.
 """
@@ -19,7 +19,7 @@ import math
 
 from .errors import PewsInputError
 
-DAYS_PER_MONTH = 30.4375  # 365.25 / 12, fixed by pews_spec.md §0.2 for validation cases
+DAYS_PER_MONTH = 30.4375  # 365.25 / 12, for validation cases: docs/clinical/conventions.md#age
 
 
 def completed_months(dob: dt.date, on: dt.date) -> int:

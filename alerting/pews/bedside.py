@@ -1,8 +1,9 @@
 """Bedside PEWS (Parshuram 2009/2011): seven items, 0-26, flags at >= 7 and >= 8.
 
-Scored per pews_spec.md §1: age-banded HR/SBP/RR cells transcribed literally (including the two
-irregular HR cells of §1.4, which live in the data file, not here), CRT/SpO2/respiratory effort
-for all ages, and oxygen therapy room air 0 / low support 2 / high support or HF/CPAP/BiPAP 4.
+Scored per docs/clinical/bedside_pews.md: age-banded HR/SBP/RR cells transcribed literally
+(including the two irregular HR cells, docs/clinical/bedside_pews.md#irregular-cells, which live
+in the data file, not here), CRT/SpO2/respiratory effort for all ages, and oxygen therapy room
+air 0 / low support 2 / high support or HF/CPAP/BiPAP 4 (docs/clinical/bedside_pews.md#oxygen).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ NUMERIC = {
     "oxygen_fio2": "oxygen.fio2_pct",
 }
 CATEGORICAL = {"resp_effort": "resp_effort"}
-FLAGS = ("ge7", "ge8")  # Appendix A names; the totals they stand for are in the table file
+# Flag names: docs/clinical/vocabulary.md#escalation-fields; the totals they stand for are in
+# the table file.
+FLAGS = ("ge7", "ge8")
 
 
 class BedsideScorer:
@@ -43,7 +46,7 @@ class BedsideScorer:
         self._effort = self.file.categorical["resp_effort"]
 
     def score(self, obs: Observation, age_months: float) -> ScoreResult:
-        """Score one observation set (pews_spec.md §1.4-§1.6)."""
+        """Score one observation set (docs/clinical/bedside_pews.md)."""
         band = band_for(self.file, age_months)
         part = self._parts[band.id]
         oxygen, oxygen_full = self._oxygen.score(obs.oxygen)

@@ -1,8 +1,9 @@
 """Brighton-type PEWS (Monaghan 2005) with a site-supplied age-normal HR/RR table.
 
-pews_spec.md §3. Three domains scored 0-3 (highest criterion met wins) plus two +2 add-ons.
-Everything a site may change is data: the domain wording maps, the CRT/tachycardia/RR-excess
-cells, the oxygen thresholds (§3.3: site-configurable, defaults 4/6/8 L/min and 30/40/50 %),
+docs/clinical/brighton_pews.md. Three domains scored 0-3 (highest criterion met wins) plus two
++2 add-ons. Everything a site may change is data: the domain wording maps, the
+CRT/tachycardia/RR-excess cells, the oxygen thresholds (docs/clinical/brighton_pews.md#oxygen:
+site-configurable, defaults 4/6/8 L/min and 30/40/50 %),
 the oxygen device list (``[oxygen.devices]``: high-support devices with a fixed score, by
 default HF/BiP/CP at the respiratory maximum), the "5 below normal" rule, and the age-normal
 table (``normals_file``; the shipped one is an example that must be replaced).
@@ -10,7 +11,8 @@ table (``normals_file``; the shipped one is an example that must be replaced).
 Derived facts, when the caller did not chart them explicitly (explicit inputs always win):
 HR/RR excess = rate - upper normal for age; bradycardia = HR below the lower normal; "RR 5
 below normal" = RR <= lower normal - 5. A domain with some of its evidence missing scores the
-highest criterion among what *is* known and is reported as missing (partial, §3.6).
+highest criterion among what *is* known and is reported as missing (partial,
+docs/clinical/brighton_pews.md#missing-items).
 """
 
 from __future__ import annotations
@@ -202,7 +204,7 @@ class BrightonScorer:
         return (value if value is None else max(value, low)), full
 
     def score(self, obs: Observation, age_months: float) -> ScoreResult:
-        """Score one observation set (pews_spec.md §3.2-§3.3)."""
+        """Score one observation set (docs/clinical/brighton_pews.md#domains)."""
         row = self.normals.row_for(age_months)
         cardio, cardio_full = self._cardiovascular(obs, row)
         resp, resp_full = self._respiratory(obs, row)

@@ -1,7 +1,8 @@
 """Interval notation and compiled value -> score lookups.
 
-Theory of operation: a table cell is written exactly as in pews_spec.md, e.g. ``"(90, 110]"``,
-so a clinical reviewer can compare the data file with the published table cell by cell.
+Theory of operation: a table cell is written exactly as in the tables of docs/clinical/, e.g.
+``"(90, 110]"`` (docs/clinical/conventions.md#interval-notation), so a clinical reviewer can
+compare the data file with the published table cell by cell.
 `compile_partition` parses every cell with `Decimal` (so ``50 - 49.99`` is exactly ``0.01``),
 sorts them, and proves at load time that they form a partition of the parameter's domain:
 

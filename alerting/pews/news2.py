@@ -1,8 +1,8 @@
 """NEWS2 (Royal College of Physicians 2017), offered for patients aged 16 and over.
 
-pews_spec.md §4.3. NEWS2 is published on whole numbers (temperature on one decimal), so its
-table files declare ``round_digits`` and values are rounded half-up before lookup (§0.4); this
-rounding applies to NEWS2 only.
+docs/clinical/news2.md. NEWS2 is published on whole numbers (temperature on one decimal), so
+its table files declare ``round_digits`` and values are rounded half-up before lookup
+(docs/clinical/news2.md#rounding); this rounding applies to NEWS2 only.
 
 Air or oxygen comes from ``on_oxygen``; when that is not charted it is derived from the shared
 ``oxygen`` object (any device other than room air = oxygen). When both are charted and disagree
@@ -62,7 +62,10 @@ class News2Scorer:
             esc.fail("high_from", "need 0 < medium_from < high_from")
 
     def score(self, obs: Observation, age_months: float) -> ScoreResult:
-        """Score one observation set (pews_spec.md §4.3, Appendix A)."""
+        """Score one observation set.
+
+        Table: docs/clinical/news2.md#table; result: docs/clinical/vocabulary.md#escalation-fields.
+        """
         band = band_for(self.file, age_months)
         part = self._parts[band.id]
         items = {

@@ -1,14 +1,17 @@
 """UK National PEWS (NHS England SPOT programme, 2023 charts): scores and escalation.
 
-pews_spec.md §2. The `.99` band bounds and the C1.4 gap rule (a value between two published
-bands scores the higher-scoring neighbour) are handled when the table is compiled
-(`intervals.compile_partition`), so scoring is plain lookups here.
+docs/clinical/uk_npews.md. The `.99` band bounds and the C1.4 gap rule (a value between two
+published bands scores the higher-scoring neighbour, docs/clinical/uk_npews.md#gap-rule) are
+handled when the table is compiled (`intervals.compile_partition`), so scoring is plain lookups
+here.
 
-Escalation is max-of-criteria (§2.7, Appendix A): the level from the total, AVPU, specific
+Escalation is max-of-criteria (docs/clinical/uk_npews.md#escalation,
+docs/clinical/vocabulary.md#escalation-fields): the level from the total, AVPU, specific
 concerns, the carer question (response ``W``) and clinical intuition (when concerned). AVPU is
-scored as "newly" altered on every set because the scorer has no history (§2.9 item 5); the
-streaming engine owns the previous set. Carer question, clinical intuition, AVPU and specific
-concern are triggers, not items, so leaving them out does not make the score incomplete.
+scored as "newly" altered on every set because the scorer has no history
+(docs/clinical/uk_npews.md#escalation); the streaming engine owns the previous set. Carer
+question, clinical intuition, AVPU and specific concern are triggers, not items, so leaving them
+out does not make the score incomplete.
 """
 
 from __future__ import annotations
@@ -101,11 +104,12 @@ class NpewsScorer:
         return max(levels, key=LEVEL_RANK.__getitem__)
 
     def score(self, obs: Observation, age_months: float) -> ScoreResult:
-        """Score one observation set (pews_spec.md §2.4-§2.7)."""
+        """Score one observation set (docs/clinical/uk_npews.md)."""
         band = band_for(self.file, age_months)
         part = self._parts[band.id]
         oxygen, oxygen_full = self._oxygen.score(obs.oxygen)
-        sbp = category(self._skip, obs.bp_skip_code)  # a skip code counts as obtained (§2.6)
+        # a skip code counts as obtained (docs/clinical/uk_npews.md#skip-codes)
+        sbp = category(self._skip, obs.bp_skip_code)
         items = {
             "rr": lookup(part["rr"], obs.rr_bpm),
             "resp_distress": category(self._distress, obs.resp_distress),

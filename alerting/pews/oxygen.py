@@ -6,7 +6,8 @@ table's ``[oxygen.devices]`` map and ``numeric.oxygen_flow`` / ``numeric.oxygen_
 * ``room_air`` scores its fixed value (0);
 * a device with a fixed score (UK NPEWS / Bedside: HF, BiP, CP -> 4; Brighton: HF, BiP,
   CP -> 3, the respiratory domain maximum) scores at least that;
-* otherwise the level scores: flow and FiO2 each looked up, the higher wins (Appendix A);
+* otherwise the level scores: flow and FiO2 each looked up, the higher wins
+  (docs/clinical/vocabulary.md#input-keys);
 * a level device with neither flow nor FiO2 is *partial*: it scores the lowest value any level
   could earn (support is known to be present) and the item is reported missing.
 """
@@ -50,7 +51,10 @@ class OxygenRule:
 
 
 def read_oxygen(sec: Section, numeric: Mapping[str, NumericTable]) -> OxygenRule:
-    """Parse ``[oxygen.devices]``: every device of Appendix A -> an integer or ``"level"``."""
+    """Parse ``[oxygen.devices]``: every device of the vocabulary -> an integer or ``"level"``.
+
+    Devices: docs/clinical/vocabulary.md#input-keys.
+    """
     sec.only("devices")
     devices = sec.sub("devices")
     devices.only(*OXYGEN_DEVICES)

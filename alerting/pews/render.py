@@ -2,7 +2,8 @@
 
 The cells are printed exactly as written in the file (the spec's own notation), in the spec's
 table layout (one row per age band, one column per sub-score), so a reviewer can tick them off
-against pews_spec.md and the published source side by side.
+against the system's page (docs/clinical/README.md#index) and the published source side by
+side.
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ class ScoreResult:
             known and is also listed in `missing`.
         complete: False when any item is missing or partial; never show such a total as final.
         missing: Items not (fully) obtained, in item order.
-        escalation: System-specific escalation fields, exactly as in pews_spec.md Appendix A.
+        escalation: System-specific escalation fields, exactly as in
+            docs/clinical/vocabulary.md#escalation-fields.
         table_version: Version of the table file used (audit trail).
     """
 
@@ -34,7 +35,7 @@ class ScoreResult:
     table_version: str
 
     def as_dict(self) -> dict[str, object]:
-        """The CLI output object (Appendix A keys, plus ``table_version``)."""
+        """The CLI output object (docs/clinical/vocabulary.md#item-keys, plus ``table_version``)."""
         return {
             "system": self.system,
             "band": self.band,
@@ -48,7 +49,10 @@ class ScoreResult:
 
 
 def partial_total(items: Mapping[str, int | None]) -> int:
-    """Sum of the obtained items (missing items contribute 0, pews_spec.md §0.3)."""
+    """Sum of the obtained items (missing items contribute 0).
+
+    See docs/clinical/conventions.md#missing-items.
+    """
     return sum(v for v in items.values() if v is not None)
 
 

@@ -31,7 +31,8 @@ def score(
 
     Args:
         system: One of `SYSTEMS`.
-        inputs: Observation set in pews_spec.md Appendix A vocabulary (absent/None = not obtained).
+        inputs: Observation set in the docs/clinical/vocabulary.md#input-keys vocabulary
+            (absent/None = not obtained).
         age_days: Age in days (validation cases: months = days / 30.4375).
         age_months: Completed months.
         dob: Date of birth; requires `at`, the observation time (ward-local date is used).

@@ -1,11 +1,12 @@
-"""The scoring vocabulary of pews_spec.md Appendix A, and validation of observation sets.
+"""The scoring vocabulary (docs/clinical/vocabulary.md), and validation of observation sets.
 
-Appendix A is an interface (the names clinical reviewers type into validation cases), not a
+The vocabulary is an interface (the names clinical reviewers type into validation cases), not a
 clinical table, so it lives in code; every *number that changes a score* lives in the table
 files. Validation here is about what the scorer can read: unknown keys, wrong types, unknown
 enum values and physically impossible values (negative, a percentage above 100) raise
-`PewsInputError` naming the field. Plausibility/artefact limits (pews_spec.md §5.5) belong to
-the streaming engine, which turns a rejected value into a *missing* one before scoring.
+`PewsInputError` naming the field. Plausibility/artefact limits
+(docs/clinical/artefact_limits.md#limits) belong to the streaming engine, which turns a rejected
+value into a *missing* one before scoring.
 
 Keys of another system's vocabulary are validated too (a malformed ``avpu`` is a data error on
 any unit) and then ignored by scorers that do not use them.
@@ -238,12 +239,12 @@ _PARSERS: dict[str, Callable[[str, object], object]] = {
     "clinical_intuition": _intuition,
 }
 
-#: Every input key of Appendix A.
+#: Every input key of docs/clinical/vocabulary.md#input-keys.
 INPUT_KEYS = tuple(_PARSERS)
 
 
 def parse_observation(inputs: Mapping[str, object]) -> Observation:
-    """Validate an Appendix A observation set (absent or null = not obtained).
+    """Validate an observation set (docs/clinical/vocabulary.md#input-keys; null = not obtained).
 
     Raises:
         PewsInputError: Unknown key, wrong type, unknown enum value, impossible value, or a
