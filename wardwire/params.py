@@ -6,7 +6,8 @@ one exists), LOINC code and plausibility limits.
 
 Plausibility limits are *physical* bounds ("a value outside this cannot be a reading of this
 parameter"); they are used by ingest to dead-letter nonsense. They are deliberately wider than
-the alerting engine's artefact limits (pews_spec.md §5.5), which are clinical and configurable.
+the alerting engine's artefact limits (docs/clinical/artefact_limits.md#limits), which are
+clinical and configurable.
 
 LOINC codes are given only where we are sure of them; ``None`` means "not yet mapped" and is
 waiting for a terminology review, never a guess.

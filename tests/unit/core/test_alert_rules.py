@@ -515,7 +515,8 @@ def test_priority_news2_level(level: str, want: Priority | None) -> None:
         ({"total_ge_3": True, "total_ge_5": False, "any_domain_3": False}, Priority.LOW),
         ({"total_ge_3": True, "total_ge_5": True, "any_domain_3": False}, Priority.MEDIUM),
         ({"total_ge_3": True, "total_ge_5": True, "any_domain_3": True}, Priority.HIGH),
-        # a domain scoring 3 with a total below 5 is not HIGH (pews_spec.md Appendix A)
+        # a domain scoring 3 with a total below 5 is not HIGH
+        # (docs/clinical/priorities.md#default-priorities)
         ({"total_ge_3": True, "total_ge_5": False, "any_domain_3": True}, Priority.LOW),
         ({"total_ge_3": "yes", "total_ge_5": 1, "any_domain_3": 1}, None),  # only True counts
     ],

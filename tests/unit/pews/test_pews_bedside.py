@@ -1,4 +1,6 @@
-"""Bedside PEWS: every threshold of every row, each side, each age band (pews_spec.md §1).
+"""Bedside PEWS: every threshold of every row, each side, each age band.
+
+Tables: docs/clinical/bedside_pews.md.
 
 Expected values are transcribed by hand from the spec's tables, as
 ``(threshold, score just below, score at, score just above)``; "just" = 0.001.
@@ -132,7 +134,8 @@ def test_oxygen_therapy(oxygen: dict[str, object], expected: int, partial: bool)
         ({"age_months": 3}, "BP-B"),
         ({"age_months": 11}, "BP-B"),
         ({"age_months": 12}, "BP-C"),
-        ({"age_months": 59}, "BP-C"),  # age 4: 1-4 y band (chosen reading, spec §1.3)
+        # age 4: 1-4 y band (chosen reading, docs/clinical/bedside_pews.md#age-bands)
+        ({"age_months": 59}, "BP-C"),
         ({"age_months": 60}, "BP-D"),
         ({"age_months": 155}, "BP-D"),  # age 12: 5-12 y band
         ({"age_months": 156}, "BP-E"),

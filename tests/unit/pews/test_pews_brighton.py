@@ -1,4 +1,4 @@
-"""Brighton-type PEWS (pews_spec.md §3) with the shipped example age-normal table.
+"""Brighton-type PEWS (docs/clinical/brighton_pews.md) with the shipped example age-normal table.
 
 Example normals used below (tables/brighton_normals_example.toml): 2-<5 y: HR 95-140,
 RR 25-30; <1 y: HR 110-160, RR 30-40.

@@ -1,4 +1,7 @@
-"""Input validation (Appendix A vocabulary) and calendar age arithmetic."""
+"""Input validation and calendar age arithmetic.
+
+See docs/clinical/vocabulary.md#input-keys and docs/clinical/conventions.md#age.
+"""
 
 from __future__ import annotations
 

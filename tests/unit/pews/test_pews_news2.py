@@ -1,4 +1,7 @@
-"""NEWS2 (pews_spec.md §4.3): every band bound, half-up rounding, levels, the age floor."""
+"""NEWS2: every band bound, half-up rounding, levels, the age floor.
+
+Table: docs/clinical/news2.md#table.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ from alerting.pews import PewsInputError, score, score_many
 
 AGE = {"age_days": 6000}  # 16.4 y
 
-# (input, item, [(value, expected)]) transcribed from the §4.3 table; both ends of every band.
+# (input, item, [(value, expected)]) transcribed from the table in docs/clinical/news2.md#table;
+# both ends of every band.
 # fmt: off
 ROWS: list[tuple[str, str, list[tuple[float, int]]]] = [
     ("rr_bpm", "rr", [(0, 3), (8, 3), (9, 1), (11, 1), (12, 0), (20, 0), (21, 2), (24, 2),
@@ -23,7 +27,8 @@ ROWS: list[tuple[str, str, list[tuple[float, int]]]] = [
                         (38.1, 1), (39.0, 1),
                         (39.1, 2), (42.0, 2)]),
 ]
-# Rounded half-up before scoring (§0.4): RR/HR/SBP/SpO2 to integers, temperature to 0.1.
+# Rounded half-up before scoring (docs/clinical/news2.md#rounding): RR/HR/SBP/SpO2 to integers,
+# temperature to 0.1.
 ROUNDING: list[tuple[str, str, list[tuple[float, int]]]] = [
     ("rr_bpm", "rr", [(20.49, 0), (20.5, 2), (8.5, 1), (8.49, 3), (11.5, 0), (24.5, 3)]),
     ("spo2_pct", "spo2", [(95.5, 0), (95.49, 1), (91.5, 2), (91.49, 3)]),

@@ -1,5 +1,6 @@
 """UK National PEWS: every published band of every row, each age chart, the C1.4 gap rule,
-skip codes and escalation (pews_spec.md §2, Appendix A).
+skip codes and escalation (docs/clinical/uk_npews.md,
+docs/clinical/vocabulary.md#escalation-fields).
 
 The published bands are transcribed by hand below. From them the test builds its own
 expectations: each band's lower and upper bound score the band's score, a value just below an
@@ -96,9 +97,9 @@ def test_every_band_bound_and_gap(chart: str, key: str, value: float, expected: 
 @pytest.mark.parametrize(
     ("months", "key", "value", "expected"),
     [
-        (100, "hr_bpm", 119.995, 1),  # spec §2.5 example: between 0 and 1 -> 1
+        (100, "hr_bpm", 119.995, 1),  # docs/clinical/uk_npews.md#gap-rule example: 0|1 -> 1
         (180, "hr_bpm", 119.995, 2),  # UK-D: between 1 and 2 -> 2
-        (6, "crt_s", 2.5, 2),  # §2.9 item 3
+        (6, "crt_s", 2.5, 2),  # docs/clinical/uk_npews.md#gap-rule: CRT between 2 and 3 s
         (6, "spo2_pct", 94.995, 1),  # between 1 ([91.01, 94.99]) and 0 ([95, 100]) -> 1
         (6, "spo2_pct", 91.005, 4),  # between 4 ([0, 91]) and 1 -> 4
         (30, "rr_bpm", 19, 2),  # UK-B: no yellow band below normal
@@ -303,7 +304,7 @@ def test_trigger_input_errors(extra: dict[str, object], field: str) -> None:
 
 
 def test_single_pink_parameter_is_only_low() -> None:
-    # spec §2.7: no single-parameter trigger
+    # docs/clinical/uk_npews.md#escalation: no single-parameter trigger
     assert (
         score("uk_npews", {**FULL, "hr_bpm": 200}, age_months=30).escalation["final_level"] == "low"
     )

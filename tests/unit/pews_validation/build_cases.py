@@ -1,7 +1,8 @@
 """Builds cases.jsonl for the independent PEWS validation.
 
 Every expected sub-score below was read BY HAND from the specification
-(/work/shared/clinical/pews_spec.md, v0.1) and is written out literally as a
+(engine specification v0.1, now docs/clinical/README.md#provenance and the
+pages it indexes) and is written out literally as a
 (value, expected score) pair.  There is deliberately no interval evaluator here:
 nothing in this file computes a score, it only lists values and the score the
 spec table assigns to them, plus a normal baseline per age band so that the
@@ -50,7 +51,8 @@ def fmt(v: float) -> str:
 
 
 # --------------------------------------------------------------------------------------
-# Bedside PEWS (spec §1.3-§1.5)
+# Bedside PEWS (docs/clinical/bedside_pews.md#age-bands,
+# docs/clinical/bedside_pews.md#continuous-items, docs/clinical/bedside_pews.md#all-age-items)
 # --------------------------------------------------------------------------------------
 BP_AGE = {"BP-A": 30, "BP-B": 200, "BP-C": 1000, "BP-D": 3000, "BP-E": 5500}
 # normal values (score 0 in every continuous cell) per band: HR, SBP, RR
@@ -77,7 +79,8 @@ def bp_base(band: str) -> dict[str, Any]:
     }
 
 
-# §1.4, both sides of every cell boundary; strict/inclusive probed with .5 steps
+# docs/clinical/bedside_pews.md#continuous-items, both sides of every cell boundary;
+# strict/inclusive probed with .5 steps
 BP_HR = {
     "BP-A": [(79, 4), (80, 4), (80.5, 2), (90, 2), (90.5, 1), (110, 1), (110.5, 0),
              (149.5, 0), (150, 1), (179.5, 1), (180, 2), (189.5, 2), (190, 4)],
@@ -85,10 +88,12 @@ BP_HR = {
              (150, 1), (169.5, 1), (170, 2), (179.5, 2), (180, 4)],
     "BP-C": [(60, 4), (60.5, 2), (70, 2), (70.5, 1), (90, 1), (90.5, 0), (119.5, 0),
              (120, 1), (149.5, 1), (150, 2), (169.5, 2), (170, 4)],
-    # irregular cell: score 4 is strict ">150", so 150 scores 2 (§1.4)
+    # irregular cell: score 4 is strict ">150", so 150 scores 2
+    # (docs/clinical/bedside_pews.md#irregular-cells)
     "BP-D": [(50, 4), (50.5, 2), (60, 2), (60.5, 1), (70, 1), (70.5, 0), (109.5, 0),
              (110, 1), (129.5, 1), (130, 2), (149, 2), (150, 2), (150.5, 4), (151, 4)],
-    # irregular cell: score 2 is strict "<50", so 50 scores 1 (§1.4)
+    # irregular cell: score 2 is strict "<50", so 50 scores 1
+    # (docs/clinical/bedside_pews.md#irregular-cells)
     "BP-E": [(40, 4), (40.5, 2), (49, 2), (49.5, 2), (50, 1), (51, 1), (60, 1), (60.5, 0),
              (99.5, 0), (100, 1), (119.5, 1), (120, 2), (139.5, 2), (140, 4)],
 }
@@ -135,7 +140,7 @@ def bedside() -> None:
                     {"band": band, "items": {item: score}, "total": score, "complete": True},
                     age_days=BP_AGE[band])
 
-    # §1.5 categorical / all-age items (on the BP-C baseline)
+    # docs/clinical/bedside_pews.md#all-age-items: categorical / all-age items (BP-C baseline)
     band = "BP-C"
     base = bp_base(band)
     for value, score in [(0, 0), (2, 0), (2.9, 0), (2.99, 0), (3, 4), (5, 4)]:
@@ -150,7 +155,8 @@ def bedside() -> None:
         add(f"bp-spo2-{fmt(value)}", "bedside_pews", {**base, "spo2_pct": value},
             {"items": {"spo2": score}, "total": score, "complete": True}, age_days=1000)
     # oxygen therapy: room air 0; low support 2; flow >= 4 or conc >= 50 -> 4; HF/CP/BiP 4;
-    # both flow and FiO2 -> the higher (§1.5 note, Appendix A)
+    # both flow and FiO2 -> the higher (docs/clinical/bedside_pews.md#oxygen,
+    # docs/clinical/vocabulary.md#input-keys)
     oxy = [
         ("room_air", {"device": "room_air"}, 0),
         ("np-flow1", {"device": "NP", "flow_lpm": 1}, 2),
@@ -177,7 +183,7 @@ def bedside() -> None:
             {"items": {"oxygen_therapy": score}, "total": score, "complete": True},
             age_days=1000)
 
-    # §0.2 age-band boundaries (integer-day cut points) and completed months
+    # docs/clinical/conventions.md#age-band-boundaries (integer-day cut points) and completed months
     for cid, day, band, hr, score in [
         ("bp-age-day91", 91, "BP-A", 105, 1), ("bp-age-day92", 92, "BP-B", 105, 0),
         ("bp-age-day365", 365, "BP-B", 95, 1), ("bp-age-day366", 366, "BP-C", 95, 0),
@@ -194,7 +200,7 @@ def bedside() -> None:
         add(f"bp-age-months{months}", "bedside_pews", {"hr_bpm": 130}, {"band": band},
             age_months=months)
 
-    # §1.6 engine thresholds ge7 / ge8 (BP-C)
+    # docs/clinical/bedside_pews.md#escalation: engine thresholds ge7 / ge8 (BP-C)
     for cid, extra, total in [
         ("bp-esc-total6", {"hr_bpm": 170, "oxygen": {"device": "NP", "flow_lpm": 2}}, 6),
         ("bp-esc-total7", {"hr_bpm": 170, "oxygen": {"device": "NP", "flow_lpm": 2},
@@ -208,7 +214,7 @@ def bedside() -> None:
             {"total": total, "complete": True,
              "escalation": {"ge7": total >= 7, "ge8": total >= 8}}, age_days=1000)
 
-    # §0.3 missing items
+    # docs/clinical/conventions.md#missing-items
     add("bp-missing-all-but-hr", "bedside_pews", {"hr_bpm": 190},
         {"band": "BP-A", "total": 4, "complete": False,
          "items": {"hr": 4, "sbp": None, "crt": None, "rr": None, "resp_effort": None,
@@ -229,7 +235,7 @@ def bedside() -> None:
         {"hr_bpm": 170, "crt_s": 3, "resp_effort": "severe"},
         {"total": 12, "complete": False, "missing": ["sbp", "rr", "spo2", "oxygen_therapy"],
          "escalation": {"ge7": True, "ge8": True}}, age_days=1000)
-    # Appendix A: other systems' keys are accepted and ignored
+    # docs/clinical/vocabulary.md#input-keys: other systems' keys are accepted and ignored
     add("bp-foreign-keys-ignored", "bedside_pews",
         {**base, "avpu": "U", "resp_distress": "severe", "consciousness": "P",
          "on_oxygen": True, "behaviour": "irritable", "temp_c": 40.1},
@@ -237,7 +243,7 @@ def bedside() -> None:
 
 
 # --------------------------------------------------------------------------------------
-# UK National PEWS (spec §2.2-§2.7)
+# UK National PEWS (docs/clinical/uk_npews.md#age-charts to docs/clinical/uk_npews.md#escalation)
 # --------------------------------------------------------------------------------------
 UK_AGE = {"UK-A": 200, "UK-B": 1000, "UK-C": 3000, "UK-D": 5500}
 UK_NORMAL = {  # RR, HR, SBP all scoring 0
@@ -262,7 +268,8 @@ def uk_base(band: str) -> dict[str, Any]:
     }
 
 
-# §2.4 with the §2.5 gap rule (value between two bands -> the higher score)
+# docs/clinical/uk_npews.md#age-specific-items with the docs/clinical/uk_npews.md#gap-rule
+# (value between two bands -> the higher score)
 UK_RR = {
     "UK-A": [(9, 4), (9.99, 4), (10, 2), (19, 2), (19.995, 2), (20, 1), (29, 1), (29.995, 1),
              (30, 0), (49, 0), (49.99, 0), (49.995, 1), (50, 1), (59, 1), (59.995, 2),
@@ -319,7 +326,7 @@ def npews() -> None:
                     age_days=UK_AGE[band])
 
     base = uk_base("UK-C")
-    # §2.5 common items
+    # docs/clinical/uk_npews.md#all-age-items: common items
     for value, score in [(100, 0), (95, 0), (94.99, 1), (94.995, 1), (94, 1), (92, 1),
                          (91.5, 1), (91.01, 1), (91.005, 4), (91, 4), (90, 4), (0, 4)]:
         add(f"uk-spo2-{fmt(value)}", sysname, {**base, "spo2_pct": value},
@@ -362,7 +369,7 @@ def npews() -> None:
         add(f"uk-oxygen-{name}", sysname, {**base, "oxygen": o2},
             {"items": {"oxygen": score}, "total": score, "complete": True}, age_days=3000)
 
-    # §2.6 BP skip codes: scored and count as obtained
+    # docs/clinical/uk_npews.md#skip-codes: BP skip codes, scored and count as obtained
     no_sbp = {k: v for k, v in base.items() if k != "sbp_mmhg"}
     for code, score in [("NCO", 0), ("U0", 0), ("U4", 4), ("OTHER_0", 0), ("OTHER_4", 4)]:
         add(f"uk-skip-{code}", sysname, {**no_sbp, "bp_skip_code": code},
@@ -372,7 +379,7 @@ def npews() -> None:
         {"items": {"sbp": None}, "total": 0, "complete": False, "missing": ["sbp"]},
         age_days=3000)
 
-    # §2.2 age charts
+    # docs/clinical/uk_npews.md#age-charts
     for cid, day, band, hr, score in [
         ("uk-age-day0", 0, "UK-A", 100, 1),
         ("uk-age-day91", 91, "UK-A", 100, 1), ("uk-age-day92", 92, "UK-A", 100, 1),
@@ -387,7 +394,7 @@ def npews() -> None:
         add(f"uk-age-months{months}", sysname, {"hr_bpm": 100}, {"band": band},
             age_months=months)
 
-    # §2.7 escalation — score_level bands (UK-C baseline)
+    # docs/clinical/uk_npews.md#escalation — score_level bands (UK-C baseline)
     levels = [
         ("total0", {}, 0, "none"),
         ("total1", {"resp_distress": "mild"}, 1, "low"),
@@ -473,7 +480,7 @@ def npews() -> None:
     add("uk-esc-avpu-U-total-unchanged", sysname, {**base, "avpu": "U", "temp_c": 39.5},
         {"total": 0, "complete": True, "missing": []}, age_days=3000)
 
-    # §0.3 missing items
+    # docs/clinical/conventions.md#missing-items
     add("uk-missing-all-but-hr", sysname, {"hr_bpm": 160},
         {"band": "UK-C", "total": 4, "complete": False,
          "items": {"hr": 4, "rr": None, "resp_distress": None, "spo2": None, "oxygen": None,
@@ -492,7 +499,8 @@ def npews() -> None:
 
 
 # --------------------------------------------------------------------------------------
-# Brighton PEWS (spec §3.2-§3.3) with brighton_normals_example.toml
+# Brighton PEWS (docs/clinical/brighton_pews.md#domains,
+# docs/clinical/brighton_pews.md#where-sources-disagree) with brighton_normals_example.toml
 # --------------------------------------------------------------------------------------
 # example normals: (hr_low, hr_high, rr_low, rr_high)
 #   <1y 110-160 / 30-40; 1-2y 100-150 / 25-35; 2-5y 95-140 / 25-30;
@@ -682,7 +690,7 @@ def brighton() -> None:
 
 
 # --------------------------------------------------------------------------------------
-# NEWS2 (spec §4.3) — half-up rounding to integer (temp: 1 dp) before scoring
+# NEWS2 (docs/clinical/news2.md#table) — half-up rounding to integer (temp: 1 dp) before scoring
 # --------------------------------------------------------------------------------------
 N2_ITEMS = ["rr", "spo2", "air_or_oxygen", "sbp", "hr", "consciousness", "temp"]
 N2_AGE = 6000
@@ -781,7 +789,7 @@ def news2() -> None:
 
 
 # --------------------------------------------------------------------------------------
-# Input errors (Appendix A vocabulary) -> {"error": ...} line / exit code 2
+# Input errors (docs/clinical/vocabulary.md#input-errors) -> {"error": ...} line / exit code 2
 # --------------------------------------------------------------------------------------
 def errors() -> None:
     err = {"error": True}
@@ -824,7 +832,8 @@ def errors() -> None:
 # Extra probes: fractional-day age boundaries, extreme precision, partial items, scope
 # --------------------------------------------------------------------------------------
 def extras() -> None:
-    # §0.2: months = days / 30.4375 and years = days / 365.25, lower bound included
+    # docs/clinical/conventions.md#age: months = days / 30.4375 and years = days / 365.25,
+    # lower bound included
     for cid, day, system, band, hr, score in [
         ("age-frac-91.31", 91.31, "bedside_pews", "BP-A", 105, 1),
         ("age-frac-91.3125", 91.3125, "bedside_pews", "BP-B", 105, 0),
@@ -836,14 +845,16 @@ def extras() -> None:
         ("age-frac-uk-4748.25", 4748.25, "uk_npews", "UK-D", 110, 1),
     ]:
         add(cid, system, {"hr_bpm": hr}, {"band": band, "items": {"hr": score}}, age_days=day)
-    # §0.5: NEWS2 is not an option below 16; >= 18 is out of scope for the paediatric tables
+    # docs/clinical/conventions.md#which-system-for-which-patient: NEWS2 is not an option
+    # below 16; >= 18 is out of scope for the paediatric tables
     add("scope-news2-day5843", "news2", n2_base(), {"error": True}, age_days=5843)
     add("scope-news2-months191", "news2", n2_base(), {"error": True}, age_months=191)
     add("scope-bedside-18y", "bedside_pews", {"hr_bpm": 80}, {"error": True}, age_days=6575)
     add("scope-uk-18y", "uk_npews", {"hr_bpm": 80}, {"error": True}, age_days=6575)
     add("scope-brighton-18y", "brighton_pews", {"hr_bpm": 80}, {"error": True}, age_days=6575)
 
-    # §2.5 gap rule at extreme precision (UK-C) and §1.4 "no gaps" (Bedside)
+    # docs/clinical/uk_npews.md#gap-rule at extreme precision (UK-C) and
+    # docs/clinical/bedside_pews.md#continuous-items "no gaps" (Bedside)
     uk = uk_base("UK-C")
     for cid, key, item, value, score in [
         ("uk-gap-hr-119.99000000001", "hr_bpm", "hr", 119.99000000001, 1),
@@ -860,7 +871,7 @@ def extras() -> None:
         {"items": {"hr": 4}}, age_days=3000)
     add("bp-BP-E-hr-49.9999999", "bedside_pews", {**bp_base("BP-E"), "hr_bpm": 49.9999999},
         {"items": {"hr": 2}}, age_days=5500)
-    # §0.4/§4.3 NEWS2 half-up rounding near the half
+    # docs/clinical/news2.md#rounding: NEWS2 half-up rounding near the half
     n2 = n2_base()
     for cid, key, item, value, score in [
         ("n2-round-rr-20.4999999", "rr_bpm", "rr", 20.4999999, 0),
@@ -870,7 +881,7 @@ def extras() -> None:
     ]:
         add(cid, "news2", {**n2, key: value}, {"items": {item: score}}, age_days=N2_AGE)
 
-    # §0.3 partially obtained items must not look complete
+    # docs/clinical/conventions.md#missing-items: partially obtained items must not look complete
     add("bp-partial-oxygen-np-nolevel", "bedside_pews",
         {**bp_base("BP-C"), "oxygen": {"device": "NP"}},
         {"complete": False, "missing": ["oxygen_therapy"]}, age_days=1000)
@@ -902,7 +913,7 @@ def discrepancies() -> None:
     br = br_base("<1y")
     # Brighton CRT cells are "1-2 s" / "3 s" / "4 s" / ">= 5 s": a value above 2 s is
     # outside the 0 cell; reviewer reading: score the higher neighbour (as the only gap rule
-    # in the spec, §2.5, does)
+    # in the spec, docs/clinical/uk_npews.md#gap-rule, does)
     for value, score in [(2.5, 1), (3.5, 2), (4.5, 3)]:
         add(f"br-cv-crt-{value}", "brighton_pews", {**br, "crt_s": value},
             {"items": {"cardiovascular": score}}, age_days=200)

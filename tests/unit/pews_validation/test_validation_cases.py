@@ -1,4 +1,6 @@
-"""Independent validation of `wardwatch pews score` against pews_spec.md v0.1.
+"""Independent validation of `wardwatch pews score` against the engine specification v0.1.
+
+The specification is now docs/clinical/README.md#provenance and the pages it indexes.
 
 The expected values in cases.jsonl were written by hand from the specification tables
 (see build_cases.py); they do not come from the implementation or its own tests.
@@ -197,7 +199,10 @@ def test_single_shot_form() -> None:
 
 
 def test_single_shot_dob_calendar_age() -> None:
-    """§0.2 production form: completed months / years from DOB and observation time."""
+    """Production form: completed months / years from DOB and observation time.
+
+    See docs/clinical/conventions.md#age.
+    """
     expected = [
         ("2019-06-15", "2019-09-14T10:00", "BP-A"),  # 2 completed months (92 days later)
         ("2019-06-15", "2019-09-15T10:00", "BP-B"),  # 3 completed months
