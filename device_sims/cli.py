@@ -23,9 +23,10 @@ def monitor(
     """A simulated WWMON bedside monitor on a pty, until Ctrl-C."""
     from device_sims.monitor import SimulatedMonitor
     from device_sims.scenarios import Scenario
-    from servicekit.runner import wait_for_stop_signal
+    from servicekit.runner import block_stop_signals, wait_for_stop_signal
 
     mon = SimulatedMonitor(device_id, Scenario(scenario, seed=seed), link)
+    block_stop_signals()
     typer.echo(f"{device_id}: open {mon.open()} at 115200 baud (Ctrl-C to stop)")
     mon.start()
     try:
@@ -46,12 +47,13 @@ def serial(
     """A simulated serial device speaking a real protocol on a pty, until Ctrl-C."""
     from device_sims.scenarios import Scenario
     from device_sims.serial_devices import SERIAL_SIMS
-    from servicekit.runner import wait_for_stop_signal
+    from servicekit.runner import block_stop_signals, wait_for_stop_signal
 
     if driver not in SERIAL_SIMS:
         typer.echo(f"no simulator for {driver!r}; have {', '.join(sorted(SERIAL_SIMS))}", err=True)
         raise typer.Exit(2)
     sim = SERIAL_SIMS[driver](device_id, Scenario(scenario, seed=seed), link, period_s=period)
+    block_stop_signals()
     typer.echo(f"{device_id}: {driver} on {sim.open()} (Ctrl-C to stop)")
     sim.start()
     try:

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 from servicekit.faults import ServiceFailed
 
-__all__ = ["EXIT_FAILED", "RunnableService", "run_until_signal", "setup_logging",
-           "wait_for_stop_signal"]
+__all__ = ["EXIT_FAILED", "STOP_SIGNALS", "RunnableService", "block_stop_signals",
+           "run_until_signal", "setup_logging", "wait_for_stop_signal"]
 
 #: Exit status of a service that failed while running (2 is a usage/configuration error).
 EXIT_FAILED = 3
@@ -59,12 +59,21 @@ def run_until_signal(service: RunnableService, **run_kwargs: Any) -> int:
     return 0
 
 
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+
+
+def block_stop_signals() -> None:
+    """Hold SIGINT/SIGTERM/SIGHUP pending from now on (call it before announcing readiness:
+    a stop requested right after the announcement then waits for :func:`wait_for_stop_signal`
+    instead of killing the process before its cleanup is in place)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
 def wait_for_stop_signal() -> int:
     """Block until SIGINT, SIGTERM or SIGHUP, so the caller's cleanup runs (an unblocked
     SIGTERM would kill the process and orphan what it started)."""
-    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    block_stop_signals()
     try:
-        return signal.sigwait(sigs)
+        return signal.sigwait(STOP_SIGNALS)
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, sigs)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)

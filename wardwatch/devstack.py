@@ -44,7 +44,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from servicekit.mqtt import MqttParams, MqttSession
-from servicekit.runner import wait_for_stop_signal
+from servicekit.runner import block_stop_signals, wait_for_stop_signal
 from wardwire import topics
 
 
@@ -837,6 +837,7 @@ def main() -> None:
         stack.influx.create_database("wardwatch")
         env_path = workdir / "services.env"
         write_env_file(stack, env_path)
+        block_stop_signals()  # before the announcement: a stop right after it is not lost
         print(
             json.dumps(
                 {

@@ -256,7 +256,9 @@ def parse_observation(inputs: Mapping[str, object]) -> Observation:
     for key, value in inputs.items():
         parser = _PARSERS.get(key)
         if parser is None:
-            raise PewsInputError(str(key), "unknown input key (not in pews_spec.md Appendix A)")
+            raise PewsInputError(
+                str(key), "unknown input key (not in docs/clinical/vocabulary.md#input-keys)"
+            )
         if value is not None:
             values[key] = parser(key, value)
     if "sbp_mmhg" in values and "bp_skip_code" in values:

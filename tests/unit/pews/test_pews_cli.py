@@ -159,7 +159,9 @@ def test_jsonl_scores_every_line_in_order_and_reports_errors() -> None:
     assert code == 2
     assert len(results) == 8
     assert results[0]["items"]["hr"] == 3 and results[0]["items"]["temp"] == 0
-    assert results[1] == {"error": "hr: unknown input key (not in pews_spec.md Appendix A)"}
+    assert results[1] == {
+        "error": "hr: unknown input key (not in docs/clinical/vocabulary.md#input-keys)"
+    }
     assert results[2]["items"]["oxygen_therapy"] == 4 and results[2]["band"] == "BP-C"
     assert results[3]["error"].startswith("spo2_pct: ")
     assert results[4]["items"]["behaviour"] == 1 and results[4]["band"] is None
