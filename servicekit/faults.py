@@ -44,7 +44,6 @@ __all__ = [
     "ServiceFailed",
     "dead_letter_for",
     "identity_mismatch_event",
-    "network_thread_alive",
 ]
 
 log = logging.getLogger(__name__)
@@ -125,17 +124,6 @@ class MessageBoundary:
     def faults_total(self) -> int:
         with self._lock:
             return sum(self.faults.values())
-
-
-def network_thread_alive(client: mqtt.Client) -> bool:
-    """Whether paho's network thread (``loop_start``) is running."""
-    thread = getattr(client, "_thread", None)
-    return isinstance(thread, threading.Thread) and thread.is_alive()
-
-
-# network_thread_alive reads paho's private ``_thread``; fail loudly if an upgrade renames it.
-if "_thread" not in mqtt.Client.__init__.__code__.co_names:  # pragma: no cover
-    raise ImportError("paho-mqtt no longer has Client._thread; see servicekit/faults.py")
 
 
 @dataclass

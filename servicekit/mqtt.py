@@ -251,6 +251,9 @@ MessageCallback = Callable[[mqtt.Client, Any, mqtt.MQTTMessage], None]
 # PUBACK wait for the registration. Fail loudly if an upgrade removes it.
 if "_out_message_mutex" not in mqtt.Client.__init__.__code__.co_names:  # pragma: no cover
     raise ImportError("paho-mqtt no longer has Client._out_message_mutex; see servicekit/mqtt.py")
+# alive() reads paho's private ``_thread`` (its network thread); the same guard.
+if "_thread" not in mqtt.Client.__init__.__code__.co_names:  # pragma: no cover
+    raise ImportError("paho-mqtt no longer has Client._thread; see servicekit/mqtt.py")
 
 
 class MqttSession:
