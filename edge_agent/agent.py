@@ -1,27 +1,44 @@
 """The edge agent shell: drivers -> outbox -> MQTT, plus birth/heartbeat/last-will status.
 
-Threads: one per device driver (blocking pyserial reads), paho's network thread, and the main
-loop here, which seals batches, publishes them within an in-flight window and sends heartbeats.
-Every decision (when to seal, how much to publish, what a PUBACK means) comes from
-``outbox_core``; this module only does the I/O.
+One event loop runs the whole gateway (``run_async``): a task per device (its driver's
+supervisor), a publisher task and a status task, in one ``asyncio.TaskGroup``. Nothing polls:
 
-Broker connection: the drivers start first, so readings reach the outbox whether or not the
+* a driver's session waits for its link (a serial fd woken by data through ``add_reader``; a
+  BLE notification), hands the values to the sink and reads on only once they are durable in
+  the outbox. Every SQLite write runs on one disk thread (``_disk``), so a slow write never
+  stalls another device; each device has at most one write outstanding, which bounds the
+  hand-off, and the outbox itself (``max_rows``, overflow policy) bounds what waits for the
+  broker;
+* the publisher sleeps until woken -- by new readings, a broker answer that frees the
+  in-flight window, a (re)connect -- or until the oldest pending reading's linger runs out;
+* the status task publishes device statuses on a change and everything at each heartbeat.
+
+Besides the loop: paho's network thread (the MQTT socket; it wakes the loop with
+``call_soon_threadsafe``), the disk thread, and, with ``[metrics] port``, the metrics server.
+``stop()`` (any thread, a signal handler) cancels the device tasks; the outbox is then flushed
+(bounded) and the orderly-shutdown status published. Every decision (when to seal, how much to
+publish, what a PUBACK means) comes from ``outbox_core``; this module only does the I/O.
+
+Broker connection: the devices start first, so readings reach the outbox whether or not the
 broker is there. A broker that cannot be reached at start (or later) is retried on paho's
-network thread with capped, jittered backoff (``servicekit.mqtt.Backoff``), so a ward
-of gateways does not reconnect in lockstep after a broker restart. A broker that *answers* but
+network thread with capped, jittered backoff (``servicekit.backoff.Backoff``), so a ward of
+gateways does not reconnect in lockstep after a broker restart. A broker that *answers* but
 cannot be trusted or refuses us (``TlsFailed``, ``BrokerRefused``) is a configuration error:
-``run()`` stops the drivers and raises, visibly, instead of collecting forever for nobody.
+``run()`` stops the devices and raises, visibly, instead of collecting forever for nobody.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
@@ -29,31 +46,20 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge_agent import __version__
 from edge_agent.admission import ClockPolicy, admit
 from edge_agent.config import EdgeConfig
-from edge_agent.drivers import DeviceDriver, DeviceHealth, SinkReport, make_driver
+from edge_agent.drivers import DeviceDriver, SinkReport, device_counters, make_driver
 from edge_agent.outbox import Outbox
 from edge_agent.outbox_core import plan_seal, publish_window
 from edge_agent.protocols.base import Reading, WaveformChunk
 from servicekit.backoff import Backoff
 from servicekit.clock import utcnow
-from servicekit.mqtt import BrokerUnreachable, MqttParams, MqttSession
+from servicekit.mqtt import BrokerUnreachable, MqttError, MqttParams, MqttSession
+from servicekit.runner import StopFlag
 from wardwire import topics
 from wardwire.models import DeviceStatus, GatewayState, GatewayStatus
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 StatusReason = Literal["birth", "heartbeat", "shutdown", "lwt"]
-
-
-def _counters(h: DeviceHealth) -> dict[str, int]:
-    """The ``DeviceStatus`` counters of a driver's health."""
-    return {
-        "readings": h.readings,
-        "frames_rejected": h.frames_rejected,
-        "values_invalid": h.values_invalid,
-        "values_retimed": h.values_retimed,
-        "values_refused": h.values_refused,
-        "values_dropped": h.dropped,
-        "reconnects": h.reconnects,
-    }
 
 
 class EdgeAgent:
@@ -70,7 +76,8 @@ class EdgeAgent:
         self.cfg = cfg
         self.clock = clock
         self.reconnect = reconnect or Backoff()
-        self.stop_event = threading.Event()
+        #: set by ``stop()`` (any thread, a signal handler); the loop awaits it without polling
+        self.stop_event = StopFlag()
         # Refuses (OutboxError, naming the file and what to do) a missing, replaced, restored
         # or corrupt outbox unless new_outbox: queued readings are never silently forgotten.
         self.outbox = Outbox(
@@ -88,13 +95,21 @@ class EdgeAgent:
         self._refusals_logged: set[tuple[str, str]] = set()
         self._published_counters: dict[str, dict[str, int]] = {}
         self.drivers = [
-            make_driver(d, self._on_readings, clock, self.stop_event) for d in cfg.devices
+            make_driver(d, self._store, clock, self.stop_event) for d in cfg.devices
         ]
         self._inflight_seqs: set[int] = set()  # batches handed to MQTT, not yet answered
         self._lock = threading.Lock()
         self.published_batches = 0
         self.refused_batches = 0
         self.mqtt: MqttSession | None = None
+        #: one thread for every SQLite write, off the event loop
+        self._disk = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="outbox")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._wake: asyncio.Event | None = None
+        self._changed: asyncio.Event | None = None
+        self.metrics_port: int | None = None
+        self._connects = 0  # CONNACKs seen (each one published a birth status)
 
     # -- drivers -> outbox -------------------------------------------------------------------
     def _on_readings(
@@ -146,7 +161,7 @@ class EdgeAgent:
             detail=h.detail,
             battery_pct=h.battery_pct,
             last_reading_at=h.last_reading_at,
-            **_counters(h),
+            **device_counters(h),
         )
 
     def _status(self, state: GatewayState, reason: StatusReason) -> GatewayStatus:
@@ -190,7 +205,7 @@ class EdgeAgent:
         gw = self.cfg.gateway
         for d in self.drivers:
             with d.lock:
-                counters = _counters(d.health)
+                counters = device_counters(d.health)
                 moved = refresh and counters != self._published_counters.get(d.device.id)
                 if not (d.health.changed or moved):
                     continue
@@ -204,10 +219,13 @@ class EdgeAgent:
 
     # -- MQTT hooks (paho network thread) ----------------------------------------------------
     def _on_connect(self, session_present: bool) -> None:
+        self._connects += 1
         self._publish_status(GatewayState.ONLINE, "birth")
         for d in self.drivers:
             with d.lock:
                 d.health.changed = True
+        self._wake_publisher()
+        self._wake_statuses()
 
     def _on_disconnect(self, rc: ReasonCode) -> None:
         log.warning("disconnected from broker: %s", rc)
@@ -222,6 +240,7 @@ class EdgeAgent:
             return
         self.outbox.ack(seq)
         self.published_batches += 1
+        self._wake_publisher()  # the in-flight window has room again
 
     # -- main loop ---------------------------------------------------------------------------
     def _mqtt_params(self) -> MqttParams:
@@ -239,32 +258,37 @@ class EdgeAgent:
             reconnect=self.reconnect,
         )
 
-    def step(self, *, flush: bool = False) -> None:
-        """Seal what is due and publish sealed batches within the in-flight window."""
+    def step(self, *, flush: bool = False) -> float | None:
+        """Seal what is due and publish sealed batches within the in-flight window.
+
+        Returns the seconds until pending readings become due for sealing (their linger runs
+        out), or None when nothing waits on time: the publisher then sleeps until woken by new
+        readings, a broker answer or a (re)connect.
+        """
         ob = self.cfg.outbox
         now = self.clock()
+        now_ms = int(now.timestamp() * 1000)
+        due_in: float | None = None
         while True:
             pending, oldest = self.outbox.oldest_pending_ms()
             n = plan_seal(
-                pending,
-                oldest,
-                int(now.timestamp() * 1000),
-                batch_max=ob.batch_max,
-                linger_ms=ob.linger_ms,
+                pending, oldest, now_ms, batch_max=ob.batch_max, linger_ms=ob.linger_ms,
                 flush=flush,
             )
             if not n:
+                if pending and oldest is not None:
+                    due_in = max(0.0, (oldest + ob.linger_ms - now_ms) / 1000)
                 break
             self.outbox.seal(
                 n, gateway_id=self.cfg.gateway.id, generation=self.cfg.gateway.generation, now=now
             )
         if self.mqtt is None or not self.mqtt.connected.is_set():
-            return
+            return due_in
         with self._lock:
             room = publish_window(len(self._inflight_seqs), ob.inflight_max)
             skip = set(self._inflight_seqs)
         if room <= 0:
-            return
+            return due_in
         for batch in self.outbox.sealed(limit=room + len(skip)):
             if batch.seq in skip:
                 continue
@@ -283,16 +307,108 @@ class EdgeAgent:
                 log.error("publish of seq=%d failed locally: rc=%s", batch.seq, info.rc)
                 break
             room -= 1
+        return due_in
 
+    # -- the one event loop ------------------------------------------------------------------
     def run(self) -> None:
         """Run until ``stop()``; then drain the outbox (bounded) and say goodbye."""
+        asyncio.run(self.run_async())
+
+    def stop(self) -> None:
+        """Ask the agent to stop (from any thread or a signal handler)."""
+        self.stop_event.set()
+
+    def _wake_publisher(self) -> None:
+        """Wake the publisher task; safe from any thread (paho's included)."""
+        self._set_threadsafe(self._wake)
+
+    def _wake_statuses(self) -> None:
+        self._set_threadsafe(self._changed)
+
+    def _set_threadsafe(self, wake: asyncio.Event | None) -> None:
+        loop = self._loop
+        if loop is None or wake is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            wake.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop has already closed
+                loop.call_soon_threadsafe(wake.set)
+
+    async def _store(
+        self, device_id: str, values: list[Reading | WaveformChunk], now: datetime
+    ) -> SinkReport:
+        """The drivers' sink on the loop: the values are durable in the outbox (written on the
+        disk thread, so one slow write never stalls the other devices) before the driver
+        reads on."""
+        loop = asyncio.get_running_loop()
+        report = await loop.run_in_executor(self._disk, self._on_readings, device_id, values, now)
+        self._wake_publisher()
+        return report
+
+    async def _disk_call(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._disk, fn, *args)
+
+    async def _publisher(self, wake: asyncio.Event) -> None:
+        """Seal and publish whenever there is something to do; otherwise sleep (no polling)."""
+        while True:
+            wake.clear()
+            due_in = await self._disk_call(self.step)
+            try:
+                async with asyncio.timeout(due_in):
+                    await wake.wait()
+            except TimeoutError:
+                pass  # pending readings' linger ran out: seal them
+
+    async def _statuses(self, changed: asyncio.Event) -> None:
+        """Device statuses at once on a change, everything at each heartbeat."""
+        assert self.mqtt is not None
+        mqtt_session = self.mqtt
+        next_heartbeat = 0.0
+        seen_connects = 0
+        while True:
+            changed.clear()
+            if not mqtt_session.connected.is_set():
+                await changed.wait()  # a (re)connect wakes us
+                continue
+            if self._connects != seen_connects:
+                # The birth status just went out: the next heartbeat is a period away.
+                seen_connects = self._connects
+                next_heartbeat = time.monotonic() + self.cfg.heartbeat_s
+            heartbeat = time.monotonic() >= next_heartbeat
+            await self._disk_call(self._heartbeat_or_changes, heartbeat)
+            if heartbeat:
+                next_heartbeat = time.monotonic() + self.cfg.heartbeat_s
+            try:
+                async with asyncio.timeout(max(0.0, next_heartbeat - time.monotonic())):
+                    await changed.wait()
+            except TimeoutError:
+                pass
+
+    def _heartbeat_or_changes(self, heartbeat: bool) -> None:
+        self._publish_device_statuses(refresh=heartbeat)
+        if heartbeat:
+            self._publish_status(GatewayState.ONLINE, "heartbeat")
+
+    async def run_async(self) -> None:
+        """The whole gateway on the running loop: a task per device, the publisher and the
+        status task in one task group; ``stop()`` cancels the devices, the outbox is flushed
+        and the orderly-shutdown status published."""
         gw = self.cfg.gateway
+        loop = asyncio.get_running_loop()
+        self._loop, self._loop_thread = loop, threading.get_ident()
+        self._wake = wake = asyncio.Event()
+        changed = asyncio.Event()
+        self._changed = changed
+
+        def on_change() -> None:
+            changed.set()
+
+        for d in self.drivers:
+            d.on_change = on_change
         will = GatewayStatus(
-            gateway_id=gw.id,
-            state=GatewayState.OFFLINE,
-            reason="lwt",
-            generation=gw.generation,
-            agent_version=__version__,
+            gateway_id=gw.id, state=GatewayState.OFFLINE, reason="lwt",
+            generation=gw.generation, agent_version=__version__,
         )
         self.mqtt = MqttSession(
             self._mqtt_params(),
@@ -302,53 +418,77 @@ class EdgeAgent:
             on_disconnect=self._on_disconnect,
             log_name=__name__,
         )
-        threads = [
-            threading.Thread(target=d.run, name=f"driver-{d.device.id}", daemon=True)
-            for d in self.drivers
-        ]
-        for t in threads:
-            t.start()
+        metrics = self._start_metrics()
+        fatal: MqttError | None = None
         try:
-            self.mqtt.start()
-        except BrokerUnreachable as exc:
-            log.warning("%s; collecting into the outbox and retrying with backoff", exc)
-            self.mqtt.start_in_background()
-        except BaseException:
-            self.stop_event.set()
-            for t in threads:
-                t.join(timeout=5)
+            async with asyncio.TaskGroup() as tg:
+                devices = [
+                    tg.create_task(d.run_async(), name=f"device-{d.device.id}")
+                    for d in self.drivers
+                ]
+                background: list[asyncio.Task[None]] = []
+                try:
+                    await asyncio.to_thread(self.mqtt.start)
+                except BrokerUnreachable as exc:
+                    log.warning("%s; collecting into the outbox and retrying with backoff", exc)
+                    self.mqtt.start_in_background()
+                except MqttError as exc:
+                    # TlsFailed / BrokerRefused: configuration, retrying will not help. Stop
+                    # the devices and raise it, visibly, instead of collecting for nobody.
+                    fatal = exc
+                if fatal is None:
+                    background = [
+                        tg.create_task(self._publisher(wake), name="publisher"),
+                        tg.create_task(self._statuses(changed), name="statuses"),
+                    ]
+                    await self.stop_event.wait_async()
+                for t in [*devices, *background]:
+                    t.cancel()
+            if fatal is not None:
+                raise fatal
+            await self._drain(deadline_s=15.0)
+            await asyncio.to_thread(self._say_goodbye)
+        finally:
+            self._loop = None
+            if metrics is not None:
+                metrics.stop()
+            self._disk.shutdown(wait=True)
             self.outbox.close()
-            raise
-        next_heartbeat = 0.0
-        while not self.stop_event.wait(0.05):
-            self.step()
-            mono = time.monotonic()
-            if self.mqtt.connected.is_set():
-                heartbeat = mono >= next_heartbeat
-                self._publish_device_statuses(refresh=heartbeat)
-                if heartbeat:
-                    self._publish_status(GatewayState.ONLINE, "heartbeat")
-                    next_heartbeat = mono + self.cfg.heartbeat_s
-        for t in threads:
-            t.join(timeout=5)
-        self._drain(deadline_s=15.0)
+
+    def _say_goodbye(self) -> None:
+        assert self.mqtt is not None
         info = self._publish_status(GatewayState.OFFLINE, "shutdown")
         if info is not None and self.mqtt.connected.is_set():
             info.wait_for_publish(timeout=5)
         self.mqtt.stop()
-        self.outbox.close()
 
-    def _drain(self, deadline_s: float) -> None:
-        end = time.monotonic() + deadline_s
-        while time.monotonic() < end:
-            self.step(flush=True)
-            if self.outbox.stats().depth == 0:
-                return
-            time.sleep(0.02)  # drain poll interval (waits on the broker, not on a test)
-        log.warning(
-            "shutdown with %d observations still in the outbox (kept for next start)",
-            self.outbox.stats().depth,
-        )
+    async def _drain(self, deadline_s: float) -> None:
+        """Seal everything and publish it, until the outbox is empty or the deadline passes
+        (what is left stays in the outbox for the next start)."""
+        wake = self._wake
+        assert wake is not None
+        try:
+            async with asyncio.timeout(deadline_s):
+                while True:
+                    wake.clear()
+                    await self._disk_call(functools.partial(self.step, flush=True))
+                    if (await self._disk_call(self.outbox.stats)).depth == 0:
+                        return
+                    await wake.wait()  # woken by a broker answer or a reconnect
+        except TimeoutError:
+            log.warning(
+                "shutdown with %d observations still in the outbox (kept for next start)",
+                self.outbox.stats().depth,
+            )
 
-    def stop(self) -> None:
-        self.stop_event.set()
+    def _start_metrics(self) -> Any:
+        port = self.cfg.metrics.port
+        if port is None:
+            return None
+        from edge_agent.metrics import edge_registry
+        from servicekit.metrics import serve
+
+        server = serve(edge_registry(self), port, host=self.cfg.metrics.host)
+        log.info("metrics on %s:%d/metrics", self.cfg.metrics.host, server.port)
+        self.metrics_port = server.port
+        return server

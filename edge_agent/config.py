@@ -128,11 +128,21 @@ class DeviceSection(_Cfg):
         return self
 
 
+class MetricsSection(_Cfg):
+    """Prometheus ``/metrics`` of the gateway (device counters, outbox, broker link); off
+    unless a port is given. Loopback by default: a gateway exposes nothing to the ward network
+    unless its operator says so."""
+
+    port: Annotated[int, Field(strict=True, ge=0, le=65535)] | None = None
+    host: str = "127.0.0.1"
+
+
 class EdgeConfig(_Cfg):
     gateway: GatewaySection
     broker: BrokerSection = BrokerSection()
     outbox: OutboxSection = OutboxSection()
     clock: ClockSection = ClockSection()
+    metrics: MetricsSection = MetricsSection()
     heartbeat_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     devices: list[DeviceSection] = []
 

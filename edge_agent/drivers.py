@@ -21,15 +21,17 @@ is built from two halves:
   dead sensor is always a visible technical alert, never a silent dead loop.
 
 Drivers register by name in :data:`DRIVERS` and import their parser (or GATT profile) on first
-use, so a gateway without a BLE stack still runs its serial drivers. Each driver runs its own
-asyncio loop (``run()``, one thread per device, as the agent expects); tests and single-loop
-hosts call ``run_async()`` directly. Links, parsers and BLE centrals can always be injected.
+use, so a gateway without a BLE stack still runs its serial drivers. The agent runs every driver's
+``run_async()`` as a task of its one event loop; ``run()`` gives a driver a loop of its own (tools,
+tests). A driver stops when its ``stop`` flag is set or its task is cancelled; nothing polls.
+Links, parsers and BLE centrals can always be injected.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import logging
 import random
 import threading
@@ -58,6 +60,7 @@ from edge_agent.protocols.base import (
     WaveformChunk,
 )
 from servicekit.backoff import Backoff
+from servicekit.runner import StopFlag
 from wardwire.models import DeviceState
 
 __all__ = [
@@ -77,6 +80,7 @@ __all__ = [
     "Session",
     "SinkReport",
     "UnknownDriver",
+    "device_counters",
     "load_parser",
     "make_driver",
     "recovery_for",
@@ -111,10 +115,6 @@ FALLBACK_BAUDRATE = 115200
 #: Battery Service defines no "low"; 20 % is the usual phone/wearable warning level and a
 #: gateway policy, not a clinical threshold.
 LOW_BATTERY_PCT = 20.0
-
-#: How often the supervisor looks at the agent's (threading) stop event.
-STOP_POLL_S = 0.1
-
 
 def _registered(name: str) -> tuple[str, str, str]:
     try:
@@ -164,6 +164,19 @@ class DeviceHealth:
     changed: bool = True
 
 
+def device_counters(h: DeviceHealth) -> dict[str, int]:
+    """The counters of a device's health, as ``DeviceStatus`` and ``/metrics`` carry them."""
+    return {
+        "readings": h.readings,
+        "frames_rejected": h.frames_rejected,
+        "values_invalid": h.values_invalid,
+        "values_retimed": h.values_retimed,
+        "values_refused": h.values_refused,
+        "values_dropped": h.dropped,
+        "reconnects": h.reconnects,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class SinkReport:
     """What the sink made of one call's values, added to the device's counters.
@@ -178,8 +191,13 @@ class SinkReport:
     refused: int = 0
 
 
-EventSink = Callable[[str, list[Reading | WaveformChunk], datetime], SinkReport | None]
-"""``sink(device_id, values, now)``; returns a ``SinkReport`` (or None: nothing to count)."""
+EventSink = Callable[
+    [str, list[Reading | WaveformChunk], datetime],
+    SinkReport | Awaitable[SinkReport | None] | None,
+]
+"""``sink(device_id, values, now)``; returns a ``SinkReport`` (or None: nothing to count), or an
+awaitable of one: the driver reads on only once it is done (the agent's sink returns when the
+values are durable in the outbox, written off the event loop)."""
 
 
 class Session(Protocol):
@@ -262,7 +280,7 @@ class DeviceDriver:
     device: DeviceSection
     sink: EventSink
     clock: Callable[[], datetime]
-    stop: threading.Event
+    stop: StopFlag
     silence_s: float | None = 10.0
     backoff: Backoff = field(default_factory=Backoff)
     low_battery_pct: float = LOW_BATTERY_PCT
@@ -270,6 +288,8 @@ class DeviceDriver:
     health: DeviceHealth = field(default_factory=DeviceHealth)
     lock: threading.Lock = field(default_factory=threading.Lock)
     connected_event: threading.Event = field(default_factory=threading.Event)
+    #: called (on the driver's loop) whenever ``health`` changed state or detail
+    on_change: Callable[[], None] | None = None
     # After a DeviceTimeout, a reopened link is not "connected" until data flows again.
     _quiet: bool = field(default=False, init=False)
 
@@ -287,21 +307,20 @@ class DeviceDriver:
 
     # -- supervisor --------------------------------------------------------------------------
     def run(self) -> None:
-        """Thread entry (one per device, as the agent runs it): supervise until ``stop``."""
+        """Supervise on a loop of its own until ``stop`` (tools and tests that want a thread;
+        the agent runs every driver's :meth:`run_async` on its one loop)."""
         asyncio.run(self.run_async())
 
     async def run_async(self) -> None:
-        """Supervise on the running loop until ``stop`` is set."""
+        """Supervise on the running loop until ``stop`` is set or the task is cancelled."""
         task = asyncio.create_task(self._supervise(), name=f"driver-{self.device.id}")
+        stop = asyncio.create_task(self.stop.wait_async(), name=f"stop-{self.device.id}")
         try:
-            # The agent's stop is a threading.Event, so it is looked at every STOP_POLL_S.
-            while not self.stop.is_set():
-                done, _ = await asyncio.wait({task}, timeout=STOP_POLL_S)
-                if done:
-                    break
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            stop.cancel()
+            await asyncio.gather(task, stop, return_exceptions=True)
             await self.release()
 
     async def _supervise(self) -> None:
@@ -334,7 +353,7 @@ class DeviceDriver:
                     events = await session.next_events()
             except TimeoutError:
                 raise DeviceTimeout(f"no data for {limit:g} s") from None
-            self._handle(events, self.clock())
+            await self._handle(events, self.clock())
 
     async def _recover(self, exc: DriverError, attempt: int) -> int:
         rec = recovery_for(exc)
@@ -355,11 +374,14 @@ class DeviceDriver:
     # -- events -> sink and health -----------------------------------------------------------
     def _set(self, state: DeviceState, detail: str) -> None:
         with self.lock:
-            if (self.health.state, self.health.detail) != (state, detail):
+            changed = (self.health.state, self.health.detail) != (state, detail)
+            if changed:
                 self.health.state, self.health.detail = state, detail
                 self.health.changed = True
+        if changed and self.on_change is not None:
+            self.on_change()
 
-    def _handle(self, events: list[ParserEvent], now: datetime) -> None:
+    async def _handle(self, events: list[ParserEvent], now: datetime) -> None:
         values: list[Reading | WaveformChunk] = []
         conditions: dict[DeviceState, list[str]] = {}
         battery_pct: float | None = None
@@ -382,7 +404,8 @@ class DeviceDriver:
             low_pct = self.health.battery_pct
         if values:
             values = _coalesce(values)
-            report = self.sink(self.device.id, values, now)
+            outcome = self.sink(self.device.id, values, now)
+            report = await outcome if inspect.isawaitable(outcome) else outcome
             with self.lock:
                 self.health.readings += len(values)
                 self.health.last_reading_at = now
@@ -457,7 +480,7 @@ def make_driver(
     device: DeviceSection,
     sink: EventSink,
     clock: Callable[[], datetime],
-    stop: threading.Event,
+    stop: StopFlag,
     **options: Any,
 ) -> DeviceDriver:
     """The driver for ``device`` by its transport (BLE code is imported only when used).

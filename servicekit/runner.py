@@ -7,15 +7,18 @@ process exits with status 3, so a supervisor (systemd) restarts it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from servicekit.faults import ServiceFailed
 
-__all__ = ["EXIT_FAILED", "STOP_SIGNALS", "RunnableService", "block_stop_signals",
+__all__ = ["EXIT_FAILED", "STOP_SIGNALS", "RunnableService", "StopFlag", "block_stop_signals",
            "run_until_signal", "setup_logging", "wait_for_stop_signal"]
 
 #: Exit status of a service that failed while running (2 is a usage/configuration error).
@@ -77,3 +80,46 @@ def wait_for_stop_signal() -> int:
         return signal.sigwait(STOP_SIGNALS)
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+class StopFlag(threading.Event):
+    """A stop request that threads and asyncio tasks can both wait on, without polling.
+
+    ``set()`` may be called from any thread or a signal handler; :meth:`wait_async` wakes every
+    task awaiting it on whichever event loop it runs (through ``call_soon_threadsafe``), and
+    ``wait()``/``is_set()`` behave as a ``threading.Event``'s.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._waiters_lock = threading.Lock()
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
+
+    def set(self) -> None:
+        super().set()
+        with self._waiters_lock:
+            waiters = list(self._waiters)
+        for loop, fut in waiters:
+            with contextlib.suppress(RuntimeError):  # that loop is already closed
+                loop.call_soon_threadsafe(_resolve, fut)
+
+    async def wait_async(self) -> None:
+        """Return once the flag is set (at once if it already is)."""
+        if self.is_set():
+            return
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        entry = (loop, fut)
+        with self._waiters_lock:
+            self._waiters.add(entry)
+        try:
+            if not self.is_set():  # set between the check and the registration
+                await fut
+        finally:
+            with self._waiters_lock:
+                self._waiters.discard(entry)
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

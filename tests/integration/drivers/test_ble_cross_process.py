@@ -11,7 +11,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +19,7 @@ from edge_agent.config import DeviceSection
 from edge_agent.drivers import make_driver
 from edge_agent.tools import scan
 from servicekit.backoff import Backoff
+from servicekit.runner import StopFlag
 from tests.helpers.wait import wait_until
 from tests.integration.drivers.conftest import Capture, free_port, running, utcnow
 from wardwire.models import DeviceState
@@ -94,7 +94,7 @@ def test_scan_then_driver_across_processes(strap: int) -> None:
 
     capture = Capture()
     dev = DeviceSection(id="hrm", driver="ble_heart_rate", port=transport, ble_address=PERIPHERAL)
-    drv = make_driver(dev, capture, utcnow, threading.Event(), backoff=Backoff(0.05, 0.5))
+    drv = make_driver(dev, capture, utcnow, StopFlag(), backoff=Backoff(0.05, 0.5))
     with running(drv):
         capture.wait(lambda: len(capture.readings("HR")) >= 3, timeout=20)
         assert drv.health.state is DeviceState.CONNECTED

@@ -7,7 +7,6 @@ The peripheral simulator, the driver's supervisor and bumble share the test's ev
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -21,6 +20,7 @@ from edge_agent.ble.central import BleCentral
 from edge_agent.ble.driver import BleDriver
 from edge_agent.config import DeviceSection
 from servicekit.backoff import Backoff
+from servicekit.runner import StopFlag
 from tests.helpers.wait import until
 from tests.integration.drivers.conftest import Capture, utcnow
 from wardwire.models import DeviceState
@@ -58,7 +58,7 @@ async def ble_pair(
         dev,
         capture,
         utcnow,
-        threading.Event(),
+        StopFlag(),
         backoff=Backoff(initial_s=0.02, cap_s=0.2),
         central_factory=local_central(link),
         connect_timeout_s=2.0,

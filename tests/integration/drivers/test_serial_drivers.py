@@ -14,6 +14,7 @@ from edge_agent.config import DeviceSection
 from edge_agent.drivers import SerialDriver
 from edge_agent.protocols.nonin_oem import FRAME_RATE_HZ, FRAMES_PER_PACKET, NoninFormat2Encoder
 from servicekit.backoff import Backoff
+from servicekit.runner import StopFlag
 from tests.integration.drivers.conftest import Capture, running, utcnow, wait_health
 from wardwire.models import DeviceState
 
@@ -27,7 +28,7 @@ EXPECTED = {
 
 def driver_for(name: str, port: str, capture: Capture, **kw: object) -> SerialDriver:
     dev = DeviceSection(id=f"dev-{name}", driver=name, port=port)
-    return SerialDriver(dev, capture, utcnow, threading.Event(), backoff=FAST, **kw)  # type: ignore[arg-type]
+    return SerialDriver(dev, capture, utcnow, StopFlag(), backoff=FAST, **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", sorted(SERIAL_SIMS))
@@ -50,7 +51,7 @@ def test_masimo_uses_its_documented_default_baudrate() -> None:
     drv = driver_for("masimo_ascii1", "/dev/null", Capture())
     assert drv.baudrate() == 9600
     dev = DeviceSection(id="d", driver="masimo_ascii1", port="x", baudrate=19200)
-    assert SerialDriver(dev, Capture(), utcnow, threading.Event()).baudrate() == 19200
+    assert SerialDriver(dev, Capture(), utcnow, StopFlag()).baudrate() == 19200
 
 
 def test_nonin_pleth_reaches_the_sink_as_waveform_chunks(tmp_path: Path, capture: Capture) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from edge_agent.links import ByteLink, LinkLost
 from edge_agent.protocols.base import Reading, WaveformChunk
 from edge_agent.protocols.wwmon import WwmonEncoder
 from servicekit.backoff import Backoff
+from servicekit.runner import StopFlag
 from tests.helpers.wait import until
 from wardwire.models import (
     DeviceState,
@@ -211,7 +211,7 @@ def test_driver_stays_connected_and_counts_what_the_sink_made_of_its_values(
 
     (old,) = agent.drivers
     drv = SerialDriver(
-        old.device, agent._on_readings, agent.clock, threading.Event(),
+        old.device, agent._on_readings, agent.clock, StopFlag(),
         backoff=Backoff(0.001, 0.005), open_link=open_link,
     )  # fmt: skip
     agent.drivers = [drv]

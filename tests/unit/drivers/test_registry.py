@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -18,6 +17,7 @@ from edge_agent.links import DriverMisconfigured, DriverUnavailable, UnknownDriv
 from edge_agent.protocols.masimo_ascii import MasimoAscii1Parser
 from edge_agent.protocols.nonin_oem import NoninFormat2Parser
 from edge_agent.tools import drivers_info
+from servicekit.runner import StopFlag
 
 
 def test_serial_parsers_load_by_name() -> None:
@@ -47,7 +47,8 @@ def test_drivers_info_lists_transport_and_ble_services() -> None:
 
 def test_nothing_heavy_is_imported_until_used() -> None:
     code = (
-        "import sys, threading\n"
+        "import sys\n"
+        "from servicekit.runner import StopFlag\n"
         "from datetime import UTC, datetime\n"
         "import edge_agent.drivers as d\n"
         "from edge_agent.tools import drivers_info\n"
@@ -55,7 +56,7 @@ def test_nothing_heavy_is_imported_until_used() -> None:
         "assert 'edge_agent.protocols.masimo_ascii' not in sys.modules\n"
         "drivers_info()\n"
         "dev = DeviceSection(id='x', driver='ble_heart_rate', ble_address='AA:BB:CC:DD:EE:FF')\n"
-        "drv = d.make_driver(dev, print, lambda: datetime.now(UTC), threading.Event())\n"
+        "drv = d.make_driver(dev, print, lambda: datetime.now(UTC), StopFlag())\n"
         "bad = [m for m in ('bumble', 'bleak') if m in sys.modules]\n"
         "assert not bad, bad\n"
         "print(type(drv).__name__)\n"
@@ -66,7 +67,7 @@ def test_nothing_heavy_is_imported_until_used() -> None:
 
 def test_make_driver_keeps_an_unknown_driver_visible() -> None:
     dev = DeviceSection(id="x", driver="nope", port="/dev/null")
-    drv = make_driver(dev, lambda *a: None, lambda: datetime.now(UTC), threading.Event())
+    drv = make_driver(dev, lambda *a: None, lambda: datetime.now(UTC), StopFlag())
     assert isinstance(drv, SerialDriver)  # it will report the error as its status
 
 

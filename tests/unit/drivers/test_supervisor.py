@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -26,6 +25,7 @@ from edge_agent.links import ByteLink
 from edge_agent.protocols.base import DeviceCondition, Reading, WaveformChunk
 from edge_agent.protocols.nonin_oem import NoninFormat2Encoder
 from servicekit.backoff import Backoff
+from servicekit.runner import StopFlag
 from tests.helpers.wait import until
 from wardwire.models import DeviceState
 
@@ -77,7 +77,7 @@ def make(script: list[Exception | list[bytes]], driver: str = "nonin_format2") -
 
     dev = DeviceSection(id="d1", driver=driver, port="scripted")
     drv = SerialDriver(
-        dev, Recorder(), lambda: NOW, threading.Event(), backoff=Backoff(0.001, 0.005),
+        dev, Recorder(), lambda: NOW, StopFlag(), backoff=Backoff(0.001, 0.005),
         open_link=open_link,
     )  # fmt: skip
     drv.states: list[DeviceState] = []  # type: ignore[attr-defined]
@@ -170,13 +170,13 @@ def test_a_bug_in_a_driver_is_visible_and_retried() -> None:
 )
 def test_state_of_a_batch(events: list[Reading | DeviceCondition], state: DeviceState) -> None:
     drv = make([])
-    drv._handle(list(events), NOW)
+    asyncio.run(drv._handle(list(events), NOW))
     assert drv.health.state is state
 
 
 def test_waveform_chunks_of_one_read_are_merged() -> None:
     drv = make([])
     chunk = WaveformChunk("PLETH", "{unitless}", 75.0, (1.0,) * 25)
-    drv._handle([chunk, Reading("PR", 90, "/min"), chunk, chunk], NOW)
+    asyncio.run(drv._handle([chunk, Reading("PR", 90, "/min"), chunk, chunk], NOW))
     [values] = drv.sink.calls  # type: ignore[attr-defined]
     assert [len(v.samples) for v in values if isinstance(v, WaveformChunk)] == [25, 50]
