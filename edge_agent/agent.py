@@ -110,6 +110,8 @@ class EdgeAgent:
         self._changed: asyncio.Event | None = None
         self.metrics_port: int | None = None
         self._connects = 0  # CONNACKs seen (each one published a birth status)
+        #: pending readings as the disk thread last counted them (for waking the publisher)
+        self._unsealed = 0
 
     # -- drivers -> outbox -------------------------------------------------------------------
     def _on_readings(
@@ -276,6 +278,7 @@ class EdgeAgent:
                 flush=flush,
             )
             if not n:
+                self._unsealed = pending
                 if pending and oldest is not None:
                     due_in = max(0.0, (oldest + ob.linger_ms - now_ms) / 1000)
                 break
@@ -342,9 +345,23 @@ class EdgeAgent:
         disk thread, so one slow write never stalls the other devices) before the driver
         reads on."""
         loop = asyncio.get_running_loop()
-        report = await loop.run_in_executor(self._disk, self._on_readings, device_id, values, now)
-        self._wake_publisher()
+        report, due = await loop.run_in_executor(
+            self._disk, self._store_on_disk, device_id, values, now
+        )
+        if due:
+            self._wake_publisher()
         return report
+
+    def _store_on_disk(
+        self, device_id: str, values: list[Reading | WaveformChunk], now: datetime
+    ) -> tuple[SinkReport, bool]:
+        """``_on_readings`` on the disk thread, and whether the publisher has to look now: the
+        first pending reading starts its linger timer, a full batch is sealed at once; in
+        between, new readings need no wake-up (runs serialised with ``step`` on that thread)."""
+        before = self._unsealed
+        report = self._on_readings(device_id, values, now)
+        self._unsealed += len(values)
+        return report, before == 0 or self._unsealed >= self.cfg.outbox.batch_max
 
     async def _disk_call(self, fn: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._disk, fn, *args)
