@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import os
 from typing import Protocol
 
 import serial
@@ -65,13 +66,15 @@ class ByteLink(Protocol):
 
 
 _SERIAL_ERRORS = (serial.SerialException, OSError, ValueError)
+_POSIX_SERIAL: type | None = getattr(serial, "Serial", None) if os.name == "posix" else None
 
 
 class SerialLink:
     """A pyserial port driven from asyncio without a helper thread (where it has a fd).
 
-    The port is opened non-blocking (``timeout=0``); :meth:`read` drains what is there and
-    otherwise waits for the fd to become readable with ``loop.add_reader``. A hung-up pty or a
+    The port is opened non-blocking (``timeout=0``); :meth:`read` waits for the fd to become
+    readable with ``loop.add_reader`` and then reads what is there (a local tty with one
+    ``read(2)``, other URL handlers through pyserial). A hung-up pty or a
     removed USB adapter makes the fd readable and the read fail (EIO), which becomes
     :class:`LinkLost`. URL handlers without a fd (``rfc2217://``) fall back to short blocking
     reads in a worker thread.
@@ -89,6 +92,9 @@ class SerialLink:
         except (AttributeError, io.UnsupportedOperation, *_SERIAL_ERRORS):
             self._fd = None
             port.timeout = self.THREAD_READ_TIMEOUT_S
+        # Only pyserial's posix port opens its fd non-blocking; URL handlers (socket://) keep
+        # their own protocol state and are read through pyserial.
+        self._direct = self._fd is not None and type(port) is _POSIX_SERIAL
 
     @classmethod
     def open(
@@ -121,11 +127,30 @@ class SerialLink:
     async def read(self, max_bytes: int = 4096) -> bytes:
         if self._fd is None:
             return await self._read_in_thread(max_bytes)
+        if self._direct:
+            return await self._read_fd(self._fd, max_bytes)
         while True:
             data = self._read_now(max_bytes)
             if data:
                 return data
             await self._readable(self._fd)
+
+    async def _read_fd(self, fd: int, max_bytes: int) -> bytes:
+        # A local tty (pyserial's posix port, non-blocking, VMIN=0): wait for the fd, then one
+        # read(2). pyserial's own read() adds a select(2) and its Python bookkeeping to every
+        # frame; at a waveform's frame rate that is most of the gateway's CPU.
+        while True:
+            await self._readable(fd)
+            try:
+                data = os.read(fd, max_bytes)
+            except (BlockingIOError, InterruptedError):
+                continue  # a spurious wake-up
+            except OSError as exc:  # EIO: the pty hung up, the USB adapter was pulled
+                raise LinkLost(f"read failed on {self.url}: {exc}") from exc
+            if not data:
+                # Readable yet empty: what pyserial reports as "device disconnected".
+                raise LinkLost(f"read failed on {self.url}: readable but no data (disconnected)")
+            return data
 
     def _read_now(self, max_bytes: int) -> bytes:
         try:
