@@ -92,7 +92,9 @@ class StopFlag(threading.Event):
 
     def __init__(self) -> None:
         super().__init__()
-        self._waiters_lock = threading.Lock()
+        # Re-entrant: set() runs in a signal handler on the main thread, which may be inside
+        # wait_async() holding this lock at that instant (a plain Lock would deadlock).
+        self._waiters_lock = threading.RLock()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
 
     def set(self) -> None:
