@@ -290,6 +290,8 @@ class DeviceDriver:
     connected_event: threading.Event = field(default_factory=threading.Event)
     #: called (on the driver's loop) whenever ``health`` changed state or detail
     on_change: Callable[[], None] | None = None
+    #: on stop, how long a store already under way may take to finish and be counted
+    store_settle_s: float = 5.0
     # After a DeviceTimeout, a reopened link is not "connected" until data flows again.
     _quiet: bool = field(default=False, init=False)
 
@@ -381,6 +383,48 @@ class DeviceDriver:
         if changed and self.on_change is not None:
             self.on_change()
 
+    def _count(
+        self, values: list[Reading | WaveformChunk], report: SinkReport | None, now: datetime
+    ) -> None:
+        with self.lock:
+            self.health.readings += len(values)
+            self.health.last_reading_at = now
+            if report is not None:
+                self.health.values_invalid += report.invalid
+                self.health.values_retimed += report.retimed
+                self.health.values_refused += report.refused
+            # The latest device time read, so a clock that just reset shows at once (a
+            # naive one, a parser bug, is re-timed by the sink and has no skew).
+            dt = next((v.device_time for v in reversed(values) if v.device_time is not None), None)
+            if dt is not None and dt.utcoffset() is not None:
+                self.health.skew_ms = (now - dt).total_seconds() * 1000
+
+    async def _settled(
+        self,
+        outcome: Awaitable[SinkReport | None],
+        values: list[Reading | WaveformChunk],
+        now: datetime,
+    ) -> None:
+        """Await the sink; if the driver is stopped meanwhile, let a write already under way
+        finish (for at most ``store_settle_s``) and count it before stopping. The disk thread
+        completes a started write anyway: uncounted, its values would be stored and published
+        while the device status said they were never read."""
+        store = asyncio.ensure_future(outcome)
+        try:
+            report = await asyncio.shield(store)
+        except asyncio.CancelledError:
+            try:
+                report = await asyncio.wait_for(store, self.store_settle_s)
+            except TimeoutError:
+                log.warning("device %s: a store did not finish within %g s of the stop",
+                            self.device.id, self.store_settle_s)
+            except Exception:  # it failed: nothing was stored, nothing to count
+                log.exception("device %s: a store failed while stopping", self.device.id)
+            else:
+                self._count(values, report, now)
+            raise  # the cancellation, always: the driver is stopping
+        self._count(values, report, now)
+
     async def _handle(self, events: list[ParserEvent], now: datetime) -> None:
         values: list[Reading | WaveformChunk] = []
         conditions: dict[DeviceState, list[str]] = {}
@@ -405,21 +449,10 @@ class DeviceDriver:
         if values:
             values = _coalesce(values)
             outcome = self.sink(self.device.id, values, now)
-            report = await outcome if inspect.isawaitable(outcome) else outcome
-            with self.lock:
-                self.health.readings += len(values)
-                self.health.last_reading_at = now
-                if report is not None:
-                    self.health.values_invalid += report.invalid
-                    self.health.values_retimed += report.retimed
-                    self.health.values_refused += report.refused
-                # The latest device time read, so a clock that just reset shows at once (a
-                # naive one, a parser bug, is re-timed by the sink and has no skew).
-                dt = next(
-                    (v.device_time for v in reversed(values) if v.device_time is not None), None
-                )
-                if dt is not None and dt.utcoffset() is not None:
-                    self.health.skew_ms = (now - dt).total_seconds() * 1000
+            if inspect.isawaitable(outcome):
+                await self._settled(outcome, values, now)
+            else:
+                self._count(values, outcome, now)
         if low_pct is not None and low_pct < self.low_battery_pct:
             conditions.setdefault(DeviceState.LOW_BATTERY, []).append(f"battery {low_pct:g} %")
         if not (values or conditions or battery_pct is not None):

@@ -10,6 +10,7 @@ every good device's readings all reach the sink and the device ends ``connected`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -118,6 +119,7 @@ def driver(dev_id: str, fault: str | None, sink: Sink, stop: StopFlag) -> Serial
         stop,
         backoff=Backoff(0.001, 0.005),
         silence_s=0.05 if fault == "silent" else None,
+        store_settle_s=0.01,  # the stuck write never settles; don't wait for it at stop
         open_link=open_link,
         parser_factory=BuggyParser if fault == "parser_bug" else WwmonParser,
     )
@@ -155,5 +157,36 @@ def test_a_failing_device_never_stalls_another(good: int, bad: list[str]) -> Non
             if d.device.id.startswith("good"):
                 assert d.health.state is DeviceState.CONNECTED, d.health
                 assert d.health.readings == FRAMES * 2
+
+    asyncio.run(scenario())
+
+
+def test_a_store_under_way_at_stop_is_finished_and_counted() -> None:
+    """The disk thread completes a write the driver started; the device's counters must say
+    so, or stored and published values would be missing from its readings count."""
+
+    async def scenario() -> None:
+        entered, release = asyncio.Event(), asyncio.Event()
+
+        async def slow_store(
+            device_id: str, values: list[Reading | WaveformChunk]
+        ) -> SinkReport:
+            entered.set()
+            await release.wait()  # the write is under way when the stop comes
+            return SinkReport()
+
+        drv = driver("d", None, Sink(), StopFlag())
+        drv.sink = lambda dev, values, now: slow_store(dev, values)
+        drv.store_settle_s = 10.0
+        task = asyncio.create_task(drv.run_async())
+        await asyncio.wait_for(entered.wait(), timeout=10)
+        task.cancel()  # as the agent's task group stops its devices
+        for _ in range(20):  # let the cancellation reach the store's await
+            await asyncio.sleep(0)
+        assert drv.health.readings == 0 and not task.done()  # still settling the write
+        release.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=10)
+        assert drv.health.readings > 0
 
     asyncio.run(scenario())
