@@ -356,6 +356,10 @@ class DeviceDriver:
             except TimeoutError:
                 raise DeviceTimeout(f"no data for {limit:g} s") from None
             await self._handle(events, self.clock())
+            # Every device shares one loop: a link that always has bytes ready (a socket://
+            # backlog, line noise, probe-off frames that never reach the sink) must not hold
+            # it. One yield per read lets the other devices, stop() and the watchdog run.
+            await asyncio.sleep(0)
 
     async def _recover(self, exc: DriverError, attempt: int) -> int:
         rec = recovery_for(exc)
