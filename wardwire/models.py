@@ -368,12 +368,17 @@ class ScoreUpdate(WireModel):
     mode: Literal["provisional", "charted"]
     generation: Generation
     inputs: list[ScoreInput] = []
+    #: the system's level word (score-only systems: the level of their priority map)
+    level: str | None = None
+    #: items missing now whose last sub-score is held for an open alert
+    held: list[str] = []
     escalation: dict[str, bool | str | int | None] = {}
 
 
 class AlertState(StrEnum):
     ACTIVE = "active"
     ACKNOWLEDGED = "acknowledged"
+    SNOOZED = "snoozed"  # silenced by a nurse until ``snoozed_until`` (never a HIGH alert)
     RESOLVED = "resolved"
 
 
@@ -396,12 +401,31 @@ class Alert(WireModel):
     message: str
     generation: Generation
     score_total: int | None = None
+    #: what raised it: the scoring system of a clinical alert, the technical rule otherwise
+    rule: str | None = None
+    #: the device a per-device technical alert is about
+    device_id: Ident | None = None
+    #: the system's level word now (clinical: never empty; ``none`` once the condition went)
+    level: str | None = None
+    #: the score now: every item obtained, which are missing, which hold their last sub-score
+    complete: bool | None = None
+    missing: list[str] = []
+    held: list[str] = []
+    #: when an acknowledged alert reminds (its level's reassessment time)
+    reassess_by: UtcDatetime | None = None
+    snoozed_until: UtcDatetime | None = None
+    condition_present: bool = True
+    resolved_reason: Annotated[str, Field(max_length=200)] | None = None
 
 
 class AlertEventType(StrEnum):
     RAISED = "raised"
-    ESCALATED = "escalated"
+    UPDATED = "updated"  # its level, total, completeness or held items changed
+    WORSENED = "worsened"  # its level rose: re-notified (active again, even if acknowledged)
+    ESCALATED = "escalated"  # nobody acknowledged it in time: re-notified one step up
+    REMINDER = "reminder"  # acknowledged, and its level's reassessment time ran out
     ACKNOWLEDGED = "acknowledged"
+    SNOOZED = "snoozed"
     RESOLVED = "resolved"
 
 

@@ -1,0 +1,822 @@
+"""One bed's alert state, pure: readings in, score and alert decisions out, ``now`` given.
+
+Theory of operation
+-------------------
+*Readings.* Each input key holds its newest accepted reading. A device value is screened first
+(``_screen``): outside the artefact limits it is rejected (the key becomes missing, never
+normal); stamped too far ahead of ``now`` it is not scored and the device gets ``clock_skew``;
+a device clock that stepped back is detected and its later readings are shifted onto the
+engine's time line, so scoring goes on; a questionable value, or an abrupt jump, waits for a
+confirming reading (``pending``). Each key stays current for its own freshness (continuous,
+spot check, charted: ``items.kind_of``).
+
+*Score.* ``evaluate`` builds the scorer inputs from current readings. While a clinical alert is
+open, an input that contributed to it (sub-score > 0) and has gone missing, stale or rejected
+is *held* at its last value, so its sub-score still counts, and ``parameter_lost`` is raised: a
+missing item never lowers an alert.
+
+*Onset by outcome.* Every evaluation appends the level reached to a timeline. A level is
+*sustained* when, over its priority's onset window, it (or higher) covered at least
+``sustained_fraction`` of the time and at least ``confirmations`` readings saw it (a spot check
+or a charted set counts double). Flicker below the level for a moment does not restart
+anything; a single reading or a few seconds never fill the window.
+
+*Easing and clearing.* A lower level is accepted only after it held for ``clear_s`` on scores
+that are complete (nothing missing or held) or charted; a partial score never lowers or
+resolves anything.
+
+*Timers.* ``due`` is the next time anything can change without new input (a reading going
+stale, a sustained check, the clear time, an escalation, a reminder, a snooze ending, no data);
+the engine calls ``on_time`` then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
+
+from alerting.core.config import UnitRules
+from alerting.core.episode import AlertEffect, Episode, alert_id_for
+from alerting.core.items import (
+    CONTINUOUS,
+    EFFORT_TO_DISTRESS,
+    ITEM_INPUTS,
+    PR_KEY,
+    Kind,
+    Reading,
+    kind_of,
+)
+from alerting.core.levels import LEVELS, Level, ScoreLike, level_of, priority_of_level
+from wardwire.models import (
+    AlertEventType,
+    AlertKind,
+    AlertState,
+    Generation,
+    Priority,
+    Quality,
+    Source,
+)
+
+__all__ = ["Bed", "BedInfo", "Env", "ScoreEffect"]
+
+CLINICAL = "pews"
+#: technical alerts about something that happened (not a state that can end): they latch
+EVENT_RULES = frozenset({"seq_gap", "outbox_reset", "outbox_overflow"})
+Scorer = Callable[..., ScoreLike]
+
+
+@dataclass(frozen=True, slots=True)
+class BedInfo:
+    """Who lies in the bed, as far as scoring needs: the system, and an age."""
+
+    bed_id: str
+    system: str
+    dob: date | None = None
+    age_days: float | None = None
+    age_at: datetime | None = None  # when age_days was true
+    occupied: bool = True
+    admission: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Env:
+    """What every bed of a unit shares."""
+
+    rules: UnitRules
+    unit: str
+    generation: Generation
+    tz: tzinfo
+    scorer: Scorer
+    artefact_limits: Mapping[str, tuple[float, float]]
+    priorities: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreEffect:
+    """The bed's score after an evaluation (the shell publishes it, throttled)."""
+
+    bed_id: str
+    at: datetime
+    result: ScoreLike
+    level: Level
+    held: tuple[str, ...]
+    mode: str  # "provisional" | "charted"
+    inputs: tuple[Reading, ...]
+
+
+Effect = AlertEffect | ScoreEffect
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.isoformat()
+
+
+def _dt(s: str | None) -> datetime | None:
+    return None if s is None else datetime.fromisoformat(s)
+
+
+def _secs(a: datetime, b: datetime) -> float:
+    return (a - b).total_seconds()
+
+
+@dataclass
+class Bed:
+    info: BedInfo
+    env: Env
+    started_at: datetime
+    readings: dict[str, Reading] = field(default_factory=dict)
+    pending: dict[str, Reading] = field(default_factory=dict)
+    gone_at: dict[str, datetime] = field(default_factory=dict)
+    interval_s: dict[str, float] = field(default_factory=dict)
+    last_valid_at: dict[str, datetime] = field(default_factory=dict)
+    contributors: dict[str, Reading] = field(default_factory=dict)
+    segments: list[tuple[datetime, int]] = field(default_factory=list)
+    arrivals: list[tuple[datetime, int, int]] = field(default_factory=list)
+    last_data_at: datetime | None = None
+    below_since: datetime | None = None
+    below_max: int = 0
+    episodes: dict[str, Episode] = field(default_factory=dict)
+    device_offset_s: dict[str, float] = field(default_factory=dict)
+    device_last_at: dict[str, datetime] = field(default_factory=dict)
+    paused: bool = False
+    disagreeing: bool = False
+    counters: dict[str, int] = field(default_factory=dict)
+    due: datetime | None = None
+    last_eval: datetime | None = None
+
+    # -- readings --------------------------------------------------------------------------
+    def take(self, readings: list[Reading], now: datetime) -> list[Effect]:
+        """New readings at ``now``; then the bed is evaluated."""
+        out: list[Effect] = []
+        weight = 0
+        charted = False
+        for r in readings:
+            r2, effects = self._screen(r, now)
+            out += effects
+            if r2 is None:
+                continue
+            accepted = self._store(r2, now)
+            if accepted and r2.value is not None:
+                weight = max(weight, 1 if kind_of(r2.key, r2.source) is Kind.CONTINUOUS else 2)
+                if r2.source is Source.ENTERED:
+                    charted = True
+                elif r2.key != "oxygen" and not r2.key.startswith("oxygen."):
+                    self.last_data_at = max(self.last_data_at or now, min(r2.at, now))
+        if self.paused and self.last_data_at is not None and self.last_data_at >= now:
+            self.paused = False
+            out += self._tech("monitoring_paused", False, now, "data again")
+        if charted:
+            ep = self.episodes.get(CLINICAL)
+            if ep is not None:
+                ep.reassessed(now, self.env.rules.reassess_s(self.info.system, ep.level))
+        out += self.evaluate(now, weight, charted)
+        return out
+
+    def _count(self, what: str) -> None:
+        self.counters[what] = self.counters.get(what, 0) + 1
+
+    def _screen(self, r: Reading, now: datetime) -> tuple[Reading | None, list[Effect]]:
+        """Device clock and artefact checks; ``None``: not taken at all."""
+        out: list[Effect] = []
+        if r.retimed:
+            self._count("retimed")
+            return None, out
+        rules = self.env.rules
+        dev = r.device_id
+        if r.source is Source.MEASURED and dev is not None:
+            off = self.device_offset_s.get(dev, 0.0)
+            last = self.device_last_at.get(dev)
+            at = r.at + timedelta(seconds=off)
+            if _secs(r.at, now) > rules.freshness.max_ahead_s and off == 0.0:
+                self._count("future")
+                out += self._tech(
+                    "clock_skew", True, now,
+                    f"{dev}: values stamped {_secs(r.at, now):.0f} s ahead: not scored",
+                    device=dev,
+                )
+                return None, out
+            if last is not None and _secs(last, at) > rules.freshness.max_ahead_s:
+                # the device's clock stepped back: put its readings on our time line
+                off = _secs(now, r.at)
+                self.device_offset_s[dev] = off
+                at = now
+                self._count("clock_step")
+                out += self._tech(
+                    "clock_skew", True, now,
+                    f"{dev}: clock stepped back {_secs(last, r.at):.0f} s; re-timed on arrival",
+                    device=dev,
+                )
+            elif off != 0.0 and abs(_secs(r.at, now)) <= rules.freshness.max_ahead_s:
+                self.device_offset_s.pop(dev, None)  # the device's clock is right again
+                at = r.at
+                out += self._tech("clock_skew", False, now, "clock right again", device=dev)
+            elif off == 0.0 and f"clock_skew:{dev}" in self.episodes and _secs(r.at, now) <= 0:
+                out += self._tech("clock_skew", False, now, "clock right again", device=dev)
+            self.device_last_at[dev] = max(at, self.device_last_at.get(dev, at))
+            if at != r.at:
+                r = Reading(r.key, r.value, at, r.source, r.device_id, r.quality, r.retimed)
+        if r.value is not None and r.source is Source.MEASURED and isinstance(r.value, float | int):
+            lim = self.env.artefact_limits.get(r.key)
+            if lim is not None and not lim[0] <= float(r.value) <= lim[1]:
+                self._count("artefact")
+                r = Reading(r.key, None, r.at, r.source, r.device_id, Quality.INVALID)
+        return r, out
+
+    def _store(self, r: Reading, now: datetime) -> bool:
+        """Take a screened reading; True when it became the key's current value."""
+        cur = self.readings.get(r.key)
+        if cur is not None and cur.at > r.at:
+            return False  # older than what we have
+        gone = self.gone_at.get(r.key)
+        if gone is not None and gone > r.at:
+            return False
+        if r.value is None:
+            self.readings.pop(r.key, None)
+            self.pending.pop(r.key, None)
+            self.gone_at[r.key] = r.at
+            return True
+        self.gone_at.pop(r.key, None)
+        if r.source is Source.MEASURED and r.key in CONTINUOUS:
+            if self._needs_confirmation(r, cur):
+                return False
+            if cur is not None and r.at > cur.at:
+                self.interval_s[r.key] = _secs(r.at, cur.at)
+            self.last_valid_at[r.key] = r.at
+        self.readings[r.key] = r
+        return True
+
+    def _needs_confirmation(self, r: Reading, cur: Reading | None) -> bool:
+        rules = self.env.rules.artefact
+        jump = rules.jump.get(r.key)
+        pend = self.pending.get(r.key)
+        assert isinstance(r.value, float | int)
+        if pend is not None:
+            assert isinstance(pend.value, float | int)
+            del self.pending[r.key]
+            close = jump is None or abs(float(r.value) - float(pend.value)) <= jump
+            if close and _secs(r.at, pend.at) <= rules.confirm_s:
+                return False  # confirmed: both were real
+            self._count("unconfirmed")
+        questionable = r.quality is Quality.QUESTIONABLE
+        abrupt = (
+            jump is not None
+            and cur is not None
+            and isinstance(cur.value, float | int)
+            and abs(float(r.value) - float(cur.value)) > jump
+            and _secs(r.at, cur.at) <= rules.jump_within_s
+        )
+        if questionable or abrupt:
+            self.pending[r.key] = r
+            return True
+        return False
+
+    # -- freshness and inputs --------------------------------------------------------------
+    def _limit(self, r: Reading) -> float:
+        f = self.env.rules.freshness
+        kind = kind_of(r.key, r.source)
+        if kind is Kind.CONTINUOUS:
+            return max(f.continuous_s, f.interval_factor * self.interval_s.get(r.key, 0.0))
+        return f.spot_s if kind is Kind.SPOT else f.charted_s
+
+    def _fresh(self, r: Reading, now: datetime) -> bool:
+        return _secs(now, r.at) <= self._limit(r)
+
+    def _inputs(self, now: datetime) -> tuple[dict[str, object], list[Reading], list[str]]:
+        cur = {k: r for k, r in self.readings.items() if self._fresh(r, now)}
+        hr, pr = cur.pop("hr_bpm", None), cur.pop(PR_KEY, None)
+        disagree = False
+        if hr is not None and pr is not None and hr.source is pr.source is Source.MEASURED:
+            a, b = float(hr.value), float(pr.value)  # type: ignore[arg-type]
+            if abs(a - b) > self.env.rules.artefact.hr_pr_disagreement * max(a, b, 1.0):
+                disagree = True
+                hr = None
+        if disagree and not self.disagreeing:
+            self._count("hr_pr_disagree")
+        self.disagreeing = disagree
+        if hr is None and pr is not None and not disagree:
+            hr = Reading("hr_bpm", pr.value, pr.at, pr.source, pr.device_id, pr.quality)
+        if hr is not None:
+            cur["hr_bpm"] = hr
+        parts = {k: cur.pop(k) for k in list(cur) if k.startswith("oxygen.")}
+        if "oxygen.device" in parts and (
+            "oxygen" not in cur or cur["oxygen"].at < parts["oxygen.device"].at
+        ):
+            dev = parts["oxygen.device"]
+            ox: dict[str, object] = {"device": dev.value}
+            for k in ("flow_lpm", "fio2_pct"):
+                p = parts.get(f"oxygen.{k}")
+                if p is not None and dev.value != "room_air":
+                    ox[k] = p.value
+            cur["oxygen"] = Reading("oxygen", ox, dev.at, dev.source, dev.device_id)
+        system = self.info.system
+        if system == "uk_npews" and "resp_effort" in cur and "resp_distress" not in cur:
+            e = cur.pop("resp_effort")
+            cur["resp_distress"] = Reading(
+                "resp_distress", EFFORT_TO_DISTRESS.get(str(e.value), e.value), e.at, e.source
+            )
+        if system == "news2" and "avpu" in cur and "consciousness" not in cur:
+            a_ = cur["avpu"]
+            if a_.value in ("A", "V", "P", "U"):
+                cur["consciousness"] = Reading("consciousness", a_.value, a_.at, a_.source)
+        held: list[str] = []
+        if CLINICAL in self.episodes:
+            for k, r in self.contributors.items():
+                if k not in cur:
+                    cur[k] = r
+                    held.append(k)
+        inputs = {k: r.value for k, r in cur.items()}
+        return inputs, list(cur.values()), sorted(held)
+
+    def _age(self, now: datetime) -> dict[str, Any] | None:
+        i = self.info
+        if i.dob is not None:
+            return {"dob": i.dob, "at": now.astimezone(self.env.tz)}
+        if i.age_days is not None:
+            days = i.age_days + (_secs(now, i.age_at) / 86400 if i.age_at else 0.0)
+            return {"age_days": max(days, 0.0) if i.age_days >= 0 else i.age_days}
+        return None
+
+    # -- evaluation ------------------------------------------------------------------------
+    def evaluate(self, now: datetime, weight: int = 0, charted: bool = False) -> list[Effect]:
+        out: list[Effect] = []
+        self.last_eval = now
+        if not self.info.occupied:
+            self._set_due(now)
+            return out
+        out += self._no_data(now)
+        age = self._age(now)
+        out += self._tech("no_dob", age is None, now, "no date of birth: the bed cannot be scored")
+        if age is None:
+            self._set_due(now)
+            return out
+        inputs, used, held = self._inputs(now)
+        try:
+            result = self.env.scorer(self.info.system, inputs, **age)
+            lv = level_of(result, self.env.priorities)
+        except Exception as exc:  # noqa: BLE001 - the per-bed boundary: alerted on this bed
+            self._count("cannot_score")
+            text = " ".join(str(exc).split())[:200] or type(exc).__name__
+            out += self._tech("cannot_score", True, now, f"not scored: {text}")
+            self._segment(now, -1)
+            self._set_due(now)
+            return out
+        out += self._tech("cannot_score", False, now, "scored again")
+        self._segment(now, lv.rank)
+        if weight and lv.rank > 0:
+            self.arrivals.append((now, lv.rank, weight))
+        out.append(
+            ScoreEffect(
+                self.info.bed_id, now, result, lv, tuple(held),
+                "charted" if charted else "provisional", tuple(used),
+            )
+        )
+        out += self._clinical(now, result, lv, held, charted)
+        out += self._tech(
+            "parameter_lost", bool(held), now,
+            f"lost, held at the last value for the open alert: {', '.join(held)}",
+        )
+        out += self._stale(now)
+        self._set_due(now)
+        return out
+
+    def _segment(self, now: datetime, rank: int) -> None:
+        if not self.segments or self.segments[-1][1] != rank:
+            self.segments.append((now, rank))
+        horizon = now - timedelta(seconds=self._max_window())
+        while len(self.segments) > 1 and self.segments[1][0] <= horizon:
+            self.segments.pop(0)
+        while self.arrivals and self.arrivals[0][0] < horizon:
+            self.arrivals.pop(0)
+
+    def _max_window(self) -> float:
+        o = self.env.rules.onset
+        return max(o.high_s, o.medium_s, o.low_s)
+
+    def _priority(self, rank: int) -> Priority | None:
+        words = LEVELS[self.info.system]
+        if rank < 0 or rank >= len(words):
+            return None
+        return priority_of_level(self.info.system, words[rank], self.env.priorities)
+
+    def _shown(self, rank: int) -> bool:
+        p = self._priority(rank)
+        return p is not None and p.rank >= self.env.rules.min_priority.rank
+
+    def _covered(self, rank: int, now: datetime, window: float) -> float:
+        start = now - timedelta(seconds=window)
+        total = 0.0
+        segs = self.segments
+        for i, (t, r) in enumerate(segs):
+            end = segs[i + 1][0] if i + 1 < len(segs) else now
+            if r >= rank and end > start:
+                total += _secs(end, max(t, start))
+        return total
+
+    def _deficit(self, rank: int, now: datetime) -> float:
+        """Seconds of sustained time still missing for ``rank`` (0: sustained, if confirmed)."""
+        o = self.env.rules.onset
+        p = self._priority(rank)
+        assert p is not None
+        w = o.window(p)
+        if w <= 0:
+            return 0.0
+        return max(0.0, o.sustained_fraction * w - self._covered(rank, now, w))
+
+    def _confirmed(self, rank: int, now: datetime) -> bool:
+        o = self.env.rules.onset
+        p = self._priority(rank)
+        assert p is not None
+        w = o.window(p)
+        if w <= 0:
+            return True
+        start = now - timedelta(seconds=w)
+        n = 0
+        for t, r, wt in reversed(self.arrivals):
+            if t < start:
+                break
+            if r >= rank:
+                n += wt
+                if n >= o.confirmations:
+                    return True
+        return False
+
+    def _sustained_level(self, now: datetime, current: int, floor: int) -> int | None:
+        """The highest shown rank in (floor, current] that is sustained now."""
+        for rank in range(current, floor, -1):
+            if self._shown(rank) and self._deficit(rank, now) <= 0 and self._confirmed(rank, now):
+                return rank
+        return None
+
+    def _message(self, result: ScoreLike, lv: Level, held: list[str]) -> str:
+        parts = [f"{result.system} {result.total} ({lv.word})"]
+        missing = [m for m in result.missing]
+        if missing:
+            parts.append(f"partial: missing {', '.join(missing)}")
+        if held:
+            parts.append(f"held: {', '.join(held)}")
+        return "; ".join(parts)
+
+    def _clinical(
+        self, now: datetime, result: ScoreLike, lv: Level, held: list[str], charted: bool
+    ) -> list[Effect]:
+        out: list[Effect] = []
+        ep = self.episodes.get(CLINICAL)
+        held_items = tuple(
+            sorted(
+                item
+                for item, keys in ITEM_INPUTS.get(self.info.system, {}).items()
+                if any(k in held for k in keys)
+            )
+        )
+        missing = tuple(sorted(set(result.missing) | set(held_items)))
+        complete = result.complete and not held_items
+        msg = self._message(result, lv, held)
+        floor = ep.level_rank if ep is not None else 0
+        words = LEVELS[self.info.system]
+        rank = self._sustained_level(now, lv.rank, floor) if lv.rank > floor else None
+        if rank is not None:
+            prio = self._priority(rank)
+            assert prio is not None
+            if ep is None:
+                ep = Episode(
+                    alert_id=alert_id_for(self.env.unit, self.info.bed_id, CLINICAL, now),
+                    unit=self.env.unit,
+                    bed_id=self.info.bed_id,
+                    kind=AlertKind.CLINICAL,
+                    condition=CLINICAL,
+                    rule=self.info.system,
+                    priority=prio,
+                    level=words[rank],
+                    level_rank=rank,
+                    raised_at=now,
+                    message=msg,
+                    generation=self.env.generation,
+                    latching=True,
+                    total=result.total,
+                    complete=complete,
+                    missing=missing,
+                    held=held_items,
+                )
+                self.episodes[CLINICAL] = ep
+                out.append(ep._effect(AlertEventType.RAISED, now))
+            else:
+                ep.show(now, message=msg, total=result.total, complete=complete,
+                        missing=missing, held=held_items)
+                out += ep.worsen(now, words[rank], rank, prio)
+            self.below_since = None
+        elif ep is not None:
+            trusted = complete or charted
+            if lv.rank < ep.level_rank:
+                if trusted:
+                    if self.below_since is None:
+                        self.below_since, self.below_max = now, lv.rank
+                    self.below_max = max(self.below_max, lv.rank)
+                else:
+                    self.below_since = None
+            else:
+                self.below_since = None
+                out += ep.condition_on(now)
+            out += ep.show(now, message=msg, total=result.total, complete=complete,
+                           missing=missing, held=held_items)
+            if self.below_since is not None and _secs(now, self.below_since) >= (
+                self.env.rules.clear.clear_s
+            ):
+                target = self.below_max
+                self.below_since = None
+                if self._shown(target):
+                    prio = self._priority(target)
+                    assert prio is not None
+                    out += ep.ease(now, words[target], target, prio)
+                else:
+                    out += ep.condition_off(now, "score below the alert level on complete scores")
+                    if ep.state is AlertState.RESOLVED:
+                        self._close(CLINICAL)
+        ep = self.episodes.get(CLINICAL)
+        if ep is not None:
+            self._contribute(result, used_keys=held)
+        return out
+
+    def _contribute(self, result: ScoreLike, used_keys: list[str]) -> None:
+        """Remember the values that gave the open alert its sub-scores (to hold them)."""
+        items = ITEM_INPUTS.get(self.info.system, {})
+        for item, sub in result.items.items():
+            for k in items.get(item, ()):
+                r = self.readings.get(k)
+                if k == "hr_bpm" and r is None:
+                    r = self.readings.get(PR_KEY)
+                    if r is not None:
+                        r = Reading("hr_bpm", r.value, r.at, r.source, r.device_id)
+                if k in used_keys:
+                    continue  # held: keep the value held
+                if sub is not None and sub > 0 and r is not None and r.value is not None:
+                    self.contributors[k] = r
+                elif sub is not None and sub == 0:
+                    self.contributors.pop(k, None)
+
+    def _close(self, condition: str) -> None:
+        self.episodes.pop(condition, None)
+        if condition == CLINICAL:
+            self.contributors.clear()
+            self.below_since = None
+
+    # -- technical alerts ------------------------------------------------------------------
+    def _tech(
+        self, rule: str, on: bool, now: datetime, message: str, device: str | None = None
+    ) -> list[Effect]:
+        cond = rule if device is None else f"{rule}:{device}"
+        ep = self.episodes.get(cond)
+        if ep is None:
+            if not on or not self.info.occupied:
+                return []
+            ep = Episode(
+                alert_id=alert_id_for(self.env.unit, self.info.bed_id, cond, now),
+                unit=self.env.unit,
+                bed_id=self.info.bed_id,
+                kind=AlertKind.TECHNICAL,
+                condition=cond,
+                rule=rule,
+                priority=self.env.rules.technical_priority(rule),
+                level=rule,
+                level_rank=0,
+                raised_at=now,
+                message=message,
+                generation=self.env.generation,
+                latching=rule in EVENT_RULES,
+                device_id=device,
+            )
+            self.episodes[cond] = ep
+            return [ep._effect(AlertEventType.RAISED, now)]
+        if on:
+            return ep.condition_on(now) + ep.show(now, message=message)
+        out = ep.condition_off(now, message)
+        if ep.state is AlertState.RESOLVED:
+            self._close(cond)
+        return list(out)
+
+    def _no_data(self, now: datetime) -> list[Effect]:
+        since = self.last_data_at or self.started_at
+        silent = (
+            not self.paused and _secs(now, since) >= self.env.rules.freshness.no_data_s
+        )
+        what = "no usable device value" + (
+            f" since {since.isoformat()}" if self.last_data_at else " since monitoring started"
+        )
+        return self._tech("no_data", silent, now, what)
+
+    def _stale(self, now: datetime) -> list[Effect]:
+        if "no_data" in self.episodes or self.paused:
+            return self._tech("stale_parameter", False, now, "")
+        f = self.env.rules.freshness
+        stale = sorted(
+            k
+            for k, t in self.last_valid_at.items()
+            if _secs(now, t) > max(f.continuous_s, f.interval_factor * self.interval_s.get(k, 0))
+            and k not in self.contributors
+        )
+        return self._tech("stale_parameter", bool(stale), now, f"no current {', '.join(stale)}")
+
+    # -- statuses, events, commands --------------------------------------------------------
+    def device(self, device: str, state: str, now: datetime) -> list[Effect]:
+        if self.paused and state in ("disconnected", "no_signal", "error"):
+            return []
+        out = self._tech("device_offline", state in ("disconnected", "error"), now,
+                         f"{device}: {state}", device=device)
+        out += self._tech("no_signal", state == "no_signal", now, f"{device}: no signal",
+                          device=device)
+        out += self._tech("low_battery", state == "low_battery", now, f"{device}: battery low",
+                          device=device)
+        self._set_due(now)
+        return out
+
+    def gateway(self, reason: str, gateway: str, now: datetime) -> list[Effect]:
+        out: list[Effect] = []
+        if reason == "lwt":
+            out += self._tech("gateway_offline", True, now, f"gateway {gateway} lost (no goodbye)")
+        elif reason == "shutdown":
+            self.paused = True
+            out += self._tech("gateway_offline", False, now, "shut down in order")
+            out += self._tech("no_data", False, now, "monitoring paused")
+            out += self._tech(
+                "monitoring_paused", True, now,
+                f"gateway {gateway} shut down in order: this bed is not monitored",
+            )
+            for cond in [c for c in self.episodes if ":" in c]:
+                out += self._tech(cond.split(":")[0], False, now, "gateway shut down",
+                                  device=cond.split(":", 1)[1])
+        else:
+            out += self._tech("gateway_offline", False, now, f"gateway {gateway} back")
+            if self.paused:
+                self.paused = False
+                self.started_at = max(self.started_at, now)
+                out += self._tech("monitoring_paused", False, now, "gateway back")
+        self._set_due(now)
+        return out
+
+    def event(self, rule: str, message: str, now: datetime) -> list[Effect]:
+        """A technical event that already happened (latches until acknowledged)."""
+        out = self._tech(rule, True, now, message)
+        out += self._tech(rule, False, now, message)
+        self._set_due(now)
+        return out
+
+    def command(
+        self,
+        action: str,
+        now: datetime,
+        by: str,
+        *,
+        alert_id: str | None = None,
+        minutes: float | None = None,
+        command_id: str | None = None,
+    ) -> tuple[list[Effect], list[str]]:
+        """Apply a nurse's command; returns the effects and the reasons of what was refused."""
+        out: list[Effect] = []
+        refused: list[str] = []
+        rules = self.env.rules
+        for cond, ep in list(self.episodes.items()):
+            if alert_id is not None and ep.alert_id != alert_id:
+                continue
+            if ep.state is AlertState.RESOLVED:
+                continue
+            if action == "ack":
+                reassess = (
+                    rules.reassess_s(self.info.system, ep.level)
+                    if ep.kind is AlertKind.CLINICAL
+                    else None
+                )
+                out += ep.acknowledge(now, by, reassess, command_id)
+            elif action == "snooze":
+                longest = rules.snooze.longest_min(ep.priority)
+                if minutes is None or minutes <= 0 or minutes > longest:
+                    refused.append(
+                        f"{ep.alert_id}: snooze of {minutes} min refused for a "
+                        f"{ep.priority.value} alert (at most {longest:g} min)"
+                    )
+                    continue
+                out += ep.snooze(now, by, minutes * 60)
+            else:
+                refused.append(f"unknown command {action!r}")
+                break
+            if ep.state is AlertState.RESOLVED:
+                self._close(cond)
+        self._set_due(now)
+        return out, refused
+
+    # -- time ------------------------------------------------------------------------------
+    def on_time(self, now: datetime) -> list[Effect]:
+        if self.due is None or self.due > now:
+            return []
+        out = self.evaluate(now)
+        esc = self.env.rules.escalation
+        for cond, ep in list(self.episodes.items()):
+            out += ep.on_time(now, esc.after(ep.priority))
+            if ep.state is AlertState.RESOLVED:
+                self._close(cond)
+        self._set_due(now)
+        return out
+
+    def _set_due(self, now: datetime) -> None:
+        cands: list[datetime] = []
+        for r in self.readings.values():
+            cands.append(r.at + timedelta(seconds=self._limit(r)))
+        for t in self.last_valid_at.values():
+            cands.append(t + timedelta(seconds=self.env.rules.freshness.continuous_s))
+        for r in self.pending.values():
+            cands.append(r.at + timedelta(seconds=self.env.rules.artefact.confirm_s))
+        if self.occupied_and_monitored():
+            since = self.last_data_at or self.started_at
+            cands.append(since + timedelta(seconds=self.env.rules.freshness.no_data_s))
+        ep = self.episodes.get(CLINICAL)
+        floor = ep.level_rank if ep is not None else 0
+        current = self.segments[-1][1] if self.segments else -1
+        for rank in range(current, floor, -1):
+            if self._shown(rank):
+                d = self._deficit(rank, now)
+                cands.append(now + timedelta(seconds=max(d, 1.0)))
+                break
+        if self.below_since is not None:
+            cands.append(self.below_since + timedelta(seconds=self.env.rules.clear.clear_s))
+        esc = self.env.rules.escalation
+        for e in self.episodes.values():
+            d2 = e.due(esc.after(e.priority))
+            if d2 is not None:
+                cands.append(d2)
+        later = [c for c in cands if c > now]
+        self.due = min(later) if later else None
+
+    def occupied_and_monitored(self) -> bool:
+        return self.info.occupied and not self.paused
+
+    # -- persistence -----------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        def rd(r: Reading) -> dict[str, Any]:
+            return {
+                "key": r.key, "value": r.value, "at": r.at.isoformat(), "source": r.source.value,
+                "device_id": r.device_id, "quality": r.quality.value,
+            }
+
+        i = self.info
+        return {
+            "info": {
+                "bed_id": i.bed_id, "system": i.system,
+                "dob": i.dob.isoformat() if i.dob else None, "age_days": i.age_days,
+                "age_at": _iso(i.age_at), "occupied": i.occupied, "admission": i.admission,
+            },
+            "started_at": self.started_at.isoformat(),
+            "readings": [rd(r) for r in self.readings.values()],
+            "pending": [rd(r) for r in self.pending.values()],
+            "contributors": [rd(r) for r in self.contributors.values()],
+            "gone_at": {k: v.isoformat() for k, v in self.gone_at.items()},
+            "interval_s": dict(self.interval_s),
+            "last_valid_at": {k: v.isoformat() for k, v in self.last_valid_at.items()},
+            "segments": [[t.isoformat(), r] for t, r in self.segments],
+            "arrivals": [[t.isoformat(), r, w] for t, r, w in self.arrivals],
+            "last_data_at": _iso(self.last_data_at),
+            "below_since": _iso(self.below_since),
+            "below_max": self.below_max,
+            "episodes": [e.to_dict() for e in self.episodes.values()],
+            "device_offset_s": dict(self.device_offset_s),
+            "device_last_at": {k: v.isoformat() for k, v in self.device_last_at.items()},
+            "paused": self.paused,
+            "disagreeing": self.disagreeing,
+            "counters": dict(self.counters),
+            "due": _iso(self.due),
+            "last_eval": _iso(self.last_eval),
+        }
+
+    @classmethod
+    def restore(cls, snap: Mapping[str, Any], env: Env) -> Bed:
+        def rd(d: Mapping[str, Any]) -> Reading:
+            return Reading(
+                d["key"], d["value"], datetime.fromisoformat(d["at"]), Source(d["source"]),
+                d["device_id"], Quality(d["quality"]),
+            )
+
+        i = snap["info"]
+        info = BedInfo(
+            i["bed_id"], i["system"], date.fromisoformat(i["dob"]) if i["dob"] else None,
+            i["age_days"], _dt(i["age_at"]), i["occupied"], i["admission"],
+        )
+        bed = cls(info, env, datetime.fromisoformat(snap["started_at"]))
+        bed.readings = {r.key: r for r in map(rd, snap["readings"])}
+        bed.pending = {r.key: r for r in map(rd, snap["pending"])}
+        bed.contributors = {r.key: r for r in map(rd, snap["contributors"])}
+        bed.gone_at = {k: datetime.fromisoformat(v) for k, v in snap["gone_at"].items()}
+        bed.interval_s = dict(snap["interval_s"])
+        bed.last_valid_at = {k: datetime.fromisoformat(v) for k, v in snap["last_valid_at"].items()}
+        bed.segments = [(datetime.fromisoformat(t), r) for t, r in snap["segments"]]
+        bed.arrivals = [(datetime.fromisoformat(t), r, w) for t, r, w in snap["arrivals"]]
+        bed.last_data_at = _dt(snap["last_data_at"])
+        bed.below_since = _dt(snap["below_since"])
+        bed.below_max = snap["below_max"]
+        bed.episodes = {e.condition: e for e in map(Episode.from_dict, snap["episodes"])}
+        bed.device_offset_s = dict(snap["device_offset_s"])
+        bed.device_last_at = {k: datetime.fromisoformat(v) for k, v in snap["device_last_at"].items()}
+        bed.paused = snap["paused"]
+        bed.disagreeing = snap["disagreeing"]
+        bed.counters = dict(snap["counters"])
+        bed.due = _dt(snap["due"])
+        bed.last_eval = _dt(snap["last_eval"])
+        return bed
