@@ -1,4 +1,4 @@
-"""The umbrella CLI: ``wardwatch edge|ingest|alerting|registry|console|sim|pews|wire|demo``.
+"""The umbrella CLI: ``wardwatch edge|ingest|alerting|registry|console|sim|pews|replay|wire|demo``.
 
 Each service owns its commands (``<package>/cli.py``); this module only mounts them, lazily, from
 :data:`SUBCOMMANDS`: ``wardwatch edge run`` imports the edge agent and nothing of the others, and
@@ -34,6 +34,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "console": Subcommand("console.cli", "Nurses' central station."),
     "sim": Subcommand("device_sims.cli", "Simulated bedside devices."),
     "pews": Subcommand("alerting.pews.cli", "Score PEWS observation sets; list tables."),
+    "replay": Subcommand("alerting.replay_cli", "Run the alert engine over a recorded stream."),
 }
 
 
