@@ -1,42 +1,41 @@
-"""The alerting shell: MQTT in (observations, gateway/device status, acks), scores and alerts out.
+"""The alerting shell: MQTT in, the pure unit engine in the middle, scores and alerts out.
 
-One engine instance owns the alert state of every bed of one unit (one writer per bed's alert
-state); units shard by topic filter. Per-bed logic lives in ``rules`` and ``lifecycle``; this
-module routes messages, runs the 1 s evaluation tick and publishes effects:
+One engine instance owns every bed of one unit (one writer per bed's alert state); units shard
+by topic filter. All decisions are made by ``alerting.core.UnitEngine`` (pure, event time); this
+module only routes messages into it, runs its deadlines every ``tick_s`` with the wall clock as
+``now``, and publishes what it returns:
 
 * ``ScoreUpdate`` per bed, retained (state), when it changes or every ``score_refresh_s``;
-* ``Alert`` state retained per open alert, cleared (empty retained message) on resolve;
+* ``Alert`` state retained per open alert, cleared (empty retained message) when it resolves;
 * ``AlertEvent`` on every lifecycle change (not retained).
 
-Technical alerts: a gateway that vanished without saying goodbye (last will) raises
-``gateway_offline`` on its beds; a device reporting no signal or an error raises
-``device_problem``; a bed whose data went stale raises ``no_data``. An orderly gateway
-shutdown pauses its beds without an alert.
+Inputs: observations, gateway status (birth, heartbeat, orderly shutdown, last will), device
+status, ingest's technical events (``seq_gap``, ``outbox_reset``) and acknowledgements.
 
 Fault boundaries: every message is handled inside ``servicekit.faults.MessageBoundary``; what
-cannot be used (a payload that fails validation, or any exception while handling it) is
-dead-lettered on ``…/dlq/alerting`` with the reason and counted by reason, and the engine goes
-on. Only valid, device-timed (``time_source=device``) values are scored; an invalid or
-re-timed value makes its parameter missing, never normal. Readiness is liveness: ``ready`` is
-1 only while paho's network thread is alive, and ``run()`` raises ``ServiceFailed`` when it
+cannot be used (a payload that fails validation, a payload whose identity disagrees with its
+topic, or any exception while handling it) is dead-lettered on ``…/dlq/alerting`` with the
+reason and counted by reason, and the engine goes on. Readiness is liveness: ``ready`` is 1 only
+while subscribed and paho's network thread is alive; ``run()`` raises ``ServiceFailed`` when it
 is not.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections import defaultdict
+from datetime import datetime
 from functools import cached_property
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
 from pydantic import ValidationError
 
-from alerting import lifecycle as lc
-from alerting.rules import BedState, RuleConfig, Scorer, evaluate, observe, usable
+from alerting.core import AlertEffect, BedInfo, Reading, ScoreEffect, UnitEngine, UnitRules
+from alerting.core.bed import Effect, Scorer
+from alerting.core.items import from_observation
 from servicekit.clock import utcnow
 from servicekit.faults import (
     Liveness,
@@ -48,32 +47,43 @@ from servicekit.metrics import CollectorRegistry, Families, counter, gauge, serv
 from servicekit.metrics import metrics_text as registry_text
 from servicekit.mqtt import MqttParams, MqttSession
 from wardwire import topics
-from wardwire.context import BedContext, UnitContext
+from wardwire.context import UnitContext
 from wardwire.models import (
     AckCommand,
-    AlertKind,
-    DeviceState,
+    AlertEvent,
+    AlertState,
     DeviceStatus,
     GatewayStatus,
     ObservationBatch,
-    Priority,
+    ScoreInput,
     ScoreUpdate,
+    TechnicalEvent,
     validation_summary,
 )
 
 log = logging.getLogger(__name__)
 SERVICE = "alerting"
+#: ingest's technical events that become technical alerts on the gateway's beds
+INGEST_EVENTS = {"seq_gap": "seq_gap", "outbox_reset": "outbox_reset"}
+#: scorer input key -> wire code, for a score's provenance
+_KEY_CODE = {
+    "hr_bpm": "HR", "pr_bpm": "PR", "rr_bpm": "RR", "spo2_pct": "SPO2", "sbp_mmhg": "NIBP_SYS",
+    "temp_c": "TEMP", "crt_s": "CRT",
+}
 
 
-@dataclass
-class BedRuntime:
-    entry: BedContext
-    rules: BedState = field(default_factory=BedState)
-    alerts: dict[str, lc.AlertRecord] = field(default_factory=dict)  # condition -> record
-    last_score: tuple[object, ...] | None = None
-    last_score_at: datetime | None = None
-    paused: bool = False  # its gateway shut down in order
-    last_data_at: datetime | None = None
+def bed_infos(ward: UnitContext) -> list[BedInfo]:
+    """The engine's view of each bed: system, date of birth, and whether a child lies there."""
+    return [
+        BedInfo(
+            b.id,
+            ward.scoring_system,
+            dob=b.dob,
+            occupied=b.patient is not None or b.dob is not None,
+            admission=b.patient,
+        )
+        for b in ward.beds
+    ]
 
 
 class AlertingService:
@@ -81,29 +91,37 @@ class AlertingService:
         self,
         params: MqttParams,
         ward: UnitContext,
-        cfg: RuleConfig,
+        rules: UnitRules,
         scorer: Scorer,
         *,
         root: str = topics.ROOT,
         client_id: str | None = None,
-        policy: lc.Policy | None = None,
         tick_s: float = 1.0,
         score_refresh_s: float = 10.0,
         clock: Any = utcnow,
-        max_ahead_s: float = 300.0,
     ) -> None:
-        self.params, self.ward, self.cfg, self.scorer = params, ward, cfg, scorer
+        self.params, self.ward, self.rules, self.scorer = params, ward, rules, scorer
         self.root, self.tick_s, self.score_refresh_s, self.clock = (
             root,
             tick_s,
             score_refresh_s,
             clock,
         )
-        self.policy = policy or lc.Policy()
-        self.beds = {b.id: BedRuntime(b) for b in ward.beds}
+        zone = ward.time_zone or rules.time_zone
+        self.engine = UnitEngine(
+            rules,
+            scorer,
+            unit=ward.unit,
+            generation=ward.generation,
+            tz=ZoneInfo(zone) if zone else None,
+        )
+        now = self.clock()
+        for info in bed_infos(ward):
+            self.engine.set_bed(info, now)  # nothing to publish yet: not connected
         self.stop_event = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.ack_topic = topics.ack_commands(ward.site, ward.unit, root=root)
+        self.tech_topic = topics.technical(ward.site, ward.unit, "ingest", root=root)
         self.boundary = MessageBoundary(SERVICE, self._on_message, self._dead_letter)
         self.mqtt = MqttSession(
             params,
@@ -113,19 +131,19 @@ class AlertingService:
                 (topics.gateway_status(ward.site, ward.unit, "+", root=root), 1),
                 (topics.device_status(ward.site, ward.unit, "+", "+", root=root), 1),
                 (self.ack_topic, 1),
+                (self.tech_topic, 1),
             ],
             on_message=self.boundary,
             log_name=__name__,
         )
         self.ignored = 0
-        #: values stamped further ahead of our clock than ``max_ahead_s`` (never scored)
-        self.future_values = 0
-        #: beds whose evaluation raised, by exception type (each raised ``scoring_error``)
-        self.bed_faults: dict[str, int] = {}
-        self.max_ahead_s = max_ahead_s
         #: dead-lettered messages by reason kind
         self.dead_letters: dict[str, int] = {}
+        #: commands refused (unknown alert, out of bounds)
+        self.commands_refused = 0
         self.scores_published = 0
+        self._last_score: dict[str, tuple[object, ...]] = {}
+        self._last_score_at: dict[str, datetime] = {}
         self.liveness = Liveness(SERVICE)
         #: set once the broker granted the subscriptions (readiness)
         self.ready = self.mqtt.subscribed
@@ -136,6 +154,9 @@ class AlertingService:
         try:
             if msg.topic == self.ack_topic:
                 self._on_ack(AckCommand.model_validate_json(msg.payload))
+                return
+            if msg.topic == self.tech_topic:
+                self._on_technical(TechnicalEvent.model_validate_json(msg.payload))
                 return
             t = topics.parse_gateway_topic(msg.topic, root=self.root)
             if not msg.payload and t.leaf != "obs":
@@ -187,243 +208,136 @@ class AlertingService:
         if batch.generation != self.ward.generation:
             self.ignored += 1
             return
+        per_bed: dict[str, list[Reading]] = defaultdict(list)
+        for o in batch.observations:
+            entry = self.ward.bed_of(batch.gateway_id, o.device_id)
+            if entry is None:
+                self.ignored += 1
+                continue
+            r = from_observation(o)
+            if r is not None:
+                per_bed[entry.id].append(r)
         now = self.clock()
-        ahead_limit = now + timedelta(seconds=self.max_ahead_s)
         with self._lock:
-            for o in batch.observations:
-                entry = self.ward.bed_of(batch.gateway_id, o.device_id)
-                if entry is None:
-                    self.ignored += 1
-                    continue
-                bed_id = entry.id
-                if o.measured_at > ahead_limit:
-                    # A value from the future would stay "newest" until its time comes and
-                    # freeze the parameter (older readings never overwrite): never taken.
-                    self.future_values += 1
-                    log.warning(
-                        "bed %s: %s stamped %s, %.0f s ahead of our clock: not scored",
-                        bed_id, o.code, o.measured_at.isoformat(),
-                        (o.measured_at - now).total_seconds(),
-                    )
-                    continue
-                bed = self.beds[bed_id]
-                observe(bed.rules, o)
-                bed.paused = False
-                if usable(o):
-                    # Only a value that can be scored is "data"; a time ahead of our clock
-                    # counts as now, so one future stamp cannot keep no_data quiet.
-                    t = min(o.measured_at, now)
-                    bed.last_data_at = max(bed.last_data_at or t, t)
+            for bed_id, readings in per_bed.items():
+                self._publish(self.engine.on_readings(bed_id, readings, now))
 
     def _on_gateway(self, st: GatewayStatus) -> None:
-        now = self.clock()
+        beds = [b.id for b in self.ward.beds_of_gateway(st.gateway_id)]
         with self._lock:
-            for bed in self.beds.values():
-                if bed.entry.gateway != st.gateway_id:
-                    continue
-                if st.reason == "lwt":
-                    self._condition(
-                        bed,
-                        "gateway_offline",
-                        AlertKind.TECHNICAL,
-                        now,
-                        True,
-                        Priority.MEDIUM,
-                        f"gateway {st.gateway_id} lost (no goodbye)",
-                    )
-                elif st.reason == "shutdown":
-                    bed.paused = True
-                    self._condition(bed, "gateway_offline", AlertKind.TECHNICAL, now, False)
-                    self._condition(bed, "no_data", AlertKind.TECHNICAL, now, False)
-                else:
-                    self._condition(bed, "gateway_offline", AlertKind.TECHNICAL, now, False)
+            self._publish(
+                self.engine.on_gateway(
+                    st.gateway_id, st.reason, beds, self.clock(), st.outbox_dropped
+                )
+            )
 
     def _on_device(self, st: DeviceStatus) -> None:
         entry = self.ward.bed_of(st.gateway_id, st.device_id)
         if entry is None:
             return
-        bed_id = entry.id
-        now = self.clock()
-        bad = st.state in (DeviceState.NO_SIGNAL, DeviceState.DISCONNECTED, DeviceState.ERROR)
         with self._lock:
-            bed = self.beds[bed_id]
-            if bed.paused and bad:
-                return
-            self._condition(
-                bed,
-                "device_problem",
-                AlertKind.TECHNICAL,
-                now,
-                bad,
-                Priority.LOW,
-                f"{st.device_id}: {st.state.value} {st.detail}".strip(),
+            self._publish(
+                self.engine.on_device(entry.id, st.device_id, st.state.value, self.clock())
+            )
+
+    def _on_technical(self, ev: TechnicalEvent) -> None:
+        rule = INGEST_EVENTS.get(ev.event)
+        if rule is None:
+            return  # findings about publishers, not about beds (identity, unknown devices)
+        beds = [b.id for b in self.ward.beds_of_gateway(ev.gateway_id)]
+        with self._lock:
+            self._publish(
+                self.engine.on_event(rule, f"gateway {ev.gateway_id}: {ev.detail}", beds,
+                                     self.clock())
             )
 
     def _on_ack(self, cmd: AckCommand) -> None:
         with self._lock:
-            for bed in self.beds.values():
-                for cond, rec in list(bed.alerts.items()):
-                    if rec.alert.alert_id == cmd.alert_id:
-                        self._apply(bed, cond, rec.alert.alert_kind, lc.Ack(self.clock(), cmd.by))
-                        return
-        log.warning("ack for unknown alert %s by %s", cmd.alert_id, cmd.by)
+            effects, refused = self.engine.on_command(
+                "ack", self.clock(), cmd.by, alert_id=cmd.alert_id, command_id=cmd.command_id
+            )
+            self._publish(effects)
+        for why in refused:
+            self.commands_refused += 1
+            log.warning("ack %s by %s refused: %s", cmd.command_id, cmd.by, why)
 
-    # -- lifecycle plumbing ------------------------------------------------------------------
-    def _ident(
-        self, bed: BedRuntime, cond: str, kind: AlertKind, now: datetime
-    ) -> lc.AlertIdentity:
-        rec = bed.alerts.get(cond)
-        if rec is not None:
-            aid = rec.alert.alert_id
-        else:
-            h = hashlib.sha1(f"{bed.entry.id}/{cond}/{now.isoformat()}".encode()).hexdigest()[:12]
-            aid = f"a-{h}"
-        return lc.AlertIdentity(aid, self.ward.unit, bed.entry.id, kind, cond, self.ward.generation)
-
-    def _condition(
-        self,
-        bed: BedRuntime,
-        cond: str,
-        kind: AlertKind,
-        now: datetime,
-        on: bool,
-        priority: Priority = Priority.LOW,
-        message: str = "",
-        total: int | None = None,
-    ) -> None:
-        ev: lc.LifecycleEvent = (
-            lc.ConditionOn(now, priority, message, total) if on else lc.ConditionOff(now)
-        )
-        self._apply(bed, cond, kind, ev)
-
-    def _apply(self, bed: BedRuntime, cond: str, kind: AlertKind, ev: lc.LifecycleEvent) -> None:
-        ident = self._ident(bed, cond, kind, ev.now)
-        rec, effects = lc.transition(bed.alerts.get(cond), ev, ident, self.policy)
-        if rec is None:
-            bed.alerts.pop(cond, None)
-        else:
-            bed.alerts[cond] = rec
+    # -- outbound ----------------------------------------------------------------------------
+    def _publish(self, effects: list[Effect]) -> None:
         w = self.ward
         for eff in effects:
-            if isinstance(eff, lc.PublishState | lc.ClearState):
-                t = topics.alert_state(
-                    w.site, w.unit, eff.alert.bed_id, eff.alert.alert_id, root=self.root
-                )
-                payload = eff.alert.model_dump_json() if isinstance(eff, lc.PublishState) else b""
-                self.mqtt.publish(t, payload, qos=1, retain=True)
-            else:
-                self.mqtt.publish(
-                    topics.alert_events(w.site, w.unit, root=self.root),
-                    eff.event.model_dump_json(),
-                    qos=1,
-                )
-                log.info(
-                    "alert %s %s bed=%s %s",
-                    eff.event.event.value,
-                    eff.event.alert.condition,
-                    eff.event.alert.bed_id,
-                    eff.event.alert.priority.value,
-                )
+            if isinstance(eff, ScoreEffect):
+                self._publish_score(eff)
+                continue
+            assert isinstance(eff, AlertEffect)
+            a = eff.alert
+            t = topics.alert_state(w.site, w.unit, a.bed_id, a.alert_id, root=self.root)
+            payload = b"" if a.state is AlertState.RESOLVED else a.model_dump_json()
+            self.mqtt.publish(t, payload, qos=1, retain=True)
+            ev = AlertEvent(event=eff.event, at=eff.at, by=eff.by, alert=a)
+            self.mqtt.publish(
+                topics.alert_events(w.site, w.unit, root=self.root), ev.model_dump_json(), qos=1
+            )
+            log.info(
+                "alert %s %s bed=%s %s %s",
+                eff.event.value, a.condition, a.bed_id, a.priority.value, a.message,
+            )
+
+    def _publish_score(self, eff: ScoreEffect) -> None:
+        r = eff.result
+        key = (r.total, r.complete, tuple(r.missing), r.band, eff.level.word, eff.held)
+        last_at = self._last_score_at.get(eff.bed_id)
+        due = last_at is None or (eff.at - last_at).total_seconds() >= self.score_refresh_s
+        if key == self._last_score.get(eff.bed_id) and not due:
+            return
+        w = self.ward
+        inputs = [
+            ScoreInput(
+                code=_KEY_CODE[i.key],
+                value=float(i.value),  # type: ignore[arg-type, unused-ignore]
+                source=i.source,
+                device_id=i.device_id,
+                measured_at=i.at,
+            )
+            for i in eff.inputs
+            if i.key in _KEY_CODE and isinstance(i.value, int | float)
+            and not isinstance(i.value, bool)
+        ]
+        upd = ScoreUpdate(
+            unit=w.unit,
+            bed_id=eff.bed_id,
+            at=eff.at,
+            system=r.system,
+            table_version=r.table_version,
+            band=r.band,
+            total=r.total,
+            complete=r.complete and not eff.held,
+            missing=sorted(set(r.missing)),
+            items=dict(r.items),
+            mode="charted" if eff.mode == "charted" else "provisional",
+            generation=w.generation,
+            inputs=inputs,
+            escalation={
+                k: v
+                for k, v in r.escalation.items()
+                if isinstance(v, bool | str | int) or v is None
+            },
+            level=eff.level.word,
+            held=list(eff.held),
+        )
+        self.scores_published += 1
+        self.mqtt.publish(
+            topics.score(w.site, w.unit, eff.bed_id, root=self.root),
+            upd.model_dump_json(),
+            qos=1,
+            retain=True,
+        )
+        self._last_score[eff.bed_id], self._last_score_at[eff.bed_id] = key, eff.at
 
     # -- tick --------------------------------------------------------------------------------
     def tick(self) -> None:
-        now = self.clock()
+        """Run every engine timer due by now (the wall clock is ``now``)."""
         with self._lock:
-            for bed in self.beds.values():
-                self._tick_guarded(bed, now)
-
-    def _tick_guarded(self, bed: BedRuntime, now: datetime) -> None:
-        """One bed's evaluation is a fault boundary: a bed that cannot be scored (inputs the
-        scorer refuses, e.g. charted room air with an oxygen flow, an age outside the table,
-        or a bug) raises a technical alert on *that* bed, and every other bed goes on."""
-        try:
-            self._tick_bed(bed, now)
-        except Exception as exc:  # the per-bed boundary: alerted on the bed, counted, logged
-            name = type(exc).__name__
-            self.bed_faults[name] = self.bed_faults.get(name, 0) + 1
-            if "scoring_error" not in bed.alerts:  # the traceback once, not every tick
-                log.exception("bed %s: cannot be scored", bed.entry.id)
-            text = " ".join(str(exc).split())[:200] or name
-            self._condition(
-                bed,
-                "scoring_error",
-                AlertKind.TECHNICAL,
-                now,
-                True,
-                Priority.MEDIUM,
-                f"not scored: {text}",
-            )
-            return
-        if "scoring_error" in bed.alerts:
-            self._condition(bed, "scoring_error", AlertKind.TECHNICAL, now, False)
-
-    def _tick_bed(self, bed: BedRuntime, now: datetime) -> None:
-        w = self.ward
-        if bed.entry.dob is None:
-            return
-        stale = bed.last_data_at is not None and (
-            (now - bed.last_data_at).total_seconds() > self.cfg.stale_s
-        )
-        if not bed.paused and bed.last_data_at is not None:
-            self._condition(
-                bed,
-                "no_data",
-                AlertKind.TECHNICAL,
-                now,
-                stale,
-                Priority.MEDIUM,
-                f"no valid data for {self.cfg.stale_s:.0f} s",
-            )
-        ev = evaluate(bed.rules, now, self.cfg, self.scorer, bed.entry.dob)
-        if ev is not None:
-            r = ev.result
-            key = (r.total, r.complete, tuple(r.missing), r.band)
-            due = bed.last_score_at is None or (
-                (now - bed.last_score_at).total_seconds() >= self.score_refresh_s
-            )
-            if key != bed.last_score or due:
-                upd = ScoreUpdate(
-                    unit=w.unit,
-                    bed_id=bed.entry.id,
-                    at=now,
-                    system=r.system,
-                    table_version=r.table_version,
-                    band=r.band,
-                    total=r.total,
-                    complete=r.complete,
-                    missing=list(r.missing),
-                    items=dict(r.items),
-                    mode="provisional",
-                    generation=w.generation,
-                    inputs=ev.inputs,
-                    escalation={
-                        k: v
-                        for k, v in r.escalation.items()
-                        if isinstance(v, bool | str | int) or v is None
-                    },
-                )
-                self.scores_published += 1
-                self.mqtt.publish(
-                    topics.score(w.site, w.unit, bed.entry.id, root=self.root),
-                    upd.model_dump_json(),
-                    qos=1,
-                    retain=True,
-                )
-                bed.last_score, bed.last_score_at = key, now
-            if ev.decision is not None:
-                partial = "" if r.complete else f" (partial; missing {', '.join(r.missing)})"
-                self._condition(
-                    bed,
-                    "pews",
-                    AlertKind.CLINICAL,
-                    now,
-                    ev.decision == "on",
-                    ev.priority or Priority.MEDIUM,
-                    f"{r.system} {r.total}{partial}",
-                    r.total,
-                )
-        for cond, rec in list(bed.alerts.items()):
-            self._apply(bed, cond, rec.alert.alert_kind, lc.Tick(now))
+            self._publish(self.engine.on_deadline(self.clock()))
 
     # -- run ---------------------------------------------------------------------------------
     def metrics_text(self) -> str:
@@ -438,11 +352,13 @@ class AlertingService:
     def _metric_families(self) -> Families:
         u = {"unit": self.ward.unit}
         with self._lock:
+            counters = self.engine.counters()
             active: dict[tuple[str, str], int] = {}
-            for bed in self.beds.values():
-                for rec in bed.alerts.values():
-                    key = (rec.alert.alert_kind.value, rec.alert.priority.value)
+            for bed in self.engine.beds.values():
+                for ep in bed.episodes.values():
+                    key = (ep.kind.value, ep.priority.value)
                     active[key] = active.get(key, 0) + 1
+            n_beds = len(self.engine.beds)
         yield gauge(
             "wardwatch_alerting_ready",
             "1 while subscribed and paho's network thread is alive",
@@ -450,20 +366,29 @@ class AlertingService:
         )
         yield counter(
             "wardwatch_alerting_bed_faults_total",
-            "bed evaluations that raised (technical alert scoring_error on that bed)",
-            [(u, sum(self.bed_faults.values()))],
+            "bed evaluations the scorer refused (technical alert cannot_score on that bed)",
+            [(u, counters.get("cannot_score", 0))],
         )
         yield counter(
             "wardwatch_alerting_future_values_total",
             "values stamped too far ahead of the engine's clock (not scored)",
-            [(u, self.future_values)],
+            [(u, counters.get("future", 0))],
+        )
+        yield counter(
+            "wardwatch_alerting_values_rejected_total",
+            "device values not scored: artefact limits, unconfirmed questionable or abrupt "
+            "values, HR and pulse rate disagreeing, re-timed values, device clock steps",
+            [
+                ({**u, "reason": k}, counters.get(k, 0))
+                for k in ("artefact", "unconfirmed", "hr_pr_disagree", "retimed", "clock_step")
+            ],
         )
         yield counter(
             "wardwatch_alerting_faults_total",
             "messages whose handling raised (dead-lettered by the fault boundary)",
             [(u, self.boundary.faults_total)],
         )
-        yield gauge("wardwatch_alerting_beds", "beds scored by this engine", [(u, len(self.beds))])
+        yield gauge("wardwatch_alerting_beds", "beds scored by this engine", [(u, n_beds)])
         yield counter(
             "wardwatch_alerting_scores_published_total",
             "score updates published",
@@ -473,6 +398,11 @@ class AlertingService:
             "wardwatch_alerting_ignored_total",
             "messages that could not be used",
             [(u, self.ignored)],
+        )
+        yield counter(
+            "wardwatch_alerting_commands_refused_total",
+            "commands refused (unknown alert, out of bounds)",
+            [(u, self.commands_refused)],
         )
         yield counter(
             "wardwatch_alerting_dead_lettered_total",

@@ -28,6 +28,8 @@ class Scenario:
     seed: int = 0
     onset_s: float = 2.0
     ramp_s: float = 5.0
+    #: from this many seconds on, the SpO2 probe is off (the device sends no SpO2 value)
+    probe_off_s: float | None = None
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
@@ -44,6 +46,10 @@ class Scenario:
         if not self.deteriorates or t <= self.onset_s:
             return 0.0
         return min(1.0, (t - self.onset_s) / self.ramp_s) if self.ramp_s > 0 else 1.0
+
+    def probe_off(self, t: float) -> bool:
+        """Whether the SpO2 probe is off at ``t`` (the device reports no signal for SpO2)."""
+        return self.probe_off_s is not None and t >= self.probe_off_s
 
     def values(self, t: float) -> dict[str, float]:
         """Vital signs at ``t`` seconds into the run."""

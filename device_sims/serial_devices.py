@@ -236,7 +236,10 @@ class WwmonSim(SerialDeviceSim):
         if self._last_stamp is not None and stamp <= self._last_stamp + timedelta(milliseconds=1):
             stamp = self._last_stamp + timedelta(milliseconds=1)
         self._last_stamp = stamp
-        return self.encoder.encode_frame(stamp, dict(values)), len(values)
+        sent: dict[str, float | None] = dict(values)
+        if self.scenario.probe_off(t):
+            sent["SPO2"] = None  # "---": no signal, no value
+        return self.encoder.encode_frame(stamp, sent), sum(v is not None for v in sent.values())
 
 
 SERIAL_SIMS: dict[str, type[SerialDeviceSim]] = {

@@ -23,8 +23,8 @@ Ward file example::
     gateway = "gw-a"
     devices = ["mon-bed01"]
 
-Alerting policy (onset, clear, escalation delays) is not unit context: it lives in the alerting
-service's policy file (``wardwatch alerting run --policy``).
+Alert rules (freshness, onset, clear, escalation delays) are not unit context: they live in the
+alerting service's unit rules file (``wardwatch alerting run --rules``).
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ def load_ward_file(path: Path) -> UnitContext:
     if isinstance(raw, dict) and "alerting" in raw:
         raise UnitContextError(
             f"{path}: [alerting] is not unit context any more: move onset_s, clear_s, stale_s "
-            "and escalate_after_s to the alerting policy file (wardwatch alerting run "
-            "--policy FILE; docs/alerting.md)"
+            "and escalate_after_s to the alerting unit rules file (wardwatch alerting run "
+            "--rules FILE, also accepted as --policy; docs/alerting.md)"
         )
     return load_toml_model(path, UnitContext, "ward file", UnitContextError)
 

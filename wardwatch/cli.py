@@ -107,7 +107,11 @@ def demo(
     )
     if as_json:
         typer.echo(json.dumps(summary))
-    ok = summary["lost"] == 0 and set(summary["deteriorating_beds"]) <= set(summary["alerted_beds"])
+    ok = (
+        summary["lost"] == 0
+        and set(summary["deteriorating_beds"]) <= set(summary["alerted_beds"])
+        and not summary["stable_alerted_beds"]
+    )
     raise typer.Exit(0 if ok else 1)
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from alerting.policy import AlertPolicy
+from alerting.core.config import UnitRules
 from console.board import WardView, render, subscribe_view
 from device_sims.monitor import SimulatedMonitor
 from device_sims.scenarios import Scenario
@@ -60,12 +60,32 @@ class DemoOptions:
     workdir: Path | None = None
     seed: int = 1
     generation: Generation = Generation.DEMO
-    onset_s: float = 4.0
+    onset_s: float = 6.0
+    #: seconds into the run when the SpO2 probe of the first deteriorating bed comes off
+    #: (default: past half of the run, once its alert is up; 60 s for an open-ended run)
+    probe_off_s: float | None = None
+
+    def probe_off_at(self) -> float:
+        if self.probe_off_s is not None:
+            return self.probe_off_s
+        return 0.55 * self.duration_s if self.duration_s > 0 else 60.0
 
 
 def deteriorating_indices(beds: int) -> set[int]:
     """Which beds (0-based) get the deteriorating scenario: every 4th from the 2nd, >= 1."""
     return {i for i in range(beds) if i % 4 == 1} or {0}
+
+
+def demo_rules(opts: DemoOptions) -> UnitRules:
+    """The unit rules of a one-minute demo: every timing compressed (demo values, not a
+    clinical recommendation; the shipped defaults are in alerting/unit_rules.toml)."""
+    o = opts.onset_s
+    return UnitRules.model_validate({
+        "onset": {"high_s": o, "medium_s": o, "low_s": o},
+        "clear": {"clear_s": 10},
+        "freshness": {"continuous_s": 8, "no_data_s": 30},
+        "escalation": {"high_s": 30, "medium_s": 60, "low_s": 120},
+    })
 
 
 def build_ward(opts: DemoOptions, today: date) -> UnitContext:
@@ -86,6 +106,7 @@ def build_ward(opts: DemoOptions, today: date) -> UnitContext:
         site="demo",
         unit="picu",
         scoring_system="bedside_pews",
+        time_zone="Asia/Shanghai",
         generation=opts.generation,
         gateways=gws,
         beds=beds,
@@ -100,8 +121,14 @@ class Demo:
         self.monitors: dict[str, SimulatedMonitor] = {}
         det = deteriorating_indices(opts.beds)
         self.deteriorating = sorted(self.ward.beds[i].id for i in det)
+        #: the deteriorating bed whose SpO2 probe comes off mid-run (its alert must hold)
+        self.probe_off_bed = self.ward.beds[min(det)].id
         for i, bed in enumerate(self.ward.beds):
-            sc = Scenario("deteriorating" if i in det else "stable", seed=opts.seed * 100 + i)
+            sc = Scenario(
+                "deteriorating" if i in det else "stable",
+                seed=opts.seed * 100 + i,
+                probe_off_s=opts.probe_off_at() if i == min(det) else None,
+            )
             dev = bed.devices[0]
             self.monitors[bed.id] = SimulatedMonitor(dev, sc, workdir / "tty" / dev)
 
@@ -122,13 +149,11 @@ class Demo:
         ward_path = self.workdir / "ward.toml"
         ward_path.write_text(dump_ward_file(self.ward), encoding="utf-8")
         self.stack.influx.create_database(DB)
-        policy_path = self.workdir / "alerting-policy.toml"
-        policy = AlertPolicy(onset_s=self.opts.onset_s, clear_s=10, stale_s=30,
-                             escalate_after_s=60)
-        policy_path.write_text(dump_model(policy), encoding="utf-8")
+        rules_path = self.workdir / "alerting-rules.toml"
+        rules_path.write_text(dump_model(demo_rules(self.opts)), encoding="utf-8")
         common = {"WM_WARD_FILE": str(ward_path)}
         self.metrics = {"ingest": free_port(), "alerting": free_port()}
-        extra = {"ingest": [], "alerting": ["--policy", str(policy_path)]}
+        extra = {"ingest": [], "alerting": ["--rules", str(rules_path)]}
         for svc in ("ingest", "alerting"):
             self._spawn(
                 svc,
@@ -307,12 +332,27 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
             ],
             "deteriorating_beds": demo.deteriorating,
             "alerted_beds": view.clinical_alerted_beds(),
+            "stable_alerted_beds": sorted(
+                set(view.clinical_alerted_beds()) - set(demo.deteriorating)
+            ),
+            "probe_off_bed": demo.probe_off_bed,
+            "probe_off_alert_held": _held(view.events, demo.probe_off_bed),
             "duration_s": round(time.monotonic() - t0, 1),
             "workdir": str(workdir),
         }
     if own_dir and summary["lost"] == 0:
         shutil.rmtree(workdir, ignore_errors=True)
     return summary
+
+
+def _held(events: Any, bed: str) -> bool:
+    """The probe-off bed's clinical alert stayed open, showing SpO2 as held, with
+    ``parameter_lost`` raised: a missing item never lowers an alert."""
+    evs = [e for e in list(events) if e.alert.bed_id == bed]
+    held = any(e.alert.condition == "pews" and "spo2" in e.alert.held for e in evs)
+    lost = any(e.alert.condition == "parameter_lost" and e.event.value == "raised" for e in evs)
+    resolved = any(e.alert.condition == "pews" and e.event.value == "resolved" for e in evs)
+    return held and lost and not resolved
 
 
 def _demo_params(stack: Stack) -> Any:

@@ -269,6 +269,7 @@ SERVICE_ROLES: dict[str, tuple[Acl, ...]] = {
         _sub("+/v1/gw/#"),
         _sub("+/v1/cmd/#"),
         _sub("+/v1/alerting/#"),
+        _sub("+/v1/tech/+/+/ingest"),  # ingest's seq_gap / outbox_reset findings
         _send("+/v1/alerting/#"),
         _send("+/v1/dlq/#"),
         _send("+/v1/tech/#"),

@@ -43,6 +43,9 @@ class UnitContext(_Context):
 
     site: Ident
     unit: Ident
+    #: the unit's IANA time zone (ages change at local midnight); None: UTC, or the alert
+    #: rules file's ``time_zone``
+    time_zone: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$")] | None = None
     scoring_system: str = "bedside_pews"
     generation: Generation = Generation.REAL
     gateways: list[GatewayContext]

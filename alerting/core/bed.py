@@ -307,7 +307,7 @@ class Bed:
             ox: dict[str, object] = {"device": dev.value}
             for k in ("flow_lpm", "fio2_pct"):
                 p = parts.get(f"oxygen.{k}")
-                if p is not None and dev.value != "room_air":
+                if p is not None and p.at >= dev.at:  # charted with (or after) the device
                     ox[k] = p.value
             cur["oxygen"] = Reading("oxygen", ox, dev.at, dev.source, dev.device_id)
         system = self.info.system
@@ -589,11 +589,11 @@ class Bed:
             self.episodes[cond] = ep
             return [ep._effect(AlertEventType.RAISED, now)]
         if on:
-            return ep.condition_on(now) + ep.show(now, message=message)
-        out = ep.condition_off(now, message)
-        if ep.state is AlertState.RESOLVED:
+            return [*ep.condition_on(now), *ep.show(now, message=message)]
+        out: list[Effect] = list(ep.condition_off(now, message))
+        if ep.closed:
             self._close(cond)
-        return list(out)
+        return out
 
     def _no_data(self, now: datetime) -> list[Effect]:
         since = self.last_data_at or self.started_at
@@ -699,7 +699,7 @@ class Bed:
             else:
                 refused.append(f"unknown command {action!r}")
                 break
-            if ep.state is AlertState.RESOLVED:
+            if ep.closed:
                 self._close(cond)
         self._set_due(now)
         return out, refused
@@ -813,7 +813,9 @@ class Bed:
         bed.below_max = snap["below_max"]
         bed.episodes = {e.condition: e for e in map(Episode.from_dict, snap["episodes"])}
         bed.device_offset_s = dict(snap["device_offset_s"])
-        bed.device_last_at = {k: datetime.fromisoformat(v) for k, v in snap["device_last_at"].items()}
+        bed.device_last_at = {
+            k: datetime.fromisoformat(v) for k, v in snap["device_last_at"].items()
+        }
         bed.paused = snap["paused"]
         bed.disagreeing = snap["disagreeing"]
         bed.counters = dict(snap["counters"])

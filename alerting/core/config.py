@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from wardwire.models import Priority
 
-__all__ = ["RulesError", "TECHNICAL", "UnitRules", "default_rules", "load_rules", "rules_from"]
+__all__ = ["TECHNICAL", "RulesError", "UnitRules", "default_rules", "load_rules", "rules_from"]
 
 Seconds = Annotated[float, Field(ge=0, le=7 * 86400)]
 Positive = Annotated[float, Field(gt=0, le=7 * 86400)]
@@ -74,7 +74,7 @@ class Artefact(_Section):
     confirm_s: Positive = 120
     hr_pr_disagreement: Annotated[float, Field(gt=0, le=1)] = 0.10
     jump: dict[str, Annotated[float, Field(gt=0)]] = Field(
-        default_factory=lambda: {"hr_bpm": 50, "pr_bpm": 50, "rr_bpm": 40, "spo2_pct": 15}
+        default_factory=lambda: {"hr_bpm": 50.0, "pr_bpm": 50.0, "rr_bpm": 40.0, "spo2_pct": 15.0}
     )
     jump_within_s: Seconds = 10
 

@@ -106,6 +106,10 @@ class Episode:
         self.updated_at = self.updated_at or self.raised_at
         self.last_notified = self.last_notified or self.raised_at
 
+    @property
+    def closed(self) -> bool:
+        return self.state is AlertState.RESOLVED
+
     # -- the wire view -------------------------------------------------------------------------
     def alert(self, state: AlertState | None = None) -> Alert:
         return Alert(
@@ -195,7 +199,8 @@ class Episode:
         return self.resolve(now, reason)
 
     def resolve(self, now: datetime, reason: str) -> list[AlertEffect]:
-        self.state, self.condition_present, self.resolved_reason = AlertState.RESOLVED, False, reason
+        self.state, self.condition_present = AlertState.RESOLVED, False
+        self.resolved_reason = reason
         return [self._effect(AlertEventType.RESOLVED, now)]
 
     # -- people --------------------------------------------------------------------------------

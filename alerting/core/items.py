@@ -21,9 +21,9 @@ from wardwire.params import BY_CODE
 __all__ = [
     "CONTINUOUS",
     "ITEM_INPUTS",
+    "SPOT",
     "Kind",
     "Reading",
-    "SPOT",
     "from_observation",
     "kind_of",
 ]

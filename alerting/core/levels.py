@@ -62,7 +62,9 @@ class Level:
     priority: Priority | None  # None: below every alarm priority
 
 
-def priority_of_level(system: str, word: str, table: Mapping[str, Any] | None = None) -> Priority | None:
+def priority_of_level(
+    system: str, word: str, table: Mapping[str, Any] | None = None
+) -> Priority | None:
     """The IEC priority a level maps to (``None``: no alarm)."""
     rule = (table or load_priorities())[system]
     if rule["by"] in ("total", "flags"):

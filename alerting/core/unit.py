@@ -17,7 +17,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from alerting.core.bed import Bed, BedInfo, Effect, Env, Scorer, ScoreEffect
+from alerting.core.bed import Bed, BedInfo, Effect, Env, ScoreEffect, Scorer
 from alerting.core.config import UnitRules
 from alerting.core.episode import AlertEffect
 from alerting.core.items import NUMERIC_KEYS, Reading

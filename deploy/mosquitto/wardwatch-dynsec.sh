@@ -59,6 +59,7 @@ roles)
         subscribePattern "$ROOT/gw/#" \
         subscribePattern "$ROOT/cmd/#" \
         subscribePattern "$ROOT/alerting/#" \
+        subscribePattern "$ROOT/tech/+/+/ingest" \
         publishClientSend "$ROOT/alerting/#" \
         publishClientSend "$ROOT/dlq/#" \
         publishClientSend "$ROOT/tech/#"

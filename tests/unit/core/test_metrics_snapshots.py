@@ -81,19 +81,21 @@ def alerting_idle() -> str:
 def alerting_busy() -> str:
     svc = alerting_service()
     svc.ready.set()
-    svc.bed_faults.update({"ZeroDivisionError": 2, "KeyError": 1})
-    (svc.future_values, svc.scores_published, svc.ignored) = (4, 17, 5)
+    b1, b2 = svc.engine.beds["b1"], svc.engine.beds["b2"]
+    b1.counters.update({"cannot_score": 3, "future": 4, "artefact": 2, "unconfirmed": 1})
+    b2.counters.update({"hr_pr_disagree": 1})
+    (svc.scores_published, svc.ignored, svc.commands_refused) = (17, 5, 1)
     svc.dead_letters.update({"schema": 3, "fault": 1})
     svc.boundary.faults.update({"RuntimeError": 1})
 
     def rec(kind: AlertKind, priority: Priority) -> SimpleNamespace:
-        return SimpleNamespace(alert=SimpleNamespace(alert_kind=kind, priority=priority))
+        return SimpleNamespace(kind=kind, priority=priority)
 
-    svc.beds["b1"].alerts.update({
-        "pews": rec(AlertKind.CLINICAL, Priority.HIGH),
-        "stale": rec(AlertKind.TECHNICAL, Priority.LOW),
+    b1.episodes.update({
+        "pews": rec(AlertKind.CLINICAL, Priority.HIGH),  # type: ignore[dict-item]
+        "stale": rec(AlertKind.TECHNICAL, Priority.LOW),  # type: ignore[dict-item]
     })
-    svc.beds["b2"].alerts.update({"pews": rec(AlertKind.CLINICAL, Priority.HIGH)})
+    b2.episodes.update({"pews": rec(AlertKind.CLINICAL, Priority.HIGH)})  # type: ignore[dict-item]
     return svc.metrics_text()
 
 

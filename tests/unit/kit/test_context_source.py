@@ -52,7 +52,7 @@ def test_one_device_index_for_every_service() -> None:
 def test_alerting_policy_in_a_ward_file_is_refused_with_where_it_went(tmp_path: Path) -> None:
     path = tmp_path / "ward.toml"
     path.write_text(dump_ward_file(UNIT) + "\n[alerting]\nonset_s = 5\n", encoding="utf-8")
-    with pytest.raises(UnitContextError, match=r"\[alerting\].*--policy"):
+    with pytest.raises(UnitContextError, match=r"\[alerting\].*--rules"):
         load_ward_file(path)
 
 

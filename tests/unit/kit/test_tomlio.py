@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerting.policy import AlertPolicy, PolicyError, load_policy
+from alerting.core.config import RulesError, UnitRules, default_rules, load_rules
 from edge_agent.config import (
     BrokerSection,
     DeviceSection,
@@ -46,15 +46,13 @@ def test_none_is_left_out() -> None:
     assert dumps({"a": None, "b": {"c": None, "d": 1}}) == "[b]\nd = 1\n"
 
 
-def test_policy_file_defaults_and_errors(tmp_path: Path) -> None:
-    assert load_policy(None) == AlertPolicy()
-    p = tmp_path / "policy.toml"
-    p.write_text(dump_model(AlertPolicy(onset_s=5, escalate_after_s=60)), encoding="utf-8")
-    pol = load_policy(p)
-    assert (pol.onset_s, pol.escalate_after_s, pol.clear_s) == (5, 60, 30)
-    assert pol.rule_config("bedside_pews").onset_s == 5
-    assert pol.lifecycle().escalate_after_s == 60
-    p.write_text("onset_s = -1\nthreshold = 7\n", encoding="utf-8")
-    with pytest.raises(PolicyError) as ei:
-        load_policy(p)
-    assert "onset_s" in str(ei.value) and "threshold" in str(ei.value)
+def test_unit_rules_file_defaults_round_trip_and_errors(tmp_path: Path) -> None:
+    assert load_rules(None) == default_rules() == UnitRules()
+    p = tmp_path / "rules.toml"
+    p.write_text(dump_model(UnitRules.model_validate({"onset": {"high_s": 5}})), encoding="utf-8")
+    rules = load_rules(p)
+    assert (rules.onset.high_s, rules.onset.medium_s) == (5, 240)
+    p.write_text("threshold = 7\n[onset]\nhigh_s = -1\n", encoding="utf-8")
+    with pytest.raises(RulesError) as ei:
+        load_rules(p)
+    assert "onset.high_s" in str(ei.value) and "threshold" in str(ei.value)
