@@ -152,7 +152,11 @@ class UnitRules(_Section):
             raise ValueError(f"technical: unknown technical alert(s) {sorted(unknown)}")
         merged = {**_default_technical(), **self.technical}
         object.__setattr__(self, "technical", merged)
-        merged_r = {**_default_reassessment(), **self.reassessment}
+        defaults_r = _default_reassessment()
+        merged_r = {  # per level: a unit's row keeps the levels it does not set
+            system: {**defaults_r.get(system, {}), **row}
+            for system, row in {**defaults_r, **self.reassessment}.items()
+        }
         if "default" not in merged_r:
             raise ValueError("reassessment: a default row is required")
         object.__setattr__(self, "reassessment", merged_r)
