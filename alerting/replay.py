@@ -334,6 +334,7 @@ class Replay:
         return self._out(effects)
 
     def _deadlines(self, t: datetime) -> list[Any]:
+        """Every engine deadline at or before ``t``, each at its own time."""
         eng = self.engine
         effects: list[Any] = []
         while (d := eng.next_deadline()) is not None and d <= t:
