@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from alerting.core.levels import LEVELS
 from wardwire.models import Priority
 
 __all__ = ["TECHNICAL", "RulesError", "UnitRules", "default_rules", "load_rules", "rules_from"]
@@ -152,6 +153,20 @@ class UnitRules(_Section):
             raise ValueError(f"technical: unknown technical alert(s) {sorted(unknown)}")
         merged = {**_default_technical(), **self.technical}
         object.__setattr__(self, "technical", merged)
+        for system, row in self.reassessment.items():
+            words = (
+                LEVELS.get(system)
+                if system != "default"
+                else tuple({w for ws in LEVELS.values() for w in ws})
+            )
+            if words is None:
+                raise ValueError(f"reassessment: unknown system {system!r}")
+            bad_words = set(row) - set(words)
+            if bad_words:
+                raise ValueError(
+                    f"reassessment.{system}: unknown level(s) {sorted(bad_words)} "
+                    f"(levels: {', '.join(words) if system != 'default' else 'any system level'})"
+                )
         defaults_r = _default_reassessment()
         merged_r = {  # per level: a unit's row keeps the levels it does not set
             system: {**defaults_r.get(system, {}), **row}
