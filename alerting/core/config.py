@@ -71,12 +71,14 @@ class Clear(_Section):
     clear_s: Seconds = 300
 
 
+def _default_jump() -> dict[str, float]:
+    return {"hr_bpm": 50.0, "pr_bpm": 50.0, "rr_bpm": 40.0, "spo2_pct": 15.0}
+
+
 class Artefact(_Section):
     confirm_s: Positive = 120
     hr_pr_disagreement: Annotated[float, Field(gt=0, le=1)] = 0.10
-    jump: dict[str, Annotated[float, Field(gt=0)]] = Field(
-        default_factory=lambda: {"hr_bpm": 50.0, "pr_bpm": 50.0, "rr_bpm": 40.0, "spo2_pct": 15.0}
-    )
+    jump: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=_default_jump)
     jump_within_s: Seconds = 10
 
     @model_validator(mode="after")
@@ -84,6 +86,8 @@ class Artefact(_Section):
         bad = set(self.jump) - {"hr_bpm", "pr_bpm", "rr_bpm", "spo2_pct", "sbp_mmhg", "temp_c"}
         if bad:
             raise ValueError(f"jump: no jump limit for {sorted(bad)} (continuous items only)")
+        # a unit's jump table keeps the limits it does not set
+        object.__setattr__(self, "jump", {**_default_jump(), **self.jump})
         return self
 
 
