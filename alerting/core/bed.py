@@ -185,37 +185,42 @@ class Bed:
             return None, out
         rules = self.env.rules
         dev = r.device_id
-        if r.source is Source.MEASURED and dev is not None:
-            off = self.device_offset_s.get(dev, 0.0)
-            last = self.device_last_at.get(dev)
-            at = r.at + timedelta(seconds=off)
-            if _secs(r.at, now) > rules.freshness.max_ahead_s and off == 0.0:
-                self._count("future")
+        ahead = rules.freshness.max_ahead_s
+        if _secs(r.at, now) > ahead:
+            # a value from the future would stay "newest" until its time came and freeze the
+            # key (older readings never overwrite): never taken, whoever sent it
+            self._count("future")
+            if dev is not None:
                 out += self._tech(
                     "clock_skew", True, now,
                     f"{dev}: values stamped {_secs(r.at, now):.0f} s ahead: not scored",
                     device=dev,
                 )
-                return None, out
-            if last is not None and _secs(last, at) > rules.freshness.max_ahead_s:
+            return None, out
+        if r.source is Source.MEASURED and dev is not None:
+            # ``device_last_at`` is the device's own clock (raw), ``device_offset_s`` what we add
+            # to it to put its readings on the engine's time line after it stepped back.
+            off = self.device_offset_s.get(dev, 0.0)
+            last = self.device_last_at.get(dev)
+            if last is not None and _secs(last, r.at) > ahead:
                 # the device's clock stepped back: put its readings on our time line
                 off = _secs(now, r.at)
                 self.device_offset_s[dev] = off
-                at = now
                 self._count("clock_step")
                 out += self._tech(
                     "clock_skew", True, now,
                     f"{dev}: clock stepped back {_secs(last, r.at):.0f} s; re-timed on arrival",
                     device=dev,
                 )
-            elif off != 0.0 and abs(_secs(r.at, now)) <= rules.freshness.max_ahead_s:
-                self.device_offset_s.pop(dev, None)  # the device's clock is right again
-                at = r.at
+            elif off != 0.0 and abs(_secs(r.at, now)) <= ahead:
+                off = 0.0  # the device's clock is right again
+                self.device_offset_s.pop(dev, None)
                 out += self._tech("clock_skew", False, now, "clock right again", device=dev)
-            elif off == 0.0 and f"clock_skew:{dev}" in self.episodes and _secs(r.at, now) <= 0:
+            elif off == 0.0 and f"clock_skew:{dev}" in self.episodes:
                 out += self._tech("clock_skew", False, now, "clock right again", device=dev)
-            self.device_last_at[dev] = max(at, self.device_last_at.get(dev, at))
-            if at != r.at:
+            self.device_last_at[dev] = r.at
+            if off != 0.0:
+                at = min(r.at + timedelta(seconds=off), now)
                 r = Reading(r.key, r.value, at, r.source, r.device_id, r.quality, r.retimed)
         if r.value is not None and r.source is Source.MEASURED and isinstance(r.value, float | int):
             lim = self.env.artefact_limits.get(r.key)

@@ -446,15 +446,15 @@ def run_fuzz(
         ok = any_score and scores.wait_for(moved, timeout=10)
 
         def why_not() -> str:
-            rules = alerting.beds["b1"].rules  # read for the message only (no lock: it may be
-            vals = {
-                k: (v.value, v.measured_at.isoformat())  # held by a dead thread)
-                for k, v in dict(rules.values).items()
+            bed = alerting.engine.beds["b1"]  # read for the message only (no lock: it may be
+            vals = {  # held by a dead thread)
+                k: (r.value, r.at.isoformat()) for k, r in dict(bed.readings).items()
             }
-            dead = {k: v.isoformat() for k, v in dict(rules.invalid_since).items()}
+            dead = {k: v.isoformat() for k, v in dict(bed.gone_at).items()}
             return (
                 f"b1's score never used the post-fuzz HR/RR/SPO2 measured {post_t.isoformat()}"
-                f"; alerting's latest values for b1: {vals}; invalid since: {dead}"
+                f"; alerting's latest values for b1: {vals}; missing since: {dead}; "
+                f"pending: {dict(bed.pending)}; clock offsets: {dict(bed.device_offset_s)}"
             )
 
         report.check("valid_batch_moves_score_after_fuzz", ok, why_not)
