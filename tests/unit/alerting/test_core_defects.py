@@ -576,3 +576,27 @@ def test_clearing_needs_a_complete_or_charted_score() -> None:
     res = d.clinical("b1", E.RESOLVED)
     assert res and charted_at + s(clear_s) <= res[0].at <= charted_at + s(clear_s + 10)
     assert "pews" not in d.open_conditions("b1")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["normal", True, float("nan"), float("inf"), 10**400, {"device": "HF"}, [185]],
+    ids=["text", "bool", "nan", "inf", "huge_int", "dict", "list"],
+)
+def test_one_bed_stops_the_whole_unit_non_numeric_device_value(value: object) -> None:
+    """A device value for a numeric key that is not a finite number is an artefact on its own
+    bed (hr missing), never an exception out of the engine (found by test_per_bed_isolation:
+    a measured hr_bpm "normal" hit an assert in the jump check; an int too large for a float
+    raised OverflowError in the artefact check)."""
+    d = Driver()
+    d.bed("ok1")
+    d.bed("bad")
+    for i in range(60):
+        t = T0 + s(5 * i)
+        d.send("ok1", t, HIGH8)
+        d.send("bad", t, {"hr_bpm": value, "pr_bpm": value, "rr_bpm": 65, "spo2_pct": 86})
+    d.until(T0 + s(900))
+    bad = d.scores("bad")[-1]
+    assert bad.result.items["hr"] is None and "hr" in bad.result.missing
+    assert d.clinical("ok1", E.RAISED)
+    assert not d.alerts("bad", "cannot_score")
