@@ -32,6 +32,7 @@ the engine calls ``on_time`` then.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
@@ -119,6 +120,17 @@ def _dt(s: str | None) -> datetime | None:
 
 def _secs(a: datetime, b: datetime) -> float:
     return (a - b).total_seconds()
+
+
+def _number(v: object) -> float | None:
+    """``v`` as a finite float, or ``None`` (not a number, a boolean, NaN, infinite, huge)."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
 
 
 @dataclass
@@ -222,9 +234,14 @@ class Bed:
             if off != 0.0:
                 at = min(r.at + timedelta(seconds=off), now)
                 r = Reading(r.key, r.value, at, r.source, r.device_id, r.quality, r.retimed)
-        if r.value is not None and r.source is Source.MEASURED and isinstance(r.value, float | int):
-            lim = self.env.artefact_limits.get(r.key)
-            if lim is not None and not lim[0] <= float(r.value) <= lim[1]:
+        lim = self.env.artefact_limits.get(r.key)
+        if r.value is not None and r.source is Source.MEASURED and (
+            lim is not None or r.key in CONTINUOUS
+        ):
+            # a device value for a numeric key that is not a finite number (text, a boolean,
+            # NaN, an int too large for a float) is an artefact like one out of the limits
+            v = _number(r.value)
+            if v is None or (lim is not None and not lim[0] <= v <= lim[1]):
                 self._count("artefact")
                 r = Reading(r.key, None, r.at, r.source, r.device_id, Quality.INVALID)
         return r, out
