@@ -21,6 +21,8 @@ line that declares a different system or age updates it (``age_days`` counts fro
 alert) and a command for a bed that has no input line yet are reported through ``warn`` and
 replay goes on.
 
+Blank lines are skipped (they keep their line numbers, and are not counted as lines).
+
 *Time.* ``t`` never decreases; equal times apply in file order. Before a line at ``t`` every
 engine deadline at or before ``t`` runs, each at its own time; after the last line no deadline
 runs (the recording ended there).
@@ -29,9 +31,11 @@ runs (the recording ended there).
 stays valid): not JSON, not an object, an unknown key (of the line or of ``inputs``), a missing
 or naive or out-of-range ``t`` (wire times lie in [2000, 2100) UTC), a ``t`` before the previous
 line's, a missing or invalid ``bed`` id, neither or both of ``inputs`` and ``command``, an
-unknown command, an unknown ``system``, a ``dob`` that is not an ISO date, an ``age_days`` that
-is not a finite non-negative number, both ``dob`` and ``age_days``, and a numeric input key
-(``hr_bpm`` ... ``temp_c``, the Brighton excess keys) whose value is not a JSON number or null.
+unknown command, a snooze without a number of ``minutes`` (or NaN), ``minutes`` / ``by`` on an
+input line or ``source`` on a command line, an unknown ``system``, a ``dob`` that is not an ISO
+date, an ``age_days`` that is not a finite non-negative number, both ``dob`` and ``age_days``,
+and a numeric input key (``hr_bpm`` ... ``temp_c``, the Brighton excess keys) whose value is
+not a JSON number or null.
 What the *scorer* refuses (an age outside the system's table, contradictory items, a value
 out of range) is not malformed: the engine raises ``cannot_score`` on that bed and goes on.
 Implausible device values are the engine's artefacts, not errors.
@@ -309,7 +313,12 @@ class Replay:
                     raise MalformedLine(
                         lineno, f"minutes: a snooze needs a number, got {_describe(minutes)}"
                     )
-                minutes = float(minutes)
+                try:
+                    minutes = float(minutes)
+                except OverflowError:
+                    minutes = math.inf
+                if math.isnan(minutes):  # the engine's bounds check would let NaN through
+                    raise MalformedLine(lineno, "minutes: a snooze needs a number, got NaN")
             elif "minutes" in rec:
                 raise MalformedLine(lineno, "minutes: only with snooze")
             by = rec.get("by", "replay")

@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +178,7 @@ def test_a_command_for_a_bed_without_input_is_skipped(tmp_path: Path) -> None:
         (line(20), "neither inputs nor command"),
         (line(20, command="silence"), "command"),
         (line(20, command="snooze"), "minutes"),
+        (line(20, command="snooze", minutes=float("nan")), "NaN"),
         (line(20, inputs=HIGH, command="ack"), "not both"),
         (line(20, inputs=HIGH, age_days=True), "age_days"),
         (line(20, inputs=HIGH, age_days=-1), "age_days"),
@@ -337,3 +338,15 @@ def test_a_config_file_changes_the_onset(tmp_path: Path) -> None:
 
     default, immediate = raised_at(), raised_at("--config", str(rules))
     assert immediate == ts(0) and immediate < default
+
+
+def test_times_with_an_offset_are_normalised_to_utc(tmp_path: Path) -> None:
+    lines = sustained()
+    shifted = []
+    for x in lines:
+        d = json.loads(x)
+        t = datetime.fromisoformat(d["t"]).astimezone(timezone(timedelta(hours=2)))
+        shifted.append(json.dumps({**d, "t": t.isoformat()}))
+    a, b = run(write(tmp_path, lines, "a.jsonl")), run(write(tmp_path, shifted, "b.jsonl"))
+    assert a.exit_code == b.exit_code == 0, b.output
+    assert "+02:00" in shifted[0] and a.stdout_bytes == b.stdout_bytes
