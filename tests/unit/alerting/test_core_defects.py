@@ -600,3 +600,20 @@ def test_one_bed_stops_the_whole_unit_non_numeric_device_value(value: object) ->
     assert bad.result.items["hr"] is None and "hr" in bad.result.missing
     assert d.clinical("ok1", E.RAISED)
     assert not d.alerts("bad", "cannot_score")
+
+
+@pytest.mark.parametrize("how", ["questionable", "abrupt_jump"])
+def test_duplicate_delivery_does_not_confirm_a_questionable_value(how: str) -> None:
+    """A questionable (or abrupt) device value waits for a *second* reading to confirm it; the
+    same reading delivered twice (an at-least-once redelivery) is not that second reading
+    (found by test_duplicate_delivery_changes_no_alert_decision)."""
+    d = Driver()
+    d.bed("b1")
+    t = d.stream("b1", T0, 60, NORMAL)  # HR 100, every 5 s
+    quality = Quality.QUESTIONABLE if how == "questionable" else Quality.VALID
+    for _ in range(2):
+        d.send("b1", t, {"hr_bpm": 185}, quality=quality)  # +85 bpm within 5 s
+    assert d.scores("b1")[-1].result.items["hr"] == 0  # still the confirmed HR 100
+    # a real second reading confirms it
+    d.send("b1", t + s(5), {"hr_bpm": 186})
+    assert d.scores("b1")[-1].result.items["hr"] == 4
