@@ -249,6 +249,8 @@ class Bed:
     def _store(self, r: Reading, now: datetime) -> bool:
         """Take a screened reading; True when it became the key's current value."""
         cur = self.readings.get(r.key)
+        if r == cur or r == self.pending.get(r.key):
+            return False  # the same reading again (a redelivery): no new evidence
         if cur is not None and cur.at > r.at:
             return False  # older than what we have
         gone = self.gone_at.get(r.key)
