@@ -116,8 +116,10 @@ class AlertingService:
             tz=ZoneInfo(zone) if zone else None,
         )
         now = self.clock()
+        #: what the beds say at start (no_dob, ...), published once connected
+        self._initial: list[Effect] = []
         for info in bed_infos(ward):
-            self.engine.set_bed(info, now)  # nothing to publish yet: not connected
+            self._initial += self.engine.set_bed(info, now)
         self.stop_event = threading.Event()
         self._lock = threading.RLock()
         self.ack_topic = topics.ack_commands(ward.site, ward.unit, root=root)
@@ -421,6 +423,9 @@ class AlertingService:
             server = serve(self.metrics_registry, metrics_port)
         self.mqtt.start()
         self.liveness.add("mqtt", self.mqtt.alive)
+        with self._lock:
+            initial, self._initial = self._initial, []
+            self._publish(initial)
         try:
             while not self.stop_event.wait(self.tick_s):
                 self.liveness.raise_if_dead()

@@ -157,6 +157,8 @@ class Bed:
     counters: dict[str, int] = field(default_factory=dict)
     due: datetime | None = None
     last_eval: datetime | None = None
+    #: input key -> since when it is held for the open alert (parameter_lost after a while)
+    held_since: dict[str, datetime] = field(default_factory=dict)
 
     # -- readings --------------------------------------------------------------------------
     def take(self, readings: list[Reading], now: datetime) -> list[Effect]:
@@ -390,17 +392,27 @@ class Bed:
         self._segment(now, lv.rank)
         if weight and lv.rank > 0:
             self.arrivals.append((now, lv.rank, weight))
-        out.append(
-            ScoreEffect(
-                self.info.bed_id, now, result, lv, tuple(held),
-                "charted" if charted else "provisional", tuple(used),
+        if used:  # a score of nothing is no score: never published as a total of 0
+            out.append(
+                ScoreEffect(
+                    self.info.bed_id, now, result, lv, tuple(held),
+                    "charted" if charted else "provisional", tuple(used),
+                )
             )
-        )
         out += self._clinical(now, result, lv, held, charted)
-        out += self._tech(
-            "parameter_lost", bool(held), now,
-            f"lost, held at the last value for the open alert: {', '.join(held)}",
+        for k in [k for k in self.held_since if k not in held]:
+            del self.held_since[k]
+        for k in held:
+            self.held_since.setdefault(k, now)
+        lost = sorted(
+            k for k, t in self.held_since.items()
+            if _secs(now, t) >= self.env.rules.freshness.lost_after_s
         )
+        if lost or not held:
+            out += self._tech(
+                "parameter_lost", bool(lost), now,
+                f"lost, held at the last value for the open alert: {', '.join(lost)}",
+            )
         out += self._stale(now)
         self._set_due(now)
         return out
@@ -713,7 +725,7 @@ class Bed:
                 out += ep.acknowledge(now, by, reassess, command_id)
             elif action == "snooze":
                 longest = rules.snooze.longest_min(ep.priority)
-                if minutes is None or minutes <= 0 or minutes > longest:
+                if minutes is None or not 0 < minutes <= longest:  # NaN fails this too
                     refused.append(
                         f"{ep.alert_id}: snooze of {minutes} min refused for a "
                         f"{ep.priority.value} alert (at most {longest:g} min)"
@@ -762,6 +774,8 @@ class Bed:
                 break
         if self.below_since is not None:
             cands.append(self.below_since + timedelta(seconds=self.env.rules.clear.clear_s))
+        for t in self.held_since.values():
+            cands.append(t + timedelta(seconds=self.env.rules.freshness.lost_after_s))
         esc = self.env.rules.escalation
         for e in self.episodes.values():
             d2 = e.due(esc.after(e.priority))
@@ -807,6 +821,7 @@ class Bed:
             "disagreeing": self.disagreeing,
             "counters": dict(self.counters),
             "due": _iso(self.due),
+            "held_since": {k: v.isoformat() for k, v in self.held_since.items()},
             "last_eval": _iso(self.last_eval),
         }
 
@@ -844,5 +859,8 @@ class Bed:
         bed.disagreeing = snap["disagreeing"]
         bed.counters = dict(snap["counters"])
         bed.due = _dt(snap["due"])
+        bed.held_since = {
+            k: datetime.fromisoformat(v) for k, v in snap.get("held_since", {}).items()
+        }
         bed.last_eval = _dt(snap["last_eval"])
         return bed

@@ -54,6 +54,9 @@ class Freshness(_Section):
     charted_s: Positive = 4.5 * 3600
     no_data_s: Positive = 180
     max_ahead_s: Seconds = 60
+    #: an item held this long for an open alert raises parameter_lost (one missed reading
+    #: is held at once, but is not worth a technical alarm)
+    lost_after_s: Seconds = 60
 
 
 class Onset(_Section):
@@ -94,7 +97,8 @@ class Artefact(_Section):
 class Escalation(_Section):
     high_s: Positive = 60
     medium_s: Positive = 180
-    low_s: Positive = 600
+    #: 0: never (a LOW alert is for awareness: IEC 60601-1-8 asks no response of it)
+    low_s: Seconds = 0
 
     def after(self, p: Priority) -> float:
         return {Priority.HIGH: self.high_s, Priority.MEDIUM: self.medium_s}.get(p, self.low_s)

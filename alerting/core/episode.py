@@ -129,7 +129,7 @@ class Episode:
             score_total=self.total,
             rule=self.rule,
             device_id=self.device_id,
-            level=self.level,
+            level=self.level if self.kind is AlertKind.CLINICAL else None,
             complete=self.complete,
             missing=list(self.missing),
             held=list(self.held),
@@ -237,6 +237,8 @@ class Episode:
     def due(self, escalate_s: float) -> datetime | None:
         if self.state is AlertState.ACTIVE:
             assert self.last_notified is not None
+            if escalate_s <= 0:
+                return None  # this priority never escalates (LOW: awareness only)
             return self.last_notified + timedelta(seconds=escalate_s)
         if self.state is AlertState.ACKNOWLEDGED:
             return self.reassess_by if self.condition_present else None

@@ -79,7 +79,7 @@ def stale_parameter(eng: UnitEngine) -> list[AlertEffect]:
 
 
 def parameter_lost(eng: UnitEngine) -> list[AlertEffect]:
-    return run(eng, 300, hr=185, rr=65, spo2=86) + run_from(eng, 300, 360, spo2=None)
+    return run(eng, 300, hr=185, rr=65, spo2=86) + run_from(eng, 300, 400, spo2=None)
 
 
 def run_from(eng: UnitEngine, start: int, end: int, **kw: float | None) -> list[AlertEffect]:

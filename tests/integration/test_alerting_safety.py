@@ -1,0 +1,172 @@
+"""The alert engine's safety rules on a real broker: a probe coming off never lowers or resolves
+an alert, device problems are per device, ingest's findings reach the nurses, a child without a
+date of birth is never silently unscored."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import pytest
+
+from alerting.service import AlertingService
+from tests.helpers.alerting import alerting_service, instant_rules
+from tests.helpers.mqtt import Collector, collector
+from tests.integration.test_ingest import Publisher
+from wardwatch.devstack import Stack
+from wardwire import topics
+from wardwire.context import BedContext, GatewayContext, UnitContext
+from wardwire.models import (
+    AckCommand,
+    DeviceState,
+    DeviceStatus,
+    Generation,
+    Observation,
+    ObservationBatch,
+    Quality,
+    TechnicalEvent,
+)
+
+pytestmark = pytest.mark.integration
+
+WARD = UnitContext(
+    site="s1",
+    unit="u1",
+    scoring_system="bedside_pews",
+    generation=Generation.TEST,
+    gateways=[GatewayContext(id="gw1")],
+    beds=[
+        # a monitor (HR, RR) and an oximeter (SpO2) on one child
+        BedContext(id="b1", patient="P-abcd", dob=date(2023, 1, 1), gateway="gw1",
+                   devices=["mon1", "ox1"]),
+        # a child admitted without a date of birth
+        BedContext(id="b2", patient="P-efgh", gateway="gw1", devices=["mon2"]),
+    ],
+)
+UNITS = {"HR": "/min", "RR": "/min", "SPO2": "%"}
+
+
+@dataclass
+class Rig:
+    root: str
+    svc: AlertingService
+    pub: Publisher
+    events: Collector
+    seq: int = 0
+
+    def send(self, dev: str, values: dict[str, float | None],
+             **more: dict[str, float | None]) -> None:
+        """Values from devices of gw1 in one batch, now (``more``: other devices' values);
+        ``None``: the device flags the value invalid (probe off)."""
+        now = datetime.now(UTC)
+        obs = [
+            Observation(device_id=d, code=c, value=0.0 if v is None else v, unit=UNITS[c],
+                        measured_at=now, received_at=now,
+                        quality=Quality.INVALID if v is None else Quality.VALID,
+                        quality_reason="probe off" if v is None else None)
+            for d, vals in {dev: values, **more}.items()
+            for c, v in vals.items()
+        ]
+        b = ObservationBatch(gateway_id="gw1", seq=self.seq, sent_at=now,
+                             generation=Generation.TEST, observations=obs)
+        self.seq += 1
+        self.pub.publish(topics.gateway_obs("s1", "u1", "gw1", root=self.root),
+                         b.model_dump_json().encode())
+
+    def device(self, dev: str, state: DeviceState) -> None:
+        st = DeviceStatus(gateway_id="gw1", device_id=dev, state=state, at=datetime.now(UTC))
+        self.pub.publish(topics.device_status("s1", "u1", "gw1", dev, root=self.root),
+                         st.model_dump_json().encode())
+
+    def all(self) -> list[dict]:
+        with self.events.cond:
+            return [json.loads(p) for _, p in self.events.messages]
+
+    def event(self, kind: str, condition: str, bed: str = "b1", n: int = 1) -> dict:
+        def found() -> list[dict]:
+            return [e for e in self.all() if e["event"] == kind
+                    and e["alert"]["condition"] == condition and e["alert"]["bed_id"] == bed]
+
+        assert self.events.wait_for(lambda _m: len(found()) >= n, 20), [
+            (e["event"], e["alert"]["condition"], e["alert"]["bed_id"]) for e in self.all()
+        ]
+        return found()[n - 1]
+
+
+@pytest.fixture
+def rig(stack: Stack) -> Iterator[Rig]:
+    root = f"s{uuid.uuid4().hex[:8]}/v1"
+    # no onset delay, a generous freshness so a slow CI machine never makes values stale, and
+    # parameter_lost as soon as an item is held
+    rules = instant_rules(freshness={"continuous_s": 600, "no_data_s": 600, "lost_after_s": 0})
+    svc = alerting_service(stack.broker, WARD, root, rules=rules)
+    events = collector(stack.broker, "admin", [topics.alert_events("s1", "u1", root=root)])
+    t = threading.Thread(target=svc.run, daemon=True)
+    t.start()
+    assert svc.ready.wait(10), "alerting did not subscribe"
+    pub = Publisher(stack.broker)
+    yield Rig(root, svc, pub, events)
+    svc.stop()
+    t.join(10)
+    pub.close()
+    events.close()
+
+
+def test_a_probe_coming_off_holds_the_acknowledged_alert(rig: Rig) -> None:
+    """Issue 12, defect 1 on the wire: HR 185, RR 65, SpO2 86 on a 3-year-old is Bedside PEWS
+    8 (HIGH); acknowledged; the oximeter's probe comes off. The total must not drop, the alert
+    must not resolve, SpO2 is shown as held and parameter_lost is raised."""
+    rig.send("mon1", {"HR": 185, "RR": 65}, ox1={"SPO2": 86})
+    raised = rig.event("raised", "pews")
+    assert (raised["alert"]["priority"], raised["alert"]["score_total"]) == ("high", 8)
+    ack = AckCommand(command_id="c-1", alert_id=raised["alert"]["alert_id"], by="nurse-3",
+                     at=datetime.now(UTC))
+    rig.pub.publish(topics.ack_commands("s1", "u1", root=rig.root), ack.model_dump_json().encode())
+    rig.event("acknowledged", "pews")
+    rig.device("ox1", DeviceState.NO_SIGNAL)
+    rig.send("ox1", {"SPO2": None})
+    rig.send("mon1", {"HR": 185, "RR": 65})
+    lost = rig.event("raised", "parameter_lost")
+    assert "spo2_pct" in lost["alert"]["message"]
+    held = [e for e in rig.all() if e["alert"]["condition"] == "pews" and e["alert"]["held"]]
+    assert held and held[-1]["alert"]["score_total"] == 8
+    assert held[-1]["alert"]["state"] == "acknowledged" and held[-1]["alert"]["held"] == ["spo2"]
+    rig.event("raised", "no_signal:ox1")
+    # The monitor being fine says nothing about the oximeter.
+    rig.device("mon1", DeviceState.CONNECTED)
+    rig.send("mon1", {"HR": 185, "RR": 65})
+    rig.event("updated", "pews", n=1)
+    states = {(e["event"], e["alert"]["condition"]) for e in rig.all()}
+    assert ("resolved", "pews") not in states
+    assert ("resolved", "no_signal:ox1") not in states
+    bed = rig.svc.engine.beds["b1"]
+    assert {"pews", "parameter_lost", "no_signal:ox1"} <= set(bed.episodes)
+
+
+def test_ingest_seq_gap_reaches_the_beds_of_its_gateway(rig: Rig) -> None:
+    ev = TechnicalEvent(service="ingest", event="seq_gap", gateway_id="gw1",
+                        at=datetime.now(UTC), detail="3 batches missing (seq 7..9)", count=3)
+    rig.pub.publish(topics.technical("s1", "u1", "ingest", root=rig.root),
+                    ev.model_dump_json().encode())
+    gap = rig.event("raised", "seq_gap", bed="b1")
+    assert gap["alert"]["alert_kind"] == "technical" and "seq 7..9" in gap["alert"]["message"]
+    rig.event("raised", "seq_gap", bed="b2")
+    # it already happened: it stays until a nurse (or biomed) acknowledges it
+    ack = AckCommand(command_id="c-2", alert_id=gap["alert"]["alert_id"], by="biomed-1",
+                     at=datetime.now(UTC))
+    rig.pub.publish(topics.ack_commands("s1", "u1", root=rig.root), ack.model_dump_json().encode())
+    rig.event("resolved", "seq_gap", bed="b1")
+
+
+def test_a_child_without_a_date_of_birth_is_announced_not_silently_unscored(rig: Rig) -> None:
+    raised = rig.event("raised", "no_dob", bed="b2")
+    assert raised["alert"]["priority"] == "medium"
+    rig.send("mon2", {"HR": 185, "RR": 65})  # never scored against a guessed age
+    rig.send("mon1", {"HR": 100, "RR": 30})
+    rig.event("raised", "no_dob", bed="b2")
+    assert not [e for e in rig.all() if e["alert"]["bed_id"] == "b2"
+                and e["alert"]["alert_kind"] == "clinical"]
