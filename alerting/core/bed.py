@@ -177,7 +177,10 @@ class Bed:
                 if r2.source is Source.ENTERED:
                     charted = True
                 elif r2.key != "oxygen" and not r2.key.startswith("oxygen."):
-                    self.last_data_at = max(self.last_data_at or now, min(r2.at, now))
+                    t = min(r2.at, now)  # a backlog value counts from when it was measured
+                    self.last_data_at = t if self.last_data_at is None else max(
+                        self.last_data_at, t
+                    )
         if self.paused and self.last_data_at is not None and self.last_data_at >= now:
             self.paused = False
             out += self._tech("monitoring_paused", False, now, "data again")
@@ -212,10 +215,12 @@ class Bed:
                 )
             return None, out
         if r.source is Source.MEASURED and dev is not None:
-            # ``device_last_at`` is the device's own clock (raw), ``device_offset_s`` what we add
-            # to it to put its readings on the engine's time line after it stepped back.
+            # ``device_last_at`` is the device's own clock (raw) per device and key (an NIBP
+            # is stamped when the cuff measured, legitimately before the HR sent with it);
+            # ``device_offset_s`` is what we add to put the device's readings on the engine's
+            # time line after its clock stepped back.
             off = self.device_offset_s.get(dev, 0.0)
-            last = self.device_last_at.get(dev)
+            last = self.device_last_at.get(f"{dev}/{r.key}")
             if last is not None and _secs(last, r.at) > ahead:
                 # the device's clock stepped back: put its readings on our time line
                 off = _secs(now, r.at)
@@ -232,7 +237,7 @@ class Bed:
                 out += self._tech("clock_skew", False, now, "clock right again", device=dev)
             elif off == 0.0 and f"clock_skew:{dev}" in self.episodes:
                 out += self._tech("clock_skew", False, now, "clock right again", device=dev)
-            self.device_last_at[dev] = r.at
+            self.device_last_at[f"{dev}/{r.key}"] = r.at
             if off != 0.0:
                 at = min(r.at + timedelta(seconds=off), now)
                 r = Reading(r.key, r.value, at, r.source, r.device_id, r.quality, r.retimed)
