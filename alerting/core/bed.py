@@ -159,6 +159,8 @@ class Bed:
     last_eval: datetime | None = None
     #: input key -> since when it is held for the open alert (parameter_lost after a while)
     held_since: dict[str, datetime] = field(default_factory=dict)
+    #: input key -> until when its current reading is fresh (derived: kept with ``readings``)
+    expires: dict[str, datetime] = field(default_factory=dict)
 
     # -- readings --------------------------------------------------------------------------
     def take(self, readings: list[Reading], now: datetime) -> list[Effect]:
@@ -265,6 +267,7 @@ class Bed:
             return False
         if r.value is None:
             self.readings.pop(r.key, None)
+            self.expires.pop(r.key, None)
             self.pending.pop(r.key, None)
             self.gone_at[r.key] = r.at
             return True
@@ -273,9 +276,13 @@ class Bed:
             if self._needs_confirmation(r, cur):
                 return False
             if cur is not None and r.at > cur.at:
-                self.interval_s[r.key] = _secs(r.at, cur.at)
+                # the sampling interval, learnt slowly upwards: one gap in the data (a
+                # disconnection) must not stretch a 1 Hz device's freshness to the gap's length
+                gap, prev = _secs(r.at, cur.at), self.interval_s.get(r.key)
+                self.interval_s[r.key] = gap if prev is None else min(gap, 2 * prev)
             self.last_valid_at[r.key] = r.at
         self.readings[r.key] = r
+        self.expires[r.key] = r.at + timedelta(seconds=self._limit(r))
         return True
 
     def _needs_confirmation(self, r: Reading, cur: Reading | None) -> bool:
@@ -308,14 +315,17 @@ class Bed:
         f = self.env.rules.freshness
         kind = kind_of(r.key, r.source)
         if kind is Kind.CONTINUOUS:
-            return max(f.continuous_s, f.interval_factor * self.interval_s.get(r.key, 0.0))
+            return self._stale_after(r.key)
         return f.spot_s if kind is Kind.SPOT else f.charted_s
 
-    def _fresh(self, r: Reading, now: datetime) -> bool:
-        return _secs(now, r.at) <= self._limit(r)
+    def _stale_after(self, key: str) -> float:
+        """How long a continuous device parameter stays current (its freshness)."""
+        f = self.env.rules.freshness
+        return max(f.continuous_s, f.interval_factor * self.interval_s.get(key, 0.0))
 
     def _inputs(self, now: datetime) -> tuple[dict[str, object], list[Reading], list[str]]:
-        cur = {k: r for k, r in self.readings.items() if self._fresh(r, now)}
+        exp = self.expires
+        cur = {k: r for k, r in self.readings.items() if now <= exp[k]}
         hr, pr = cur.pop("hr_bpm", None), cur.pop(PR_KEY, None)
         disagree = False
         if hr is not None and pr is not None and hr.source is pr.source is Source.MEASURED:
@@ -649,12 +659,10 @@ class Bed:
     def _stale(self, now: datetime) -> list[Effect]:
         if "no_data" in self.episodes or self.paused:
             return self._tech("stale_parameter", False, now, "")
-        f = self.env.rules.freshness
         stale = sorted(
             k
             for k, t in self.last_valid_at.items()
-            if _secs(now, t) > max(f.continuous_s, f.interval_factor * self.interval_s.get(k, 0))
-            and k not in self.contributors
+            if _secs(now, t) > self._stale_after(k) and k not in self.contributors
         )
         return self._tech("stale_parameter", bool(stale), now, f"no current {', '.join(stale)}")
 
@@ -759,11 +767,9 @@ class Bed:
         return out
 
     def _set_due(self, now: datetime) -> None:
-        cands: list[datetime] = []
-        for r in self.readings.values():
-            cands.append(r.at + timedelta(seconds=self._limit(r)))
-        for t in self.last_valid_at.values():
-            cands.append(t + timedelta(seconds=self.env.rules.freshness.continuous_s))
+        cands: list[datetime] = list(self.expires.values())
+        for k, t in self.last_valid_at.items():
+            cands.append(t + timedelta(seconds=self._stale_after(k)))
         for r in self.pending.values():
             cands.append(r.at + timedelta(seconds=self.env.rules.artefact.confirm_s))
         if self.occupied_and_monitored():
@@ -845,6 +851,10 @@ class Bed:
         )
         bed = cls(info, env, datetime.fromisoformat(snap["started_at"]))
         bed.readings = {r.key: r for r in map(rd, snap["readings"])}
+        bed.interval_s = dict(snap["interval_s"])
+        bed.expires = {
+            k: r.at + timedelta(seconds=bed._limit(r)) for k, r in bed.readings.items()
+        }
         bed.pending = {r.key: r for r in map(rd, snap["pending"])}
         bed.contributors = {r.key: r for r in map(rd, snap["contributors"])}
         bed.gone_at = {k: datetime.fromisoformat(v) for k, v in snap["gone_at"].items()}
