@@ -142,7 +142,8 @@ class Bed:
     pending: dict[str, Reading] = field(default_factory=dict)
     gone_at: dict[str, datetime] = field(default_factory=dict)
     interval_s: dict[str, float] = field(default_factory=dict)
-    last_valid_at: dict[str, datetime] = field(default_factory=dict)
+    #: continuous device key -> when its last valid value goes stale (stale_parameter)
+    stale_at: dict[str, datetime] = field(default_factory=dict)
     contributors: dict[str, Reading] = field(default_factory=dict)
     segments: list[tuple[datetime, int]] = field(default_factory=list)
     arrivals: list[tuple[datetime, int, int]] = field(default_factory=list)
@@ -280,7 +281,7 @@ class Bed:
                 # disconnection) must not stretch a 1 Hz device's freshness to the gap's length
                 gap, prev = _secs(r.at, cur.at), self.interval_s.get(r.key)
                 self.interval_s[r.key] = gap if prev is None else min(gap, 2 * prev)
-            self.last_valid_at[r.key] = r.at
+            self.stale_at[r.key] = r.at + timedelta(seconds=self._stale_after(r.key))
         self.readings[r.key] = r
         self.expires[r.key] = r.at + timedelta(seconds=self._limit(r))
         return True
@@ -661,8 +662,8 @@ class Bed:
             return self._tech("stale_parameter", False, now, "")
         stale = sorted(
             k
-            for k, t in self.last_valid_at.items()
-            if _secs(now, t) > self._stale_after(k) and k not in self.contributors
+            for k, t in self.stale_at.items()
+            if now > t and k not in self.contributors
         )
         return self._tech("stale_parameter", bool(stale), now, f"no current {', '.join(stale)}")
 
@@ -768,8 +769,7 @@ class Bed:
 
     def _set_due(self, now: datetime) -> None:
         cands: list[datetime] = list(self.expires.values())
-        for k, t in self.last_valid_at.items():
-            cands.append(t + timedelta(seconds=self._stale_after(k)))
+        cands += self.stale_at.values()
         for r in self.pending.values():
             cands.append(r.at + timedelta(seconds=self.env.rules.artefact.confirm_s))
         if self.occupied_and_monitored():
@@ -819,7 +819,7 @@ class Bed:
             "contributors": [rd(r) for r in self.contributors.values()],
             "gone_at": {k: v.isoformat() for k, v in self.gone_at.items()},
             "interval_s": dict(self.interval_s),
-            "last_valid_at": {k: v.isoformat() for k, v in self.last_valid_at.items()},
+            "stale_at": {k: v.isoformat() for k, v in self.stale_at.items()},
             "segments": [[t.isoformat(), r] for t, r in self.segments],
             "arrivals": [[t.isoformat(), r, w] for t, r, w in self.arrivals],
             "last_data_at": _iso(self.last_data_at),
@@ -859,7 +859,7 @@ class Bed:
         bed.contributors = {r.key: r for r in map(rd, snap["contributors"])}
         bed.gone_at = {k: datetime.fromisoformat(v) for k, v in snap["gone_at"].items()}
         bed.interval_s = dict(snap["interval_s"])
-        bed.last_valid_at = {k: datetime.fromisoformat(v) for k, v in snap["last_valid_at"].items()}
+        bed.stale_at = {k: datetime.fromisoformat(v) for k, v in snap["stale_at"].items()}
         bed.segments = [(datetime.fromisoformat(t), r) for t, r in snap["segments"]]
         bed.arrivals = [(datetime.fromisoformat(t), r, w) for t, r, w in snap["arrivals"]]
         bed.last_data_at = _dt(snap["last_data_at"])
