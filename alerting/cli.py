@@ -49,6 +49,16 @@ def run(
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     unit = unit_context_or_exit(s, ward, context)
+    zone = unit.time_zone or unit_rules.time_zone
+    if zone is not None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            typer.echo(f"unit {unit.unit}: unknown time zone {zone!r} (an IANA name such as "
+                       "Asia/Shanghai)", err=True)
+            raise typer.Exit(2) from None
     service = AlertingService(s.mqtt_params(), unit, unit_rules, score, root=s.topic_root)
     raise typer.Exit(run_until_signal(service, metrics_port=metrics_port))
 

@@ -20,6 +20,11 @@ from wardwire.models import Generation, Ident
 __all__ = ["BedContext", "GatewayContext", "UnitContext"]
 
 PATIENT_PATTERN = r"^P-[A-Za-z0-9]{4,32}$"
+#: an IANA time zone name's shape (``Asia/Shanghai``); whether it exists is checked where the
+#: zone is loaded (the contract reads no files)
+TimeZoneName = Annotated[
+    str, Field(max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$")
+]
 
 
 class _Context(BaseModel):
@@ -45,7 +50,7 @@ class UnitContext(_Context):
     unit: Ident
     #: the unit's IANA time zone (ages change at local midnight); None: UTC, or the alert
     #: rules file's ``time_zone``
-    time_zone: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$")] | None = None
+    time_zone: TimeZoneName | None = None
     scoring_system: str = "bedside_pews"
     generation: Generation = Generation.REAL
     gateways: list[GatewayContext]

@@ -140,3 +140,29 @@ def test_registry_show_prints_the_context_services_see(tmp_path: Path) -> None:
     ward.write_text(ward.read_text() + "[alerting]\nonset_s = 5\n", encoding="utf-8")
     res = runner.invoke(app, ["registry", "check-ward", str(ward)])
     assert res.exit_code == 2 and "--policy" in res.output
+
+
+def test_alerting_check_rules_names_every_bad_key(tmp_path: Path) -> None:
+    good = tmp_path / "rules.toml"
+    good.write_text('min_priority = "medium"\n[onset]\nhigh_s = 60\n', encoding="utf-8")
+    res = runner.invoke(app, ["alerting", "check-rules", str(good)])
+    assert res.exit_code == 0, res.output
+    assert '"min_priority": "medium"' in res.output and '"high_s": 60.0' in res.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text("threshold = 7\n[onset]\nhigh_s = -5\n", encoding="utf-8")
+    res = runner.invoke(app, ["alerting", "check-rules", str(bad)])
+    assert res.exit_code == 2
+    assert "threshold" in res.output and "onset.high_s" in res.output
+
+
+def test_alerting_run_refuses_an_unknown_time_zone(tmp_path: Path) -> None:
+    ward = tmp_path / "ward.toml"
+    ward.write_text(
+        'site = "s1"\nunit = "u1"\ntime_zone = "Mars/Olympus_Mons"\n'
+        '[[gateways]]\nid = "gw1"\n'
+        '[[beds]]\nid = "b1"\ngateway = "gw1"\ndevices = ["d1"]\n',
+        encoding="utf-8",
+    )
+    res = runner.invoke(app, ["alerting", "run", "--ward", str(ward)])
+    assert res.exit_code == 2
+    assert "Mars/Olympus_Mons" in res.output
