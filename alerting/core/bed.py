@@ -405,7 +405,12 @@ class Bed:
             self._set_due(now)
             return out
         out += self._tech("cannot_score", False, now, "scored again")
+        was_scored = bool(self.segments) and self.segments[-1][1] >= 0
         self._segment(now, lv.rank)
+        if not weight and not was_scored and used:
+            # values taken while the bed could not be scored (no date of birth, a scorer
+            # refusal) count as arriving now, when they are first scored
+            weight = max(1 if kind_of(r.key, r.source) is Kind.CONTINUOUS else 2 for r in used)
         if weight and lv.rank > 0:
             self.arrivals.append((now, lv.rank, weight))
         if used:  # a score of nothing is no score: never published as a total of 0
@@ -415,7 +420,7 @@ class Bed:
                     "charted" if charted else "provisional", tuple(used),
                 )
             )
-        out += self._clinical(now, result, lv, held, charted)
+        out += self._clinical(now, result, lv, held, charted, used)
         for k in [k for k in self.held_since if k not in held]:
             del self.held_since[k]
         for k in held:
@@ -511,7 +516,13 @@ class Bed:
         return "; ".join(parts)
 
     def _clinical(
-        self, now: datetime, result: ScoreLike, lv: Level, held: list[str], charted: bool
+        self,
+        now: datetime,
+        result: ScoreLike,
+        lv: Level,
+        held: list[str],
+        charted: bool,
+        used: list[Reading],
     ) -> list[Effect]:
         out: list[Effect] = []
         ep = self.episodes.get(CLINICAL)
@@ -587,21 +598,22 @@ class Bed:
                         self._close(CLINICAL)
         ep = self.episodes.get(CLINICAL)
         if ep is not None:
-            self._contribute(result, used_keys=held)
+            self._contribute(result, used, held)
         return out
 
-    def _contribute(self, result: ScoreLike, used_keys: list[str]) -> None:
-        """Remember the values that gave the open alert its sub-scores (to hold them)."""
+    def _contribute(self, result: ScoreLike, used: list[Reading], held: list[str]) -> None:
+        """Remember the values that gave the open alert its sub-scores (to hold them).
+
+        ``used`` are the scorer inputs as scored, derived ones included (the oxygen object
+        built from its charted parts, NPEWS distress from effort, HR from the pulse rate), so
+        every item can be held, not only those read straight off one reading."""
         items = ITEM_INPUTS.get(self.info.system, {})
+        by_key = {r.key: r for r in used}
         for item, sub in result.items.items():
             for k in items.get(item, ()):
-                r = self.readings.get(k)
-                if k == "hr_bpm" and r is None:
-                    r = self.readings.get(PR_KEY)
-                    if r is not None:
-                        r = Reading("hr_bpm", r.value, r.at, r.source, r.device_id)
-                if k in used_keys:
+                if k in held:
                     continue  # held: keep the value held
+                r = by_key.get(k)
                 if sub is not None and sub > 0 and r is not None and r.value is not None:
                     self.contributors[k] = r
                 elif sub is not None and sub == 0:

@@ -86,7 +86,7 @@ class Artefact(_Section):
 
     @model_validator(mode="after")
     def _known(self) -> Artefact:
-        bad = set(self.jump) - {"hr_bpm", "pr_bpm", "rr_bpm", "spo2_pct", "sbp_mmhg", "temp_c"}
+        bad = set(self.jump) - {"hr_bpm", "pr_bpm", "rr_bpm", "spo2_pct"}
         if bad:
             raise ValueError(f"jump: no jump limit for {sorted(bad)} (continuous items only)")
         # a unit's jump table keeps the limits it does not set
