@@ -617,3 +617,30 @@ def test_duplicate_delivery_does_not_confirm_a_questionable_value(how: str) -> N
     # a real second reading confirms it
     d.send("b1", t + s(5), {"hr_bpm": 186})
     assert d.scores("b1")[-1].result.items["hr"] == 4
+
+
+CHARTED_HIGH = {**CHARTED_NORMAL, "hr_bpm": 185, "rr_bpm": 65, "spo2_pct": 86}  # complete: 8
+
+
+def test_charted_set_before_the_date_of_birth_raises_once_the_bed_can_be_scored() -> None:
+    """A complete charted set of 8 (HIGH) taken while the bed had no date of birth (no_dob):
+    when the date of birth arrives, the set is scored HIGH and must raise like any charted set,
+    not wait for another reading that may be hours away (the onset confirmations were counted
+    only for readings arriving while the bed could be scored, so it never raised, and the
+    bed's timer fired every second while it waited)."""
+    d = Driver()
+    d.bed("b1", no_age=True)
+    d.send("b1", T0 + s(10), CHARTED_HIGH, source=Source.ENTERED, device=None)
+    assert d.alerts("b1", "no_dob", E.RAISED)
+    t = T0 + s(60)
+    d.until(t)
+    d._take(d.eng.set_bed(BedInfo("b1", "bedside_pews", age_days=AGE_3Y, age_at=t), t))
+    assert d.scores("b1")[-1].result.total == 8 and d.scores("b1")[-1].result.complete
+    n = 0
+    while (dd := d.eng.next_deadline()) is not None and dd <= t + s(3600):
+        d._take(d.eng.on_deadline(dd))
+        n += 1
+    raised = d.clinical("b1", E.RAISED)
+    assert raised and raised[0].alert.priority is Priority.HIGH
+    assert raised[0].at <= t + s(120)
+    assert n < 600, f"{n} timer calls in an hour"
