@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -644,3 +645,28 @@ def test_charted_set_before_the_date_of_birth_raises_once_the_bed_can_be_scored(
     assert raised and raised[0].alert.priority is Priority.HIGH
     assert raised[0].at <= t + s(120)
     assert n < 600, f"{n} timer calls in an hour"
+
+
+def test_single_reading_excursion_does_not_wake_the_bed_every_second() -> None:
+    """One HIGH reading, then silence: once its onset time is covered, only a new reading can
+    confirm the level, so no timer is due until something can change without input (found by
+    a quiet-hour search over the property streams: the bed woke, and published a score, every
+    second until the reading went stale)."""
+    d = Driver()
+    d.bed("b1")
+    d.send("b1", T0, HIGH8)
+    wakes = []
+    while (dd := d.eng.next_deadline()) is not None and dd <= T0 + s(3600):
+        d._take(d.eng.on_deadline(dd))
+        wakes.append(dd)
+    one_s = sum(1 for a, b in pairwise(wakes) if b - a <= s(1))
+    assert one_s < 10, f"{one_s} one-second wakes of {len(wakes)}"
+    assert not d.clinical("b1")
+    # the same reading confirmed a minute later still raises on time
+    d2 = Driver()
+    d2.bed("b1")
+    d2.send("b1", T0, HIGH8)
+    d2.send("b1", T0 + s(60), HIGH8)
+    d2.until(T0 + s(600))
+    raised = d2.clinical("b1", E.RAISED)
+    assert raised and raised[0].at == T0 + s(72)
