@@ -793,6 +793,8 @@ class Bed:
         for rank in range(current, floor, -1):
             if self._shown(rank):
                 d = self._deficit(rank, now)
+                if d <= 0 and not self._confirmed(rank, now):
+                    continue  # covered, unconfirmed: only a new reading can raise it
                 cands.append(now + timedelta(seconds=max(d, 1.0)))
                 break
         if self.below_since is not None:
