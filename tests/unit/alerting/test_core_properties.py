@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -450,7 +451,19 @@ def test_deadlines_move_forward_and_on_deadline_returns(steps: list[Step]) -> No
             nxt = eng.next_deadline()
             assert nxt is None or nxt > d, (d, nxt)
         apply(eng, s, t)
-    end = (ts[-1] if ts else T0) + timedelta(hours=6)
+    # a quiet hour: timers only when something can change without input, never a busy loop
+    last = ts[-1] if ts else T0
+    wakes: list[datetime] = []
+    while (d := eng.next_deadline()) is not None and d <= last + timedelta(hours=1):
+        eng.on_deadline(d)
+        wakes.append(d)
+        calls += 1
+    run = longest = 0
+    for a, b in pairwise(wakes):
+        run = run + 1 if b - a <= timedelta(seconds=1) else 0
+        longest = max(longest, run)
+    assert longest < 30, f"{longest} one-second wakes in a row"
+    end = last + timedelta(hours=6)
     eng.on_deadline(end)  # one call runs every timer up to ``end`` and returns
     nxt = eng.next_deadline()
     assert nxt is None or nxt > end
