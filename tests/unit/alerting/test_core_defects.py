@@ -670,3 +670,23 @@ def test_single_reading_excursion_does_not_wake_the_bed_every_second() -> None:
     d2.until(T0 + s(600))
     raised = d2.clinical("b1", E.RAISED)
     assert raised and raised[0].at == T0 + s(72)
+
+
+def test_emptied_bed_does_not_keep_escalating_its_alerts() -> None:
+    """A bed marked unoccupied (the same admission id, e.g. none) closes its alerts: an open
+    HIGH alert kept escalating every minute for an empty bed."""
+    d = Driver()
+    d.bed("b1")
+    t = d.stream("b1", T0, 150, HIGH8)
+    assert d.clinical("b1", E.RAISED)
+    d._take(
+        d.eng.set_bed(
+            BedInfo("b1", "bedside_pews", age_days=AGE_3Y, age_at=T0, occupied=False), t
+        )
+    )
+    n = len(d.effects)
+    d.until(t + s(3600))
+    assert not [e for e in d.effects[n:] if isinstance(e, AlertEffect)]
+    assert not d.open_conditions("b1")
+    res = d.clinical("b1", E.RESOLVED)
+    assert res and res[0].at == t
