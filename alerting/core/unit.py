@@ -80,10 +80,12 @@ class UnitEngine:
             return self.beds[info.bed_id].evaluate(now)
         if bed.info == info:
             return []
-        if bed.info.admission != info.admission or bed.info.system != info.system:
+        emptied = bed.info.occupied and not info.occupied
+        if bed.info.admission != info.admission or bed.info.system != info.system or emptied:
             out: list[Effect] = []
+            why = "the bed is empty" if emptied else "a new patient in the bed"
             for cond, ep in list(bed.episodes.items()):
-                out += ep.resolve(now, "a new patient in the bed")
+                out += ep.resolve(now, why)
                 bed.episodes.pop(cond)
             self.beds[info.bed_id] = Bed(info, self.env, now)
             return out + self.beds[info.bed_id].evaluate(now)
