@@ -40,6 +40,7 @@ from wardwire.models import (
     Priority,
     Quality,
     Source,
+    TimeSource,
 )
 
 T0 = datetime(2026, 1, 10, 8, 0, tzinfo=UTC)
@@ -715,3 +716,33 @@ def test_missing_data_lowers_the_onset_before_an_alert_is_open(min_priority: str
         if e.event in (E.RAISED, E.WORSENED) and e.alert.priority is Priority.HIGH
     ]
     assert high and high[0].at <= T0 + s(120)
+
+
+def test_technical_alerts_have_holes_retimed_device_raises_clock_skew() -> None:
+    """The gateway re-times every value of a monitor whose clock is implausible (time_source
+    gateway): those values are never scored, so the bed raises no_data, and the monitor itself
+    must be named by clock_skew (nothing said why a monitor showing numbers gave no data)."""
+    d = Driver()
+    d.bed("b1")
+    for i in range(60):
+        t = T0 + s(5 * i)
+        obs = [
+            Observation(
+                device_id="mon1", code=code, value=v, unit=unit, measured_at=t, received_at=t,
+                time_source=TimeSource.GATEWAY,
+            )
+            for code, v, unit in (("HR", 185, "/min"), ("SPO2", 86, "%"))
+        ]
+        rs = [r for r in map(from_observation, obs) if r is not None]
+        assert all(r.retimed for r in rs)
+        d.until(t)
+        d._take(d.eng.on_readings("b1", rs, t))
+    assert not [e for e in d.scores("b1") if e.inputs]
+    assert d.alerts("b1", "no_data", E.RAISED)
+    skew = d.alerts("b1", "clock_skew", E.RAISED)
+    assert skew and skew[0].alert.condition == "clock_skew:mon1" and skew[0].at == T0
+    # its clock is plausible again: scored, clock_skew and no_data end
+    t = d.stream("b1", T0 + s(300), 60, HIGH8)
+    assert d.latest("b1", "clock_skew:mon1").state is AlertState.RESOLVED  # type: ignore[union-attr]
+    assert d.latest("b1", "no_data").state is AlertState.RESOLVED  # type: ignore[union-attr]
+    assert d.scores("b1")[-1].result.total == 8
