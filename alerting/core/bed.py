@@ -202,6 +202,13 @@ class Bed:
         out: list[Effect] = []
         if r.retimed:
             self._count("retimed")
+            if r.device_id is not None and r.source is Source.MEASURED:
+                out += self._tech(
+                    "clock_skew", True, now,
+                    f"{r.device_id}: clock implausible, values re-timed by the gateway: "
+                    "not scored",
+                    device=r.device_id,
+                )
             return None, out
         rules = self.env.rules
         dev = r.device_id
