@@ -1,9 +1,11 @@
 """Named regressions for the defects the pure alert-engine core (``alerting.core``) was written
 to fix, each driven through ``UnitEngine`` with the real scorer (``alerting.pews.score``).
 
-Clinical background: ../shared/clinical/pews_spec.md §0.3 (a missing item never lowers an
-active escalation), §5 (onset, hysteresis, artefacts, technical alerts) and Appendix A (the
-input keys and levels).
+Clinical background: docs/clinical/conventions.md#missing-items and
+docs/clinical/alarm_fatigue.md#missing-data (a missing item never lowers an active
+escalation), docs/clinical/alarm_fatigue.md (persistence, hysteresis, de-duplication),
+docs/clinical/artefact_limits.md (a rejected value is missing) and docs/clinical/vocabulary.md
+(the input keys and levels).
 
 A 3-year-old on Bedside PEWS (band BP-C) scores HR 185 -> 4, RR 65 -> 2, SpO2 86 -> 2: total 8,
 HIGH. Those three device values are the running example.
