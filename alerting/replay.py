@@ -358,7 +358,8 @@ class Replay:
             same_age = old is not None and old.age_days == spec.age_days and cur is not None
             age_at = cur.info.age_at if same_age and cur is not None else t
         self.specs[bed] = spec
-        info = BedInfo(bed, spec.system, dob=spec.dob, age_days=spec.age_days, age_at=age_at)
+        info = BedInfo(bed, spec.system, dob=spec.dob, age_days=spec.age_days, age_at=age_at,
+                       monitored=None)
         return self.engine.set_bed(info, t)
 
     def _out(self, effects: list[Any]) -> list[dict[str, Any]]:

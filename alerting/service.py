@@ -81,6 +81,7 @@ def bed_infos(ward: UnitContext) -> list[BedInfo]:
             dob=b.dob,
             occupied=b.patient is not None or b.dob is not None,
             admission=b.patient,
+            monitored=bool(b.devices),
         )
         for b in ward.beds
     ]

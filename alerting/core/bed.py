@@ -79,6 +79,9 @@ class BedInfo:
     age_at: datetime | None = None  # when age_days was true
     occupied: bool = True
     admission: str | None = None
+    #: devices are assigned to the bed (it must send data: ``no_data`` if it does not);
+    #: None: unknown (replay): expected once the bed has sent a device value
+    monitored: bool | None = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +163,8 @@ class Bed:
     last_eval: datetime | None = None
     #: input key -> since when it is held for the open alert (parameter_lost after a while)
     held_since: dict[str, datetime] = field(default_factory=dict)
+    #: episodes raised on this bed so far (part of each new alert id)
+    raised_n: int = 0
     #: input key -> until when its current reading is fresh (derived: kept with ``readings``)
     expires: dict[str, datetime] = field(default_factory=dict)
 
@@ -333,7 +338,8 @@ class Bed:
 
     def _inputs(self, now: datetime) -> tuple[dict[str, object], list[Reading], list[str]]:
         exp = self.expires
-        cur = {k: r for k, r in self.readings.items() if now <= exp[k]}
+        # fresh until (not at) its deadline: the deadline is when the engine looks again
+        cur = {k: r for k, r in self.readings.items() if now < exp[k]}
         hr, pr = cur.pop("hr_bpm", None), cur.pop(PR_KEY, None)
         disagree = False
         if hr is not None and pr is not None and hr.source is pr.source is Source.MEASURED:
@@ -370,11 +376,20 @@ class Bed:
             if a_.value in ("A", "V", "P", "U"):
                 cur["consciousness"] = Reading("consciousness", a_.value, a_.at, a_.source)
         held: list[str] = []
-        if CLINICAL in self.episodes:
-            for k, r in self.contributors.items():
-                if k not in cur:
-                    cur[k] = r
-                    held.append(k)
+        is_open = CLINICAL in self.episodes
+        bridge = self.env.rules.onset.bridge_s
+        for k in [k for k in self.held_since if k not in self.contributors]:
+            del self.held_since[k]
+        for k, r in self.contributors.items():
+            if k in cur:
+                self.held_since.pop(k, None)
+                continue
+            since = self.held_since.setdefault(k, now)  # missing since
+            # an open alert holds for as long as it takes; a condition still building up
+            # bridges only a short gap (a probe reading nothing now and then)
+            if is_open or _secs(now, since) < bridge:
+                cur[k] = r
+                held.append(k)
         inputs = {k: r.value for k, r in cur.items()}
         return inputs, list(cur.values()), sorted(held)
 
@@ -428,14 +443,10 @@ class Bed:
                 )
             )
         out += self._clinical(now, result, lv, held, charted, used)
-        for k in [k for k in self.held_since if k not in held]:
-            del self.held_since[k]
-        for k in held:
-            self.held_since.setdefault(k, now)
         lost = sorted(
             k for k, t in self.held_since.items()
-            if _secs(now, t) >= self.env.rules.freshness.lost_after_s
-        )
+            if k in held and _secs(now, t) >= self.env.rules.freshness.lost_after_s
+        ) if CLINICAL in self.episodes else []
         if lost or not held:
             out += self._tech(
                 "parameter_lost", bool(lost), now,
@@ -551,7 +562,7 @@ class Bed:
             assert prio is not None
             if ep is None:
                 ep = Episode(
-                    alert_id=alert_id_for(self.env.unit, self.info.bed_id, CLINICAL, now),
+                    alert_id=self._new_alert_id(CLINICAL, now),
                     unit=self.env.unit,
                     bed_id=self.info.bed_id,
                     kind=AlertKind.CLINICAL,
@@ -604,8 +615,11 @@ class Bed:
                     if ep.state is AlertState.RESOLVED:
                         self._close(CLINICAL)
         ep = self.episodes.get(CLINICAL)
-        if ep is not None:
+        if ep is not None or self._shown(lv.rank):  # open, or building up to a raise
             self._contribute(result, used, held)
+        elif not held:
+            self.contributors.clear()
+            self.held_since.clear()
         return out
 
     def _contribute(self, result: ScoreLike, used: list[Reading], held: list[str]) -> None:
@@ -626,10 +640,17 @@ class Bed:
                 elif sub is not None and sub == 0:
                     self.contributors.pop(k, None)
 
+    def _new_alert_id(self, condition: str, now: datetime) -> str:
+        """Deterministic and unique on the bed: the same condition raised again at the same
+        instant (after a resolve) gets a new id."""
+        self.raised_n += 1
+        return alert_id_for(self.env.unit, self.info.bed_id, f"{condition}#{self.raised_n}", now)
+
     def _close(self, condition: str) -> None:
         self.episodes.pop(condition, None)
         if condition == CLINICAL:
             self.contributors.clear()
+            self.held_since.clear()
             self.below_since = None
 
     # -- technical alerts ------------------------------------------------------------------
@@ -642,7 +663,7 @@ class Bed:
             if not on or not self.info.occupied:
                 return []
             ep = Episode(
-                alert_id=alert_id_for(self.env.unit, self.info.bed_id, cond, now),
+                alert_id=self._new_alert_id(cond, now),
                 unit=self.env.unit,
                 bed_id=self.info.bed_id,
                 kind=AlertKind.TECHNICAL,
@@ -668,8 +689,21 @@ class Bed:
 
     def _no_data(self, now: datetime) -> list[Effect]:
         since = self.last_data_at or self.started_at
+        expected = self.info.monitored
+        if expected is None:
+            expected = self.last_data_at is not None
+        if self.stale_at:  # a bed that streams continuous values: those are its data
+            fresh = any(now < t for t in self.stale_at.values())
+        else:  # spot checks only (an NIBP every 15 minutes is fresh for hours)
+            fresh = any(
+                r.source is Source.MEASURED and now < self.expires[k]
+                for k, r in self.readings.items()
+            )
         silent = (
-            not self.paused and _secs(now, since) >= self.env.rules.freshness.no_data_s
+            expected
+            and not fresh
+            and not self.paused
+            and _secs(now, since) >= self.env.rules.freshness.no_data_s
         )
         what = "no usable device value" + (
             f" since {since.isoformat()}" if self.last_data_at else " since monitoring started"
@@ -682,7 +716,7 @@ class Bed:
         stale = sorted(
             k
             for k, t in self.stale_at.items()
-            if now > t and k not in self.contributors
+            if now >= t and k not in self.contributors
         )
         return self._tech("stale_parameter", bool(stale), now, f"no current {', '.join(stale)}")
 
@@ -750,10 +784,12 @@ class Bed:
             if ep.state is AlertState.RESOLVED:
                 continue
             if action == "ack":
+                # an acknowledged technical alert reminds too while its condition lasts (a
+                # silent monitor must not be forgotten): the default row, by priority
                 reassess = (
                     rules.reassess_s(self.info.system, ep.level)
                     if ep.kind is AlertKind.CLINICAL
-                    else None
+                    else rules.reassess_s("default", ep.priority.value)
                 )
                 out += ep.acknowledge(now, by, reassess, command_id)
             elif action == "snooze":
@@ -808,6 +844,7 @@ class Bed:
             cands.append(self.below_since + timedelta(seconds=self.env.rules.clear.clear_s))
         for t in self.held_since.values():
             cands.append(t + timedelta(seconds=self.env.rules.freshness.lost_after_s))
+            cands.append(t + timedelta(seconds=self.env.rules.onset.bridge_s))
         esc = self.env.rules.escalation
         for e in self.episodes.values():
             d2 = e.due(esc.after(e.priority))
@@ -833,6 +870,7 @@ class Bed:
                 "bed_id": i.bed_id, "system": i.system,
                 "dob": i.dob.isoformat() if i.dob else None, "age_days": i.age_days,
                 "age_at": _iso(i.age_at), "occupied": i.occupied, "admission": i.admission,
+                "monitored": i.monitored,
             },
             "started_at": self.started_at.isoformat(),
             "readings": [rd(r) for r in self.readings.values()],
@@ -853,6 +891,7 @@ class Bed:
             "disagreeing": self.disagreeing,
             "counters": dict(self.counters),
             "due": _iso(self.due),
+            "raised_n": self.raised_n,
             "held_since": {k: v.isoformat() for k, v in self.held_since.items()},
             "last_eval": _iso(self.last_eval),
         }
@@ -868,7 +907,7 @@ class Bed:
         i = snap["info"]
         info = BedInfo(
             i["bed_id"], i["system"], date.fromisoformat(i["dob"]) if i["dob"] else None,
-            i["age_days"], _dt(i["age_at"]), i["occupied"], i["admission"],
+            i["age_days"], _dt(i["age_at"]), i["occupied"], i["admission"], i["monitored"],
         )
         bed = cls(info, env, datetime.fromisoformat(snap["started_at"]))
         bed.readings = {r.key: r for r in map(rd, snap["readings"])}
@@ -895,6 +934,7 @@ class Bed:
         bed.disagreeing = snap["disagreeing"]
         bed.counters = dict(snap["counters"])
         bed.due = _dt(snap["due"])
+        bed.raised_n = snap["raised_n"]
         bed.held_since = {
             k: datetime.fromisoformat(v) for k, v in snap.get("held_since", {}).items()
         }

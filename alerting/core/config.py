@@ -65,6 +65,9 @@ class Onset(_Section):
     low_s: Seconds = 300
     sustained_fraction: Annotated[float, Field(gt=0, le=1)] = 0.8
     confirmations: Annotated[int, Field(ge=1, le=20)] = 2
+    #: before an alert is open, an item that scored and went missing is held this long, so a
+    #: probe reading nothing now and then does not read as a lower score
+    bridge_s: Seconds = 30
 
     def window(self, p: Priority) -> float:
         return {Priority.HIGH: self.high_s, Priority.MEDIUM: self.medium_s}.get(p, self.low_s)

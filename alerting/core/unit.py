@@ -158,7 +158,9 @@ class UnitEngine:
         out of bounds)."""
         out: list[Effect] = []
         refused: list[str] = []
-        targets = [self.beds[bed_id]] if bed_id in self.beds else []
+        if bed_id is not None and bed_id not in self.beds:
+            return [], [f"unknown bed {bed_id}"]
+        targets = [self.beds[bed_id]] if bed_id is not None else []
         if bed_id is None and alert_id is not None:
             targets = [
                 b for b in self.beds.values()
