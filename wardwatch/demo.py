@@ -83,7 +83,7 @@ def demo_rules(opts: DemoOptions) -> UnitRules:
     return UnitRules.model_validate({
         "onset": {"high_s": o, "medium_s": o, "low_s": o},
         "clear": {"clear_s": 10},
-        "freshness": {"continuous_s": 8, "no_data_s": 30},
+        "freshness": {"continuous_s": 8, "no_data_s": 30, "lost_after_s": 3},
         "escalation": {"high_s": 30, "medium_s": 60, "low_s": 120},
     })
 
