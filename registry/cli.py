@@ -1,4 +1,5 @@
-"""``wardwatch registry`` / ``python -m registry``: beds, devices and gateways of a unit."""
+"""``wardwatch registry`` / ``python -m registry``: sites, units, beds, gateways, devices,
+patients and their history (``docs/registry.md``), and the ward file (``docs/ward-file.md``)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,17 @@ from pathlib import Path
 
 import typer
 
+from registry.cli_assets import bed_app, device_app, gateway_app, site_app, unit_app
+from registry.cli_care import register
 from servicekit.cli import service_app
 
-app = service_app("Beds, devices, gateways (ward file).")
+app = service_app("Beds, devices, gateways, patients and their history (registry, ward file).")
+app.add_typer(site_app, name="site")
+app.add_typer(unit_app, name="unit")
+app.add_typer(bed_app, name="bed")
+app.add_typer(gateway_app, name="gateway")
+app.add_typer(device_app, name="device")
+register(app)
 
 
 @app.command("check-ward")

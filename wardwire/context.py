@@ -41,6 +41,9 @@ class BedContext(_Context):
     dob: date | None = None
     gateway: Ident
     devices: list[Ident]
+    #: the registry's id of the admission in the bed (a new one means a new occupant); None
+    #: from a ward file, or for an empty bed
+    admission: Ident | None = None
 
 
 class UnitContext(_Context):

@@ -1,0 +1,1 @@
+"""Alembic migrations of the registry's schema (run through ``registry.db.upgrade``)."""
