@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,6 +16,20 @@ from servicekit.cli import (
 )
 
 app = service_app("Streaming PEWS engine and alerts.")
+audit_app = typer.Typer(no_args_is_help=True, help="The alert journal (who did what, when).")
+app.add_typer(audit_app, name="audit")
+
+DEFAULT_STATE = Path("alerting-state.sqlite")
+StateOption = Annotated[
+    Path,
+    typer.Option(
+        "--state",
+        "--db",
+        envvar="WM_ALERTING_STATE",
+        help="The engine's state file (SQLite): open alerts, timers, the journal, undelivered "
+        "alert messages. One per unit.",
+    ),
+]
 
 
 @app.command("run")
@@ -33,8 +47,22 @@ def run(
         ),
     ] = None,
     metrics_port: MetricsPortOption = None,
+    state: StateOption = DEFAULT_STATE,
+    heartbeat_s: Annotated[
+        float, typer.Option(min=0.5, max=600, help="Engine status heartbeat, seconds.")
+    ] = 5.0,
+    context_refresh_s: Annotated[
+        float,
+        typer.Option(min=1, max=3600, help="Read the unit context again this often (seconds)."),
+    ] = 10.0,
+    crash_after_commit: Annotated[
+        str | None, typer.Option(hidden=True, help="Test only: kill -9 after committing it.")
+    ] = None,
 ) -> None:
-    """Score every bed of the unit and raise, escalate and resolve alerts."""
+    """Score every bed of the unit and raise, escalate and resolve alerts.
+
+    Alert state, the journal and undelivered alert messages live in the state file (SQLite):
+    a restart resumes every open alert with its acknowledgement and timers."""
     from alerting.core.config import RulesError, load_rules
     from alerting.pews import score
     from alerting.service import AlertingService
@@ -59,7 +87,26 @@ def run(
             typer.echo(f"unit {unit.unit}: unknown time zone {zone!r} (an IANA name such as "
                        "Asia/Shanghai)", err=True)
             raise typer.Exit(2) from None
-    service = AlertingService(s.mqtt_params(), unit, unit_rules, score, root=s.topic_root)
+    from alerting.store import StoreError
+    from servicekit.context import load_unit_context
+
+    source = s.context_source(context or ward)
+    try:
+        service = AlertingService(
+            s.mqtt_params(),
+            unit,
+            unit_rules,
+            score,
+            root=s.topic_root,
+            state=state,
+            heartbeat_s=heartbeat_s,
+            context_loader=lambda: load_unit_context(source),
+            context_refresh_s=context_refresh_s,
+            crash_after_commit=crash_after_commit,
+        )
+    except StoreError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
     raise typer.Exit(run_until_signal(service, metrics_port=metrics_port))
 
 
@@ -78,6 +125,76 @@ def check_rules(
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     typer.echo(json.dumps(r.model_dump(mode="json"), indent=2))
+
+
+@audit_app.command("verify")
+def audit_verify(state: StateOption = DEFAULT_STATE) -> None:
+    """Check the journal's hash chain: exit 1 naming the first broken record, 0 if intact."""
+    import sqlite3
+    import time
+
+    from alerting.journal import Record, verify
+
+    if not state.exists():
+        typer.echo(f"{state}: no such state file", err=True)
+        raise typer.Exit(2)
+    t0 = time.perf_counter()
+    try:
+        with sqlite3.connect(f"file:{state}?mode=ro", uri=True) as db:
+            rows = db.execute(
+                "SELECT seq, kind, at, recorded_at, body, prev, hash FROM journal ORDER BY seq"
+            ).fetchall()
+    except sqlite3.Error as exc:
+        typer.echo(f"{state}: cannot read the journal: {exc}", err=True)
+        raise typer.Exit(2) from None
+    import json
+
+    def records() -> Any:
+        for seq, kind, at, rec, body, prev, h in rows:
+            try:
+                parsed = json.loads(body)
+            except json.JSONDecodeError:
+                parsed = {"unreadable": body}
+            yield Record(seq, kind, at, rec, parsed, prev, h)
+
+    n, broken = verify(records())
+    ms = (time.perf_counter() - t0) * 1000
+    if broken is not None:
+        typer.echo(f"{state}: journal BROKEN at record {broken.seq}: {broken.reason}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{state}: journal intact: {n} records verified in {ms:.0f} ms")
+
+
+@app.command("backup")
+def backup_cmd(
+    dest: Annotated[Path, typer.Argument(help="Where the copy goes (must not exist).")],
+    state: StateOption = DEFAULT_STATE,
+) -> None:
+    """A consistent copy of the state file, taken while the engine runs."""
+    from alerting.store import StoreError, backup
+
+    try:
+        backup(state, dest)
+    except StoreError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{state} -> {dest}")
+
+
+@app.command("restore")
+def restore_cmd(
+    src: Annotated[Path, typer.Argument(help="A backup made by `wardwatch alerting backup`.")],
+    state: StateOption = DEFAULT_STATE,
+) -> None:
+    """Put a backup in place of the state file (refused while an engine runs on it)."""
+    from alerting.store import StoreError, restore
+
+    try:
+        restore(src, state)
+    except StoreError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{src} -> {state}")
 
 
 def main(argv: list[str] | None = None) -> None:

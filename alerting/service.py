@@ -22,11 +22,20 @@ is not.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import signal
+import sqlite3
 import threading
-from collections import defaultdict
-from datetime import datetime
+import time
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,6 +45,8 @@ from pydantic import ValidationError
 from alerting.core import AlertEffect, BedInfo, Reading, ScoreEffect, UnitEngine, UnitRules
 from alerting.core.bed import Effect, Scorer
 from alerting.core.items import from_observation
+from alerting.journal import canonical
+from alerting.store import Entry, Outgoing, StateStore, Step
 from servicekit.clock import utcnow
 from servicekit.faults import (
     Liveness,
@@ -45,7 +56,7 @@ from servicekit.faults import (
 )
 from servicekit.metrics import CollectorRegistry, Families, counter, gauge, serve, service_registry
 from servicekit.metrics import metrics_text as registry_text
-from servicekit.mqtt import MqttParams, MqttSession
+from servicekit.mqtt import MqttError, MqttParams, MqttSession
 from wardwire import topics
 from wardwire.context import UnitContext
 from wardwire.models import (
@@ -53,6 +64,8 @@ from wardwire.models import (
     AlertEvent,
     AlertState,
     DeviceStatus,
+    EngineState,
+    EngineStatus,
     GatewayStatus,
     ObservationBatch,
     ScoreInput,
@@ -100,6 +113,11 @@ class AlertingService:
         tick_s: float = 1.0,
         score_refresh_s: float = 10.0,
         clock: Any = utcnow,
+        state: Path | None = None,
+        heartbeat_s: float = 5.0,
+        context_loader: Callable[[], UnitContext] | None = None,
+        context_refresh_s: float = 10.0,
+        crash_after_commit: str | None = None,
     ) -> None:
         self.params, self.ward, self.rules, self.scorer = params, ward, rules, scorer
         self.root, self.tick_s, self.score_refresh_s, self.clock = (
@@ -108,6 +126,11 @@ class AlertingService:
             score_refresh_s,
             clock,
         )
+        self.client_id = client_id or f"alerting-{ward.site}-{ward.unit}"
+        self.heartbeat_s, self.context_loader = heartbeat_s, context_loader
+        self.context_refresh_s = context_refresh_s
+        #: test hook: kill -9 this process right after the commit of this event, before publish
+        self.crash_after_commit = crash_after_commit
         zone = ward.time_zone or rules.time_zone
         self.engine = UnitEngine(
             rules,
@@ -116,19 +139,29 @@ class AlertingService:
             generation=ward.generation,
             tz=ZoneInfo(zone) if zone else None,
         )
-        now = self.clock()
-        #: what the beds say at start (no_dob, ...), published once connected
-        self._initial: list[Effect] = []
-        for info in bed_infos(ward):
-            self._initial += self.engine.set_bed(info, now)
-        self.stop_event = threading.Event()
+        self.store = StateStore(state, site=ward.site, unit=ward.unit) if state else None
+        self.started_at = self.clock()
+        self.recovered_alerts = 0
         self._lock = threading.RLock()
+        self._acked: deque[int] = deque()  # outbox rows the broker acknowledged
+        self._dirty: set[str] = set()
+        #: what start-up decided (restored state, a changed context), committed and published
+        #: once connected
+        self._initial: list[Effect] = []
+        self._initial_journal: list[Entry] = []
+        if self.store is not None:
+            self.engine.restore_beds(self.store.beds(), self.store.meta("gateway_dropped") or {})
+            self.recovered_alerts = sum(len(b.episodes) for b in self.engine.beds.values())
+            self._initial_journal += self._rules_entries()
+        self._initial += self._apply_context(ward, self.started_at)
+        self.stop_event = threading.Event()
         self.ack_topic = topics.ack_commands(ward.site, ward.unit, root=root)
         self.tech_topic = topics.technical(ward.site, ward.unit, "ingest", root=root)
+        self.status_topic = topics.engine_status(ward.site, ward.unit, self.client_id, root=root)
         self.boundary = MessageBoundary(SERVICE, self._on_message, self._dead_letter)
         self.mqtt = MqttSession(
             params,
-            client_id or f"alerting-{ward.site}-{ward.unit}",
+            self.client_id,
             subscriptions=[
                 (topics.gateway_obs(ward.site, ward.unit, "+", root=root), 1),
                 (topics.gateway_status(ward.site, ward.unit, "+", root=root), 1),
@@ -137,6 +170,7 @@ class AlertingService:
                 (self.tech_topic, 1),
             ],
             on_message=self.boundary,
+            will=(self.status_topic, self._status("lwt").model_dump_json().encode()),
             log_name=__name__,
         )
         self.ignored = 0
@@ -145,11 +179,58 @@ class AlertingService:
         #: commands refused (unknown alert, out of bounds)
         self.commands_refused = 0
         self.scores_published = 0
+        self.orphans_cleared = 0
         self._last_score: dict[str, tuple[object, ...]] = {}
         self._last_score_at: dict[str, datetime] = {}
+        self._next_heartbeat: datetime | None = None
+        self._next_context: datetime | None = None
+        self._context_failing: str | None = None
+        self._last_tick = 0.0
         self.liveness = Liveness(SERVICE)
         #: set once the broker granted the subscriptions (readiness)
         self.ready = self.mqtt.subscribed
+
+    # -- state, context, liveness -------------------------------------------------------------
+    def _rules_entries(self) -> list[Entry]:
+        """A journal record when the rules in force differ from the last ones recorded."""
+        assert self.store is not None
+        rules = self.rules.model_dump(mode="json")
+        digest = hashlib.sha256(canonical(rules)).hexdigest()
+        last = self.store.last("rules")
+        if last is not None and last.body.get("hash") == digest:
+            return []
+        return [Entry("rules", self.started_at.isoformat(), {
+            "version": self.rules.version, "hash": digest, "rules": rules,
+            "previous_hash": None if last is None else last.body.get("hash"),
+        })]
+
+    def _apply_context(self, ward: UnitContext, now: datetime) -> list[Effect]:
+        """Make the engine's beds the context's (a new admission closes the previous child's
+        alerts; a bed that left the unit closes its own)."""
+        out: list[Effect] = []
+        for info in bed_infos(ward):
+            out += self.engine.set_bed(info, now)
+        keep = {b.id for b in ward.beds}
+        for bed_id in [b for b in self.engine.beds if b not in keep]:
+            out += self.engine.remove_bed(bed_id, now, "the bed left the unit")
+        return out
+
+    def _status(self, reason: str) -> EngineStatus:
+        return EngineStatus(
+            instance=self.client_id,
+            unit=self.ward.unit,
+            state=EngineState.OFFLINE if reason in ("lwt", "shutdown") else EngineState.ONLINE,
+            reason=reason,
+            at=None if reason == "lwt" else self.clock(),
+            heartbeat_s=self.heartbeat_s,
+            started_at=self.started_at,
+            recovered_alerts=self.recovered_alerts,
+        )
+
+    def _publish_status(self, reason: str) -> mqtt.MQTTMessageInfo:
+        return self.mqtt.publish(
+            self.status_topic, self._status(reason).model_dump_json(), qos=1, retain=True
+        )
 
     # -- inbound -----------------------------------------------------------------------------
     def _on_message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
@@ -255,35 +336,112 @@ class AlertingService:
             )
 
     def _on_ack(self, cmd: AckCommand) -> None:
+        received = self.clock()
         with self._lock:
             effects, refused = self.engine.on_command(
-                "ack", self.clock(), cmd.by, alert_id=cmd.alert_id, command_id=cmd.command_id
+                "ack", received, cmd.by, alert_id=cmd.alert_id, command_id=cmd.command_id
             )
-            self._publish(effects)
+            applied = any(isinstance(e, AlertEffect) for e in effects)
+            entry = Entry("command" if not refused else "command_refused", received.isoformat(), {
+                "command": "ack",
+                "command_id": cmd.command_id,
+                "user": cmd.by,
+                "alert_id": cmd.alert_id,
+                "command_at": cmd.at.isoformat(),
+                "received_at": received.isoformat(),
+                "result": "; ".join(refused) if refused else (
+                    "applied" if applied else "no change (already acknowledged or a redelivery)"
+                ),
+            })
+            self._publish(effects, [entry])
         for why in refused:
             self.commands_refused += 1
             log.warning("ack %s by %s refused: %s", cmd.command_id, cmd.by, why)
 
     # -- outbound ----------------------------------------------------------------------------
-    def _publish(self, effects: list[Effect]) -> None:
-        w = self.ward
-        for eff in effects:
-            if isinstance(eff, ScoreEffect):
-                self._publish_score(eff)
-                continue
-            assert isinstance(eff, AlertEffect)
+    def _alert_messages(self, eff: AlertEffect) -> list[Outgoing]:
+        w, a = self.ward, eff.alert
+        t = topics.alert_state(w.site, w.unit, a.bed_id, a.alert_id, root=self.root)
+        state = b"" if a.state is AlertState.RESOLVED else a.model_dump_json().encode()
+        ev = AlertEvent(event=eff.event, at=eff.at, by=eff.by, alert=a, event_id=eff.event_id)
+        return [
+            Outgoing(t, state, True),
+            Outgoing(topics.alert_events(w.site, w.unit, root=self.root),
+                     ev.model_dump_json().encode(), False),
+        ]
+
+    def _publish(self, effects: list[Effect], journal: list[Entry] | None = None) -> None:
+        """One step: commit what changed (bed state, journal, outbox), then publish.
+
+        Called with ``self._lock`` held. Without a state file (tests, a throwaway engine) the
+        messages are published straight away."""
+        alerts = [e for e in effects if isinstance(e, AlertEffect)]
+        self._dirty |= self.engine.take_touched()
+        entries = list(journal or [])
+        outgoing: list[Outgoing] = []
+        for eff in alerts:
             a = eff.alert
-            t = topics.alert_state(w.site, w.unit, a.bed_id, a.alert_id, root=self.root)
-            payload = b"" if a.state is AlertState.RESOLVED else a.model_dump_json()
-            self.mqtt.publish(t, payload, qos=1, retain=True)
-            ev = AlertEvent(event=eff.event, at=eff.at, by=eff.by, alert=a)
-            self.mqtt.publish(
-                topics.alert_events(w.site, w.unit, root=self.root), ev.model_dump_json(), qos=1
-            )
+            entries.append(Entry(eff.event.value, eff.at.isoformat(), {
+                "alert": a.model_dump(mode="json"), "by": eff.by, "event_id": eff.event_id,
+            }))
+            outgoing += self._alert_messages(eff)
             log.info(
                 "alert %s %s bed=%s %s %s",
                 eff.event.value, a.condition, a.bed_id, a.priority.value, a.message,
             )
+        if self.store is not None and (entries or outgoing):
+            rows = self._commit(entries, outgoing)
+            if self.crash_after_commit is not None and any(
+                e.event.value == self.crash_after_commit for e in alerts
+            ):
+                log.error("fault injection: kill -9 after committing %s", self.crash_after_commit)
+                os.kill(os.getpid(), signal.SIGKILL)
+            for seq, o in rows:
+                self._send(seq, o)
+        else:
+            for o in outgoing:
+                self.mqtt.publish(o.topic, o.payload, qos=1, retain=o.retain)
+        for score_eff in effects:
+            if isinstance(score_eff, ScoreEffect):
+                self._publish_score(score_eff)
+
+    def _commit(
+        self, entries: list[Entry], outgoing: list[Outgoing]
+    ) -> list[tuple[int, Outgoing]]:
+        assert self.store is not None
+        step = Step(journal=entries, outbox=outgoing)
+        for bed_id in self._dirty:
+            bed = self.engine.beds.get(bed_id)
+            if bed is None:
+                step.drop_beds.append(bed_id)
+            else:
+                step.beds[bed_id] = bed.snapshot()
+        step.meta["gateway_dropped"] = dict(self.engine.gateway_dropped)
+        self._dirty = set()
+        return self.store.commit(step, utcnow().isoformat())
+
+    def _send(self, seq: int, o: Outgoing) -> None:
+        def done(rc: Any) -> None:  # paho's thread: never takes the service lock
+            if not rc.is_failure:
+                self._acked.append(seq)
+            else:
+                log.error("broker refused %s (%s): kept in the outbox", o.topic, rc)
+
+        self.mqtt.publish(o.topic, o.payload, qos=1, retain=o.retain, on_done=done)
+
+    def _flush(self) -> None:
+        """Write the state of beds changed without an alert decision (readings, timelines),
+        and forget outbox rows the broker acknowledged. Once a tick."""
+        if self.store is None:
+            self.engine.take_touched()
+            return
+        self._dirty |= self.engine.take_touched()
+        if self._dirty:
+            self._commit([], [])
+        acked = []
+        while self._acked:
+            acked.append(self._acked.popleft())
+        self.store.published(acked)
 
     def _publish_score(self, eff: ScoreEffect) -> None:
         r = eff.result
@@ -338,9 +496,59 @@ class AlertingService:
 
     # -- tick --------------------------------------------------------------------------------
     def tick(self) -> None:
-        """Run every engine timer due by now (the wall clock is ``now``)."""
+        """Run every engine timer due by now (the wall clock is ``now``), then the housekeeping:
+        state flush, heartbeat, context refresh."""
+        now = self.clock()
+        self._last_tick = time.monotonic()
         with self._lock:
-            self._publish(self.engine.on_deadline(self.clock()))
+            self._publish(self.engine.on_deadline(now))
+            self._flush()
+        if self._next_heartbeat is None or now >= self._next_heartbeat:
+            self._publish_status("heartbeat")
+            self._next_heartbeat = now + timedelta(seconds=self.heartbeat_s)
+        if self.context_loader is not None and (
+            self._next_context is None or now >= self._next_context
+        ):
+            self._next_context = now + timedelta(seconds=self.context_refresh_s)
+            self.refresh_context(now)
+
+    def refresh_context(self, now: datetime) -> None:
+        """Read the unit context again and apply what changed, without a restart. A context
+        that cannot be read raises ``context_unavailable`` on every bed (the engine goes on
+        with the context it has, and says so)."""
+        assert self.context_loader is not None
+        try:
+            ward = self.context_loader()
+            if (ward.site, ward.unit) != (self.ward.site, self.ward.unit):
+                raise ValueError(f"the context now names {ward.site}/{ward.unit}")
+        except Exception as exc:  # noqa: BLE001 - any failure is reported, and we go on
+            why = " ".join(str(exc).split())[:200] or type(exc).__name__
+            if self._context_failing is None:
+                log.error("unit context cannot be refreshed: %s", why)
+            self._context_failing = why
+            with self._lock:
+                self._publish(self.engine.on_context(False, f"unit context not refreshed: {why}",
+                                                     now))
+            return
+        with self._lock:
+            effects: list[Effect] = []
+            if self._context_failing is not None:
+                self._context_failing = None
+                effects += self.engine.on_context(True, "unit context refreshed", now)
+            journal: list[Entry] = []
+            if ward != self.ward:
+                before = {b.id: b.patient for b in self.ward.beds}
+                after = {b.id: b.patient for b in ward.beds}
+                journal.append(Entry("context", now.isoformat(), {
+                    "beds_added": sorted(set(after) - set(before)),
+                    "beds_removed": sorted(set(before) - set(after)),
+                    "admissions_changed": sorted(
+                        b for b in set(before) & set(after) if before[b] != after[b]
+                    ),
+                }))
+                self.ward = ward
+                effects += self._apply_context(ward, now)
+            self._publish(effects, journal)
 
     # -- run ---------------------------------------------------------------------------------
     def metrics_text(self) -> str:
@@ -425,16 +633,91 @@ class AlertingService:
         self.mqtt.start()
         self.liveness.add("mqtt", self.mqtt.alive)
         with self._lock:
-            initial, self._initial = self._initial, []
-            self._publish(initial)
+            if self.store is not None:
+                for seq, o in self.store.outbox():  # decided before a crash, not yet delivered
+                    self._send(seq, o)
+            self._reconcile()
+            journal = list(self._initial_journal)
+            if self.store is not None:
+                journal.append(Entry("started", self.started_at.isoformat(), {
+                    "instance": self.client_id, "recovered_alerts": self.recovered_alerts,
+                }))
+            initial, self._initial, self._initial_journal = self._initial, [], []
+            self._publish(initial, journal)
+        self._publish_status("birth")
+        self._next_heartbeat = self.clock() + timedelta(seconds=self.heartbeat_s)
         try:
             while not self.stop_event.wait(self.tick_s):
                 self.liveness.raise_if_dead()
                 self.tick()
         finally:
-            self.mqtt.stop()
-            if server is not None:
-                server.stop()
+            try:
+                with self._lock:
+                    self._flush()
+                self._publish_status("shutdown").wait_for_publish(2.0)
+            except (RuntimeError, ValueError, sqlite3.Error) as exc:
+                log.error("orderly shutdown incomplete: %s", exc)
+            finally:
+                self.mqtt.stop()
+                if self.store is not None:
+                    self.store.close()
+                if server is not None:
+                    server.stop()
+
+    def _reconcile(self, timeout_s: float = 10.0) -> None:
+        """Make the broker's retained alerts the engine's open alerts: clear every retained
+        alert of this unit the engine does not have open (an orphan of an earlier run), publish
+        every open alert the broker does not hold as it is now.
+
+        A separate short connection subscribes to the unit's alert states, then publishes a
+        marker to a topic it also subscribed to: the broker sends the retained messages before
+        the marker, so when the marker arrives every retained alert has been seen."""
+        w = self.ward
+        base = f"{self.root}/alerting/{w.site}/{w.unit}/alert/+/+"
+        sync = topics.alert_sync(w.site, w.unit, uuid.uuid4().hex[:12], root=self.root)
+        seen: dict[str, bytes] = {}
+        done = threading.Event()
+
+        def on_msg(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
+            if msg.topic == sync:
+                done.set()
+            elif msg.retain and msg.payload:
+                seen[msg.topic] = bytes(msg.payload)
+
+        session = MqttSession(
+            replace(self.params, session_expiry_s=0),
+            f"{self.client_id}-sync",
+            subscriptions=[(base, 1), (sync, 1)],
+            on_message=on_msg,
+            log_name=__name__,
+        )
+        try:
+            session.start()
+            if not session.subscribed.wait(timeout_s):
+                log.error("retained alerts not reconciled: subscription not granted")
+                return
+            session.publish(sync, b"", qos=1)
+            if not done.wait(timeout_s):
+                log.error("retained alerts not reconciled: no marker within %.0f s", timeout_s)
+                return
+        except MqttError as exc:
+            log.error("retained alerts not reconciled: %s", exc)
+            return
+        finally:
+            session.stop()
+        open_now = {
+            topics.alert_state(w.site, w.unit, ep.bed_id, ep.alert_id, root=self.root): ep
+            for bed in self.engine.beds.values()
+            for ep in bed.episodes.values()
+        }
+        for topic in seen.keys() - open_now.keys():
+            self.orphans_cleared += 1
+            log.warning("clearing orphan retained alert %s", topic)
+            self.mqtt.publish(topic, b"", qos=1, retain=True)
+        for topic, ep in open_now.items():
+            state = ep.alert().model_dump_json().encode()
+            if seen.get(topic) != state:
+                self.mqtt.publish(topic, state, qos=1, retain=True)
 
     def is_ready(self) -> bool:
         """Readiness is liveness: subscribed, and paho's network thread still running."""

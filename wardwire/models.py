@@ -438,6 +438,38 @@ class AlertEvent(WireModel):
     at: UtcDatetime
     by: str | None = None
     alert: Alert
+    #: ``<alert_id>-<n>``, unique per event: the same id again is a redelivery (after an engine
+    #: restart its outbox is published again), never a new event
+    event_id: Annotated[str, Field(max_length=100)] | None = None
+
+
+class EngineState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class EngineStatus(WireModel):
+    """An alert engine instance's liveness for one unit it owns (retained; birth, heartbeat,
+    orderly shutdown, and the broker's last will after a crash). A console marks the unit
+    "not monitored" when this says offline or its heartbeat is older than two intervals."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["engine_status"] = "engine_status"
+    instance: Ident
+    unit: Ident
+    state: EngineState
+    reason: Literal["birth", "heartbeat", "shutdown", "lwt"]
+    at: UtcDatetime | None = None  # None only in the last will, composed at connect time
+    heartbeat_s: Annotated[float, Field(strict=True, gt=0, le=3600)]
+    started_at: UtcDatetime | None = None
+    #: the engine resumed durable state at start (open alerts restored)
+    recovered_alerts: Count = 0
+
+    @model_validator(mode="after")
+    def _timed(self) -> EngineStatus:
+        if self.at is None and self.reason != "lwt":
+            raise ValueError("at is required (only the last will, composed at connect, has none)")
+        return self
 
 
 class AckCommand(WireModel):
@@ -495,6 +527,7 @@ WIRE_MODELS: tuple[type[WireModel], ...] = (
     AckCommand,
     DeadLetter,
     TechnicalEvent,
+    EngineStatus,
 )
 
 

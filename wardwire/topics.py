@@ -88,6 +88,18 @@ def alert_events(site: str, unit: str, *, root: str | None = None) -> str:
     return f"{_root(root)}/alerting/{_lvl(site, 'site')}/{_lvl(unit, 'unit')}/events"
 
 
+def engine_status(site: str, unit: str, instance: str, *, root: str | None = None) -> str:
+    """Retained ``EngineStatus`` of one alert engine instance for one unit it owns."""
+    i = _lvl(instance, "instance")
+    return f"{_root(root)}/alerting/{_lvl(site, 'site')}/{_lvl(unit, 'unit')}/engine/{i}"
+
+
+def alert_sync(site: str, unit: str, nonce: str, *, root: str | None = None) -> str:
+    """Where a restarting engine marks the end of the retained alerts it was sent."""
+    u = f"{_lvl(site, 'site')}/{_lvl(unit, 'unit')}"
+    return f"{_root(root)}/alerting/{u}/sync/{_lvl(nonce, 'nonce')}"
+
+
 def ack_commands(site: str, unit: str, *, root: str | None = None) -> str:
     return f"{_root(root)}/cmd/{_lvl(site, 'site')}/{_lvl(unit, 'unit')}/ack"
 
@@ -141,9 +153,10 @@ class AlertingTopic:
 
     site: str
     unit: str
-    leaf: str  # "score", "alert" or "events"
+    leaf: str  # "score", "alert", "events" or "engine"
     bed: str | None = None
     alert_id: str | None = None
+    instance: str | None = None  # the alert engine instance of an "engine" topic
 
 
 def parse_alerting_topic(topic: str, *, root: str | None = None) -> AlertingTopic:
@@ -161,6 +174,8 @@ def parse_alerting_topic(topic: str, *, root: str | None = None) -> AlertingTopi
         return AlertingTopic(site, unit, "score", bed=rest[1])
     if len(rest) == 3 and rest[0] == "alert":
         return AlertingTopic(site, unit, "alert", bed=rest[1], alert_id=rest[2])
+    if len(rest) == 2 and rest[0] == "engine":
+        return AlertingTopic(site, unit, "engine", instance=rest[1])
     raise ValueError(f"unknown alerting topic leaf: {topic!r}")
 
 

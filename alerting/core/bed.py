@@ -757,6 +757,11 @@ class Bed:
         self._set_due(now)
         return out
 
+    def context(self, ok: bool, message: str, now: datetime) -> list[Effect]:
+        out = self._tech("context_unavailable", not ok, now, message)
+        self._set_due(now)
+        return out
+
     def event(self, rule: str, message: str, now: datetime) -> list[Effect]:
         """A technical event that already happened (latches until acknowledged)."""
         out = self._tech(rule, True, now, message)

@@ -40,6 +40,7 @@ TECHNICAL = (
     "clock_skew",
     "cannot_score",
     "no_dob",
+    "context_unavailable",
 )
 
 
@@ -134,7 +135,7 @@ def _default_technical() -> dict[str, Priority]:
         "gateway_offline": med, "monitoring_paused": low, "device_offline": low,
         "no_signal": low, "low_battery": low, "no_data": med, "stale_parameter": low,
         "parameter_lost": med, "seq_gap": low, "outbox_reset": low, "outbox_overflow": med,
-        "clock_skew": low, "cannot_score": med, "no_dob": med,
+        "clock_skew": low, "cannot_score": med, "no_dob": med, "context_unavailable": med,
     }
 
 

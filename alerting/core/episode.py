@@ -62,6 +62,8 @@ class AlertEffect:
     alert: Alert
     at: datetime
     by: str | None = None
+    #: ``<alert_id>-<n>``: the n-th event of this alert (a consumer drops a redelivery by it)
+    event_id: str | None = None
 
 
 def alert_id_for(unit: str, bed: str, condition: str, raised_at: datetime) -> str:
@@ -101,6 +103,8 @@ class Episode:
     resolved_reason: str | None = None
     #: command ids already applied (a redelivered command changes nothing)
     commands: list[str] = field(default_factory=list)
+    #: events emitted so far (numbers each event: ``event_id``)
+    events_n: int = 0
 
     def __post_init__(self) -> None:
         self.updated_at = self.updated_at or self.raised_at
@@ -141,7 +145,8 @@ class Episode:
 
     def _effect(self, event: AlertEventType, now: datetime, by: str | None = None) -> AlertEffect:
         self.updated_at = now
-        return AlertEffect(event, self.alert(), now, by)
+        self.events_n += 1
+        return AlertEffect(event, self.alert(), now, by, f"{self.alert_id}-{self.events_n}")
 
     def _move(self, action: str, to: AlertState) -> None:
         allowed = _ALLOWED.get((self.state, action), frozenset())

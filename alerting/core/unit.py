@@ -70,10 +70,29 @@ class UnitEngine:
         self.beds: dict[str, Bed] = {}
         #: per gateway: the outbox_dropped count last seen (an increase is an overflow)
         self.gateway_dropped: dict[str, int] = {}
+        #: beds changed since the shell last asked (what a durable shell must write)
+        self.touched: set[str] = set()
 
     # -- beds ------------------------------------------------------------------------------
+    def take_touched(self) -> set[str]:
+        """The beds changed since the last call (and forget them)."""
+        touched, self.touched = self.touched, set()
+        return touched
+
+    def remove_bed(self, bed_id: str, now: datetime, reason: str) -> list[Effect]:
+        """The bed left the unit: its open alerts close with the reason."""
+        bed = self.beds.pop(bed_id, None)
+        if bed is None:
+            return []
+        self.touched.add(bed_id)
+        out: list[Effect] = []
+        for ep in bed.episodes.values():
+            out += ep.resolve(now, reason)
+        return out
+
     def set_bed(self, info: BedInfo, now: datetime) -> list[Effect]:
         """Add a bed, or change who lies in it. A new admission starts from nothing."""
+        self.touched.add(info.bed_id)
         bed = self.beds.get(info.bed_id)
         if bed is None:
             self.beds[info.bed_id] = Bed(info, self.env, now)
@@ -169,6 +188,7 @@ class UnitEngine:
             if not targets:
                 return [], [f"unknown alert {alert_id}"]
         for bed in targets:
+            self.touched.add(bed.info.bed_id)
             eff, why = bed.command(
                 action, now, by, alert_id=alert_id, minutes=minutes, command_id=command_id
             )
@@ -176,9 +196,18 @@ class UnitEngine:
             refused += why
         return out, refused
 
+    def on_context(self, ok: bool, message: str, now: datetime) -> list[Effect]:
+        """Whether the unit context could be refreshed: ``context_unavailable`` on every bed
+        while it cannot (the engine goes on with the context it has)."""
+        out: list[Effect] = []
+        for bed in self.beds.values():
+            out += self._due_first(bed, now) + bed.context(ok, message, now)
+        return out
+
     # -- time ------------------------------------------------------------------------------
     def _due_first(self, bed: Bed, now: datetime) -> list[Effect]:
         """Timers of this bed that fell due before ``now`` happen first, at their own time."""
+        self.touched.add(bed.info.bed_id)
         out: list[Effect] = []
         while bed.due is not None and bed.due < now:
             out += bed.on_time(bed.due)
@@ -192,6 +221,8 @@ class UnitEngine:
         """Run every timer due at or before ``now``, each at its own time, in time order."""
         out: list[Effect] = []
         for bed in self.beds.values():
+            if bed.due is not None and bed.due <= now:
+                self.touched.add(bed.info.bed_id)
             while bed.due is not None and bed.due <= now:
                 out += bed.on_time(bed.due)
         return out
@@ -212,6 +243,15 @@ class UnitEngine:
             "beds": [b.snapshot() for b in self.beds.values()],
             "gateway_dropped": dict(self.gateway_dropped),
         }
+
+    def restore_beds(
+        self, beds: Iterable[Mapping[str, Any]], gateway_dropped: Mapping[str, int]
+    ) -> None:
+        """Resume from per-bed snapshots (what a durable shell keeps)."""
+        for b in beds:
+            bed = Bed.restore(b, self.env)
+            self.beds[bed.info.bed_id] = bed
+        self.gateway_dropped = dict(gateway_dropped)
 
     def restore(self, snap: Mapping[str, Any]) -> None:
         if snap.get("version") != SNAPSHOT_VERSION:

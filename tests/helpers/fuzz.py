@@ -43,6 +43,7 @@ from wardwire.models import (
     AlertEvent,
     DeadLetter,
     DeviceStatus,
+    EngineStatus,
     GatewayStatus,
     ObservationBatch,
     ScoreUpdate,
@@ -461,13 +462,32 @@ def seed_documents(now: datetime = T0) -> dict[type[WireModel], list[dict[str, A
         "detail": "3 batches missing around seq 9",
         "count": 3,
     }
+    engine = {
+        "schema_version": 1,
+        "kind": "engine_status",
+        "instance": "alerting-s1-u1",
+        "unit": "u1",
+        "state": "online",
+        "reason": "heartbeat",
+        "at": t,
+        "heartbeat_s": 5.0,
+        "started_at": t,
+        "recovered_alerts": 2,
+    }
+    engine_lwt = {"instance": "alerting-s1-u1", "unit": "u1", "state": "offline",
+                  "reason": "lwt", "heartbeat_s": 5}
+    event_full = {**event, "event": "worsened", "event_id": "a-0123456789ab-2",
+                  "alert": {**alert, "rule": "bedside_pews", "level": "high", "complete": False,
+                            "missing": ["sbp"], "held": ["spo2"], "reassess_by": later,
+                            "condition_present": True}}
     return {
+        EngineStatus: [engine, engine_lwt],
         ObservationBatch: [batch, {k: batch[k] for k in batch if k != "waveforms"}],
         GatewayStatus: [gw, lwt],
         DeviceStatus: [dev],
         ScoreUpdate: [score],
         Alert: [alert],
-        AlertEvent: [event],
+        AlertEvent: [event, event_full],
         AckCommand: [ack],
         DeadLetter: [dl],
         TechnicalEvent: [tech],

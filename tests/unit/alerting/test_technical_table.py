@@ -115,6 +115,10 @@ def no_dob(eng: UnitEngine) -> list[AlertEffect]:
     return alerts(eng.set_bed(BedInfo("b1", "bedside_pews", admission="P-x1"), T0)) + run(eng, 30)
 
 
+def context_unavailable(eng: UnitEngine) -> list[AlertEffect]:
+    return run(eng, 30) + alerts(eng.on_context(False, "registry unreachable", at(30)))
+
+
 @dataclass(frozen=True)
 class Row:
     rule: str
@@ -139,6 +143,7 @@ TABLE = [
     Row("clock_skew", Priority.LOW, clock_skew, per_device=True),
     Row("cannot_score", Priority.MEDIUM, cannot_score),
     Row("no_dob", Priority.MEDIUM, no_dob),
+    Row("context_unavailable", Priority.MEDIUM, context_unavailable),
 ]
 
 

@@ -22,6 +22,7 @@ from wardwire.models import (
     AlertEvent,
     DeadLetter,
     DeviceStatus,
+    EngineStatus,
     GatewayStatus,
     Observation,
     ObservationBatch,
@@ -132,6 +133,20 @@ def device_statuses() -> st.SearchStrategy[DeviceStatus]:
     )
 
 
+def engine_statuses() -> st.SearchStrategy[EngineStatus]:
+    return st.builds(
+        EngineStatus,
+        instance=idents,
+        unit=idents,
+        state=st.sampled_from(["online", "offline"]),
+        reason=st.sampled_from(["birth", "heartbeat", "shutdown", "lwt"]),
+        at=aware,
+        heartbeat_s=st.floats(0.5, 3600),
+        started_at=st.none() | aware,
+        recovered_alerts=st.integers(0, 10**6),
+    )
+
+
 def gateway_statuses() -> st.SearchStrategy[GatewayStatus]:
     return st.builds(
         GatewayStatus,
@@ -201,6 +216,7 @@ def alerts() -> st.SearchStrategy[Alert]:
 STRATEGIES: dict[type[WireModel], st.SearchStrategy[Any]] = {
     ObservationBatch: batches(),
     GatewayStatus: gateway_statuses(),
+    EngineStatus: engine_statuses(),
     DeviceStatus: device_statuses(),
     ScoreUpdate: score_updates(),
     Alert: alerts(),
@@ -320,6 +336,14 @@ EXAMPLES: dict[type[WireModel], dict[str, Any]] = {
         "at": "2024-03-01T12:00:00Z",
         "generation": "test",
     },
+    EngineStatus: {
+        "instance": "alerting-s1-picu",
+        "unit": "picu",
+        "state": "online",
+        "reason": "heartbeat",
+        "at": "2024-03-01T12:00:00Z",
+        "heartbeat_s": 5.0,
+    },
     DeviceStatus: {
         "gateway_id": "gw-1",
         "device_id": "mon-01",
@@ -384,6 +408,7 @@ EXAMPLES[AlertEvent] = {
 DATETIME_FIELD = {
     ObservationBatch: "sent_at",
     GatewayStatus: "at",
+    EngineStatus: "at",
     DeviceStatus: "at",
     ScoreUpdate: "at",
     Alert: "raised_at",
