@@ -29,8 +29,10 @@ from registry.errors import Conflict, Invalid, RegistryError
 
 __all__ = [
     "MIGRATIONS",
+    "create",
     "current_revision",
     "default_url",
+    "downgrade",
     "head_revision",
     "is_sqlite",
     "open_database",
@@ -140,18 +142,39 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+@contextmanager
+def _migrating(engine: Engine) -> Iterator[Connection]:
+    """A transaction for a migration. On SQLite, foreign keys are off while it runs (a batch
+    migration copies a table, drops the original and renames the copy; SQLite only allows
+    switching them outside a transaction) and every reference is checked before it commits."""
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection if is_sqlite(engine) else None
+        if driver is not None:
+            driver.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with conn.begin():
+                yield conn
+                if driver is not None:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise Conflict(f"the migration would break references: {broken[:5]}")
+        finally:
+            if driver is not None:
+                driver.execute("PRAGMA foreign_keys = ON")
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Migrate the schema to ``revision`` (the newest by default), in one transaction."""
     from alembic import command
 
-    with engine.begin() as conn:
+    with _migrating(engine) as conn:
         command.upgrade(_alembic_config(conn), revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     from alembic import command
 
-    with engine.begin() as conn:
+    with _migrating(engine) as conn:
         command.downgrade(_alembic_config(conn), revision)
 
 
