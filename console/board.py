@@ -26,6 +26,8 @@ from wardwire.models import (
     Alert,
     AlertEvent,
     AlertKind,
+    EngineState,
+    EngineStatus,
     GatewayStatus,
     ObservationBatch,
     ScoreUpdate,
@@ -59,6 +61,11 @@ class WardView:
     events: list[AlertEvent] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     rejected: int = 0
+    #: alert engine instances owning this unit, by instance (retained EngineStatus)
+    engines: dict[str, EngineStatus] = field(default_factory=dict)
+    #: events seen again (an engine's outbox after a restart): shown once
+    redelivered: int = 0
+    _event_ids: set[str] = field(default_factory=set)
     #: rejected messages by reason kind (malformed, identity, fault)
     rejections: dict[str, int] = field(default_factory=dict)
     root: str = topics.ROOT
@@ -74,6 +81,7 @@ class WardView:
             (topics.score(w.site, w.unit, "+", root=root), 1),
             (topics.alert_state(w.site, w.unit, "+", "+", root=root), 1),
             (topics.alert_events(w.site, w.unit, root=root), 1),
+            (f"{root}/alerting/{w.site}/{w.unit}/engine/+", 1),
         ]
 
     def on_message(self, topic: str, payload: bytes) -> None:
@@ -124,7 +132,31 @@ class WardView:
             else:
                 self.beds[t.bed].alerts.pop(t.alert_id, None)
         elif t.leaf == "events":
-            self.events.append(AlertEvent.model_validate_json(payload))
+            ev = AlertEvent.model_validate_json(payload)
+            if ev.event_id is not None:
+                if ev.event_id in self._event_ids:
+                    self.redelivered += 1
+                    return
+                self._event_ids.add(ev.event_id)
+            self.events.append(ev)
+        elif t.leaf == "engine" and t.instance is not None and payload:
+            es = EngineStatus.model_validate_json(payload)
+            if es.instance != t.instance or es.unit != t.unit:
+                raise topics.IdentityMismatch(
+                    f"engine status of {es.instance}/{es.unit} on {t.instance}/{t.unit}'s topic"
+                )
+            self.engines[t.instance] = es
+
+    def monitored(self, now: datetime) -> bool:
+        """Whether an alert engine watches this unit: one says online and its last word is at
+        most two heartbeats old (a killed engine's last will, or silence, ends it)."""
+        with self.lock:
+            return any(
+                s.state is EngineState.ONLINE
+                and s.at is not None
+                and (now - s.at).total_seconds() <= 2 * s.heartbeat_s
+                for s in self.engines.values()
+            )
 
     def clinical_alerted_beds(self) -> list[str]:
         """Beds that had a clinical alert raised at any time during this view's life."""
@@ -138,8 +170,12 @@ class WardView:
             )
 
 
-def render(view: WardView, title: str = "") -> Group:
-    t = Table(title=title or f"{view.ward.site}/{view.ward.unit}", expand=True)
+def render(view: WardView, title: str = "", now: datetime | None = None) -> Group:
+    watched = view.monitored(now or datetime.now(UTC))
+    head = title or f"{view.ward.site}/{view.ward.unit}"
+    if not watched:
+        head += "  [NOT MONITORED: no alert engine]"
+    t = Table(title=head, expand=True, title_style="" if watched else "bold white on red")
     for col in ("bed", *VITALS, "score", "alerts"):
         t.add_column(col)
     with view.lock:

@@ -111,6 +111,7 @@ def demo(
         summary["lost"] == 0
         and set(summary["deteriorating_beds"]) <= set(summary["alerted_beds"])
         and not summary["stable_alerted_beds"]
+        and not summary["raised_twice"]
     )
     raise typer.Exit(0 if ok else 1)
 

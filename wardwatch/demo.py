@@ -65,10 +65,19 @@ class DemoOptions:
     #: (default: past half of the run, once its alert is up; 60 s for an open-ended run)
     probe_off_s: float | None = None
 
+    #: seconds into the run when the alert engine is killed (-9) and started again on its
+    #: state (default: just before the probe comes off; 50 s for an open-ended run)
+    engine_restart_s: float | None = None
+
     def probe_off_at(self) -> float:
         if self.probe_off_s is not None:
             return self.probe_off_s
         return 0.55 * self.duration_s if self.duration_s > 0 else 60.0
+
+    def engine_restart_at(self) -> float:
+        if self.engine_restart_s is not None:
+            return self.engine_restart_s
+        return 0.45 * self.duration_s if self.duration_s > 0 else 50.0
 
 
 def deteriorating_indices(beds: int) -> set[int]:
@@ -118,6 +127,7 @@ class Demo:
         self.opts, self.stack, self.workdir = opts, stack, workdir
         self.ward = build_ward(opts, datetime.now(UTC).date())
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.engine_restarts = 0
         self.monitors: dict[str, SimulatedMonitor] = {}
         det = deteriorating_indices(opts.beds)
         self.deteriorating = sorted(self.ward.beds[i].id for i in det)
@@ -153,13 +163,18 @@ class Demo:
         rules_path.write_text(dump_model(demo_rules(self.opts)), encoding="utf-8")
         common = {"WM_WARD_FILE": str(ward_path)}
         self.metrics = {"ingest": free_port(), "alerting": free_port()}
-        extra = {"ingest": [], "alerting": ["--rules", str(rules_path)]}
+        extra = {
+            "ingest": [],
+            "alerting": ["--rules", str(rules_path), "--state",
+                         str(self.workdir / "alerting-state.sqlite"), "--heartbeat-s", "2"],
+        }
+        self.commands: dict[str, tuple[list[str], dict[str, str]]] = {}
         for svc in ("ingest", "alerting"):
-            self._spawn(
-                svc,
+            self.commands[svc] = (
                 [svc, "run", "--metrics-port", str(self.metrics[svc]), *extra[svc]],
                 {**self.stack.env(svc, DB), **common},
             )
+            self._spawn(svc, *self.commands[svc])
         # Nothing may be published before both hold their subscriptions (a first-ever
         # subscription cannot receive what was published before it existed).
         self.wait_ready()
@@ -195,10 +210,22 @@ class Demo:
             path.write_text(dump_edge_config(cfg), encoding="utf-8")
             self._spawn(f"edge-{gw.id}", ["edge_agent", "run", "--config", str(path)], {})
 
-    def wait_ready(self, deadline_s: float = 30.0) -> None:
+    def restart_engine(self) -> None:
+        """kill -9 the alert engine, then start it again on its state file, as a supervisor
+        would: every open alert must come back, none raised twice."""
+        proc = self.procs["alerting"]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        self.engine_restarts += 1
+        self._spawn("alerting", *self.commands["alerting"])
+        self.wait_ready(services=("alerting",))
+
+    def wait_ready(self, deadline_s: float = 30.0, services: tuple[str, ...] = ()) -> None:
         end = time.monotonic() + deadline_s
         with httpx.Client(timeout=1.0) as http:
             for svc, port in self.metrics.items():
+                if services and svc not in services:
+                    continue
                 while True:
                     self._check_procs()
                     with contextlib.suppress(httpx.HTTPError):
@@ -297,10 +324,13 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
             prev = signal.signal(sig, lambda *_: stop.set())  # end the run, then summarise
             cleanup.callback(signal.signal, sig, prev)
         end = t0 + opts.duration_s if opts.duration_s > 0 else float("inf")
+        restart_at = t0 + opts.engine_restart_at()
         if opts.headless:
             while not stop.wait(min(1.0, max(0.0, end - time.monotonic()))):
                 if time.monotonic() >= end:
                     break
+                if demo.engine_restarts == 0 and time.monotonic() >= restart_at:
+                    demo.restart_engine()
                 demo._check_procs()
         else:
             from rich.live import Live
@@ -336,6 +366,9 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
                 set(view.clinical_alerted_beds()) - set(demo.deteriorating)
             ),
             "probe_off_bed": demo.probe_off_bed,
+            "engine_restarts": demo.engine_restarts,
+            "raised_twice": _raised_twice(view.events),
+            "redelivered_events": view.redelivered,
             "probe_off_alert_held": _held(view.events, demo.probe_off_bed),
             "duration_s": round(time.monotonic() - t0, 1),
             "workdir": str(workdir),
@@ -343,6 +376,22 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     if own_dir and summary["lost"] == 0:
         shutil.rmtree(workdir, ignore_errors=True)
     return summary
+
+
+def _raised_twice(events: Any) -> list[str]:
+    """``bed/condition`` raised again while its earlier alert was still open (a restart that
+    forgot an alert raises it twice; a redelivered event, same event_id, is not counted)."""
+    open_: set[tuple[str, str]] = set()
+    twice: list[str] = []
+    for e in list(events):
+        key = (e.alert.bed_id, e.alert.condition)
+        if e.event.value == "raised":
+            if key in open_:
+                twice.append("/".join(key))
+            open_.add(key)
+        elif e.event.value == "resolved":
+            open_.discard(key)
+    return twice
 
 
 def _held(events: Any, bed: str) -> bool:

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_headless_demo_loses_nothing_and_alerts_the_deteriorating_bed(tmp_path: Path) -> None:
-    duration = 30
+    duration = 40
     proc = subprocess.run(
         [
             sys.executable,
@@ -56,6 +56,10 @@ def test_headless_demo_loses_nothing_and_alerts_the_deteriorating_bed(tmp_path: 
     # The deteriorating child reaches the alert level in the first half of the run.
     assert min(a["t_s"] for a in raised) < duration / 2
     assert summary["stable_alerted_beds"] == []
+    # The alert engine was killed (-9) and restarted mid-run on its state: nothing was
+    # raised twice (a redelivered event, same event_id, is shown once by the console).
+    assert summary["engine_restarts"] == 1
+    assert summary["raised_twice"] == [], summary["alerts"]
     # The deteriorating bed's SpO2 probe came off mid-run: its alert held SpO2's sub-score
     # (never lowered, never resolved) and parameter_lost was raised.
     assert summary["probe_off_bed"] == "bed02"
