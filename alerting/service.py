@@ -575,6 +575,32 @@ class AlertingService:
             "1 while subscribed and paho's network thread is alive",
             [(u, float(self.is_ready()))],
         )
+        yield gauge(
+            "wardwatch_alerting_live",
+            "1 while the engine's timer loop has run within three ticks (and paho is alive)",
+            [(u, float(self.is_live()))],
+        )
+        yield gauge(
+            "wardwatch_alerting_recovered_alerts",
+            "open alerts restored from the state file at start",
+            [(u, self.recovered_alerts)],
+        )
+        yield counter(
+            "wardwatch_alerting_orphans_cleared_total",
+            "retained alerts of the unit cleared at start (no open alert behind them)",
+            [(u, self.orphans_cleared)],
+        )
+        store = self.store
+        yield gauge(
+            "wardwatch_alerting_outbox_depth",
+            "alert messages committed and not yet acknowledged by the broker",
+            [(u, 0 if store is None else store.outbox_depth())],
+        )
+        yield gauge(
+            "wardwatch_alerting_journal_records",
+            "records in the alert journal",
+            [(u, 0 if store is None else store.journal_head()[0])],
+        )
         yield counter(
             "wardwatch_alerting_bed_faults_total",
             "bed evaluations the scorer refused (technical alert cannot_score on that bed)",
@@ -718,6 +744,14 @@ class AlertingService:
             state = ep.alert().model_dump_json().encode()
             if seen.get(topic) != state:
                 self.mqtt.publish(topic, state, qos=1, retain=True)
+
+    def is_live(self) -> bool:
+        """Liveness: the timer loop turns (a stuck lock or a dead network thread is not live)."""
+        return (
+            self.liveness.ok()
+            and self._last_tick > 0
+            and time.monotonic() - self._last_tick <= 3 * self.tick_s + 1
+        )
 
     def is_ready(self) -> bool:
         """Readiness is liveness: subscribed, and paho's network thread still running."""

@@ -147,6 +147,16 @@ class StateStore:
             ).fetchall()
         return [(r[0], Outgoing(r[1], bytes(r[2]), bool(r[3]))) for r in rows]
 
+    def outbox_depth(self) -> int:
+        with self._lock:
+            row = self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+        return int(row[0])
+
+    def journal_head(self) -> tuple[int, str]:
+        """The last record's sequence number and hash (0 and GENESIS when empty)."""
+        with self._lock:
+            return self._seq, self._head
+
     def journal(self, after: int = 0) -> Iterator[Record]:
         with self._lock:
             rows = self.db.execute(

@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from servicekit.context import dump_ward_file
+from servicekit.metrics import parse_metric
 from tests.helpers.mqtt import Collector, collector
+from tests.helpers.wait import wait_until
 from tests.integration.test_ingest import Publisher
-from wardwatch.devstack import Stack
+from wardwatch.devstack import Stack, free_port
 from wardwire import topics
 from wardwire.context import BedContext, GatewayContext, UnitContext
 from wardwire.models import (
@@ -353,10 +356,21 @@ def test_the_engine_process_answers_audit_verify(
     stack: Stack, rig: tuple[Engine, Publisher, Collector, Collector]
 ) -> None:
     eng, pub, evs, sts = rig
-    eng.start()
+    port = free_port()
+    eng.start("--metrics-port", str(port))
     wait_birth(eng, sts, 1)
     eng.vitals(pub, 185, 65, 86)
     assert evs.wait_for(lambda _m: events(evs, "raised", "pews"), 20), eng.log()
+
+    def metric(name: str) -> float | None:
+        try:
+            return parse_metric(httpx.get(f"http://127.0.0.1:{port}/metrics").text, name)
+        except httpx.HTTPError:
+            return None
+
+    wait_until(lambda: metric("wardwatch_alerting_live") == 1
+               and (metric("wardwatch_alerting_journal_records") or 0) >= 2, timeout=20)
+    assert metric("wardwatch_alerting_ready") == 1
     backup = eng.dir / "backup.sqlite"
     res = subprocess.run(
         [sys.executable, "-m", "alerting", "backup", str(backup), "--state", str(eng.state)],
