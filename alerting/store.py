@@ -29,6 +29,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,9 +264,11 @@ def backup(src: Path, dest: Path) -> None:
         raise StoreError(f"{src}: no such state file")
     if dest.exists():
         raise StoreError(f"{dest}: exists already (a backup never overwrites)")
-    with sqlite3.connect(str(src)) as s, sqlite3.connect(str(dest)) as d:
+    # closing(): a connection's own ``with`` only commits; left open (until the garbage
+    # collector finds it) it keeps the source's -wal and -shm in use by this process
+    with closing(sqlite3.connect(str(src))) as s, closing(sqlite3.connect(str(dest))) as d:
         s.backup(d)
-    with sqlite3.connect(str(dest)) as d:
+    with closing(sqlite3.connect(str(dest))) as d:
         d.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
 
 
@@ -281,7 +284,7 @@ def restore(src: Path, dest: Path) -> None:
 
 
 def _restore(src: Path, dest: Path) -> None:
-    with sqlite3.connect(str(src)) as s:
+    with closing(sqlite3.connect(str(src))) as s:
         ok = s.execute("PRAGMA integrity_check").fetchone()
         if ok is None or ok[0] != "ok":
             raise StoreError(f"{src}: not a sound database: {ok}")
@@ -290,5 +293,5 @@ def _restore(src: Path, dest: Path) -> None:
             raise StoreError(f"{src}: not an alert state backup")
     for suffix in ("-wal", "-shm"):
         Path(f"{dest}{suffix}").unlink(missing_ok=True)
-    with sqlite3.connect(str(src)) as s, sqlite3.connect(str(dest)) as d:
+    with closing(sqlite3.connect(str(src))) as s, closing(sqlite3.connect(str(dest))) as d:
         s.backup(d)
