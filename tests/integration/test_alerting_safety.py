@@ -170,3 +170,34 @@ def test_a_child_without_a_date_of_birth_is_announced_not_silently_unscored(rig:
     rig.event("raised", "no_dob", bed="b2")
     assert not [e for e in rig.all() if e["alert"]["bed_id"] == "b2"
                 and e["alert"]["alert_kind"] == "clinical"]
+
+
+def test_a_context_that_cannot_be_refreshed_is_announced_on_every_bed(stack: Stack) -> None:
+    root = f"s{uuid.uuid4().hex[:8]}/v1"
+    broken = {"now": False}
+
+    def loader() -> UnitContext:
+        if broken["now"]:
+            raise OSError("registry unreachable")
+        return WARD
+
+    svc = alerting_service(stack.broker, WARD, root, context_loader=loader)
+    events = collector(stack.broker, "admin", [topics.alert_events("s1", "u1", root=root)])
+    t = threading.Thread(target=svc.run, daemon=True)
+    t.start()
+    try:
+        assert svc.ready.wait(10)
+        broken["now"] = True
+        svc.refresh_context(datetime.now(UTC))
+        rig = Rig(root, svc, Publisher(stack.broker), events)
+        for bed in ("b1", "b2"):
+            raised = rig.event("raised", "context_unavailable", bed=bed)
+            assert "registry unreachable" in raised["alert"]["message"]
+        broken["now"] = False
+        svc.refresh_context(datetime.now(UTC))
+        rig.event("resolved", "context_unavailable", bed="b1")
+        rig.pub.close()
+    finally:
+        svc.stop()
+        t.join(10)
+        events.close()
