@@ -266,10 +266,15 @@ def backup(src: Path, dest: Path) -> None:
         raise StoreError(f"{dest}: exists already (a backup never overwrites)")
     # closing(): a connection's own ``with`` only commits; left open (until the garbage
     # collector finds it) it keeps the source's -wal and -shm in use by this process
-    with closing(sqlite3.connect(str(src))) as s, closing(sqlite3.connect(str(dest))) as d:
-        s.backup(d)
-    with closing(sqlite3.connect(str(dest))) as d:
-        d.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+    try:
+        with closing(sqlite3.connect(str(src))) as s, closing(sqlite3.connect(str(dest))) as d:
+            s.backup(d)
+        with closing(sqlite3.connect(str(dest))) as d:
+            d.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+    except sqlite3.Error as exc:  # not a database: nothing half-made left for a retry to meet
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(f"{dest}{suffix}").unlink(missing_ok=True)
+        raise StoreError(f"{src}: cannot back it up: {exc}") from exc
 
 
 def restore(src: Path, dest: Path) -> None:
@@ -279,6 +284,8 @@ def restore(src: Path, dest: Path) -> None:
     fd = _lock_file(dest)  # refused while an engine runs on it
     try:
         _restore(src, dest)
+    except sqlite3.Error as exc:  # not a database at all
+        raise StoreError(f"{src}: cannot restore it: {exc}") from exc
     finally:
         os.close(fd)
 
