@@ -108,6 +108,16 @@ class StateStore:
         # One writer: a second engine on the same state (a unit owned twice) is refused.
         self._owner_fd = _lock_file(path)
         try:
+            self._open(site, unit)
+        except BaseException:  # refused or unreadable: hold nothing (neither lock nor file)
+            if hasattr(self, "db"):
+                self.db.close()
+            os.close(self._owner_fd)
+            raise
+
+    def _open(self, site: str, unit: str) -> None:
+        path = self.path
+        try:
             self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
