@@ -252,8 +252,11 @@ class StateStore:
 
     def close(self) -> None:
         with self._lock:
+            if self._owner_fd < 0:  # closed already: that number may be another file's now
+                return
             self.db.close()
             os.close(self._owner_fd)
+            self._owner_fd = -1
 
 
 def _lock_file(path: Path) -> int:
