@@ -218,13 +218,14 @@ class StateStore:
                 self._put_meta(step.meta)
                 for e in step.journal:
                     seq += 1
-                    body = dict(e.body)
-                    h = chain_hash(seq, e.kind, e.at, recorded_at, body, head)
+                    text = json.dumps(dict(e.body), sort_keys=True, separators=(",", ":"))
+                    # hash the body as it will be read back: JSON makes every key a string
+                    # (2 and 10 become "2" and "10", which sort the other way round)
+                    h = chain_hash(seq, e.kind, e.at, recorded_at, json.loads(text), head)
                     self.db.execute(
                         "INSERT INTO journal(seq, kind, at, recorded_at, body, prev, hash) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (seq, e.kind, e.at, recorded_at,
-                         json.dumps(body, sort_keys=True, separators=(",", ":")), head, h),
+                        (seq, e.kind, e.at, recorded_at, text, head, h),
                     )
                     head = h
                 for o in step.outbox:
