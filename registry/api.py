@@ -18,7 +18,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry import assets, care
 from registry.db import transaction
@@ -115,6 +117,19 @@ def create_app(engine: Engine, clock: Callable[[], datetime] | None = None) -> F
             {"error": "invalid", "reason": _validation_reason(exc), "detail": detail},
             status_code=422,
         )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # no such path (404), a method the path does not take (405): the same JSON shape
+        return JSONResponse({"error": "http", "reason": str(exc.detail)},
+                            status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(DBAPIError)
+    async def _unavailable(_request: Request, exc: DBAPIError) -> JSONResponse:
+        # the database failed (down, locked past the busy timeout): not the request's fault
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        return JSONResponse({"error": "unavailable", "reason": f"database error: {first}"},
+                            status_code=503)
 
     def run(fn: Callable[[Session, datetime], T]) -> T:
         with transaction(engine) as session:

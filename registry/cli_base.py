@@ -100,6 +100,7 @@ def open_engine(db: str | None) -> Engine:
 def run(db: str | None, action: Callable[[Session, datetime], T]) -> T:
     """Run ``action(session, now)`` in one transaction; a refusal exits 2 with its reason."""
     from pydantic import ValidationError
+    from sqlalchemy.exc import DBAPIError
 
     from registry.db import transaction
     from registry.errors import RegistryError
@@ -112,6 +113,8 @@ def run(db: str | None, action: Callable[[Session, datetime], T]) -> T:
         fail(exc.reason)
     except ValidationError as exc:
         fail(_validation_line(exc))
+    except DBAPIError as exc:
+        fail(f"database error: {str(exc.orig).strip().splitlines()[0] if exc.orig else exc}")
     finally:
         engine.dispose()
 

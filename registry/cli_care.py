@@ -278,6 +278,7 @@ def serve_cmd(
         sock.bind((host, port))
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+    sock.listen(128)  # connections wait in the backlog from now on, until uvicorn accepts
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     typer.echo(f"serving http://{shown}:{bound} ({engine.url.render_as_string()})", nl=True)

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from registry.errors import Conflict, Invalid, RegistryError
@@ -192,7 +192,7 @@ def open_database(url: str, *, migrate_fresh: bool = True) -> Engine:
                 raise Conflict(f"{engine.url}: not a registry database (it has other tables)")
             upgrade(engine)
             return engine
-    except OperationalError as exc:
+    except DBAPIError as exc:
         engine.dispose()
         raise Invalid(f"{engine.url}: cannot open the database: {exc.orig}") from exc
     except RegistryError:
