@@ -1,10 +1,10 @@
 """The unit context the services read (``wardwire.context.UnitContext``), built from the
 registry at a point in time; and a ward file (the same type) imported into the registry.
 
-The context at ``t`` holds the unit's gateways and beds that existed and were not retired at
-``t``, each bed with the devices assigned to it at ``t`` (and their gateway), and the admission
-in it at ``t`` with the patient's pseudonymous id and date of birth. A bed with no device at
-``t`` is served by its own gateway; a bed with neither is left out (a context bed names a gateway).
+The context at ``t`` holds the unit's gateways and beds not retired at ``t``, each bed with the
+devices assigned to it at ``t`` (and their gateway), and the admission in it at ``t`` with the
+patient's pseudonymous id and date of birth. A bed with no device at ``t`` is served by its own
+gateway; a bed with neither is left out (a context bed names a gateway).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from registry.assets import (
@@ -52,7 +52,9 @@ __all__ = ["import_ward", "unit_context"]
 
 
 def _existed(model: type[Bed] | type[Gateway], t: datetime) -> ColumnElement[bool]:
-    return and_(model.created_at <= t, or_(model.retired_at.is_(None), model.retired_at > t))
+    # not retired at t; registered later is fine: history may be recorded after the fact
+    # (a back-dated assignment or admission), and the context at t shows what was recorded
+    return or_(model.retired_at.is_(None), model.retired_at > t)
 
 
 def unit_context(session: Session, site: str, unit: str, *, at: datetime) -> UnitContext:

@@ -92,7 +92,8 @@ def test_the_context_is_the_unit_context_json(client: TestClient, engine: Engine
     assert ctx.bed_of("gw-a", "mon-01") is not None
     earlier = c.get("/units/demo/picu/context",
                     params={"at": (NOW - timedelta(days=1)).isoformat()}).json()
-    assert earlier["beds"] == [] and earlier["gateways"] == []
+    assert [(b["id"], b["devices"], b["patient"]) for b in earlier["beds"]] == [
+        ("bed01", [], None), ("bed02", [], None)]
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status", "words"), [
