@@ -15,7 +15,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from registry.errors import Conflict, NotFound
-from registry.models import Bed, BedStay, Device, DeviceAssignment, Gateway, Site, Unit
+from registry.models import Base, Bed, BedStay, Device, DeviceAssignment, Gateway, Site, Unit
 from registry.schemas import (
     AssignmentView,
     BedRequest,
@@ -72,37 +72,38 @@ _T = TypeVar("_T")
 
 
 # -- lookups ----------------------------------------------------------------------------------
-def _one(session: Session, stmt: Select[_T], missing: str, lock: bool) -> _T:
-    found = session.scalars(stmt.with_for_update() if lock else stmt).first()
+def _one(session: Session, stmt: Select[_T], missing: str, lock: bool, of: type[Base]) -> _T:
+    # FOR UPDATE OF the looked-up table only: a bed's lock must not lock its unit and site
+    found = session.scalars(stmt.with_for_update(of=of) if lock else stmt).first()
     if found is None:
         raise NotFound(missing)
     return found
 
 
 def find_site(session: Session, site: str, *, lock: bool = False) -> Site:
-    return _one(session, select(Site).where(Site.id == site), f"unknown site {site!r}", lock)
+    return _one(session, select(Site).where(Site.id == site), f"unknown site {site!r}", lock, Site)
 
 
 def find_unit(session: Session, site: str, unit: str, *, lock: bool = False) -> Unit:
     stmt = select(Unit).join(Site).where(Site.id == site, Unit.id == unit)
-    return _one(session, stmt, f"unknown unit {site}/{unit}", lock)
+    return _one(session, stmt, f"unknown unit {site}/{unit}", lock, Unit)
 
 
 def find_bed(session: Session, site: str, unit: str, bed: str, *, lock: bool = False) -> Bed:
     stmt = (
         select(Bed).join(Unit).join(Site).where(Site.id == site, Unit.id == unit, Bed.id == bed)
     )
-    return _one(session, stmt, f"unknown bed {site}/{unit}/{bed}", lock)
+    return _one(session, stmt, f"unknown bed {site}/{unit}/{bed}", lock, Bed)
 
 
 def find_gateway(session: Session, gateway: str, *, lock: bool = False) -> Gateway:
     stmt = select(Gateway).where(Gateway.id == gateway)
-    return _one(session, stmt, f"unknown gateway {gateway!r}", lock)
+    return _one(session, stmt, f"unknown gateway {gateway!r}", lock, Gateway)
 
 
 def find_device(session: Session, device: str, *, lock: bool = False) -> Device:
     stmt = select(Device).where(Device.id == device)
-    return _one(session, stmt, f"unknown device {device!r}", lock)
+    return _one(session, stmt, f"unknown device {device!r}", lock, Device)
 
 
 def ensure_active(thing: Site | Unit | Bed | Gateway | Device, what: str) -> None:

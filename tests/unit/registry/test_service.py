@@ -359,3 +359,44 @@ def test_lists_and_views(engine: Engine, clock: Clock) -> None:
     assert do(engine, lambda s: assets.device_seen(s, "mon-02", clock(25))).last_seen == clock(30)
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(DeviceAssignment)) == 1
+
+
+def test_racing_writers_one_wins_the_others_are_refused(engine: Engine, clock: Clock) -> None:
+    """Eight requests at once for one bed (admissions) and one device (assignments): exactly
+    one of each is accepted, the others get a Conflict, never a second open range."""
+    import threading
+
+    now = clock(60)
+    ward(engine, clock(0), beds=8)
+    patients = [f"P-race{i:04}" for i in range(8)]
+    do(engine, lambda s: [care.add_patient(s, PatientRequest(id=p, dob=date(2020, 1, 1)),
+                                           now=now) for p in patients])
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def attempt(fn: Callable[[Session], object]) -> None:
+        barrier.wait(timeout=30)
+        try:
+            do(engine, fn)
+            outcomes.append("ok")
+        except Conflict:
+            outcomes.append("conflict")
+
+    def race(fns: list[Callable[[Session], object]]) -> list[str]:
+        outcomes.clear()
+        threads = [threading.Thread(target=attempt, args=(fn,)) for fn in fns]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        return sorted(outcomes)
+
+    admits = [lambda s, p=p: care.admit(s, admit(p, "bed01", clock(30)), now=now)
+              for p in patients]
+    assert race(admits) == ["conflict"] * 7 + ["ok"]
+    assigns = [lambda s, i=i: care.assign(s, assign("mon-01", f"bed{i:02}", clock(30)), now=now)
+               for i in range(1, 9)]
+    assert race(assigns) == ["conflict"] * 7 + ["ok"]
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(BedStay)) == 1
+        assert conn.scalar(select(func.count()).select_from(DeviceAssignment)) == 1
