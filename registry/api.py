@@ -238,6 +238,13 @@ def create_app(engine: Engine, clock: Callable[[], datetime] | None = None) -> F
     def retire_device(device: DeviceId) -> DeviceView:
         return run(lambda s, t: assets.retire_device(s, device, now=t))
 
+    @app.post("/devices/{device}/seen", tags=["devices"])
+    def device_seen(device: DeviceId, req: Annotated[TimeRequest | None, Body()] = None,
+                    ) -> DeviceView:
+        """A service heard from the device (at ``time``, default now); kept if the latest."""
+        return run(lambda s, t: assets.device_seen(
+            s, device, min((req.time if req and req.time else t), t)))
+
     @app.get("/devices/{device}/assignments", tags=["devices"])
     def device_history(device: DeviceId) -> list[AssignmentView]:
         return run(lambda s, _: assets.device_history(s, device))

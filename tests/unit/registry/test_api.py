@@ -71,6 +71,9 @@ def test_the_workflow_over_http(client: TestClient) -> None:
     assert ok(c.get("/patients/P-1a2b3c"))["admission"] is None
     ok(c.post("/devices/mon-01/unassign", json={}))
     ok(c.patch("/devices/mon-01", json={"firmware": "2.1.0"}))
+    five_ago = (NOW - timedelta(minutes=5)).isoformat()
+    seen = ok(c.post("/devices/mon-01/seen", json={"time": five_ago}))
+    assert seen["last_seen"] == "2025-06-01T11:55:00Z" and seen["firmware"] == "2.1.0"
     assert ok(c.post("/devices/mon-01/retire"))["status"] == "retired"
     history = c.get("/devices/mon-01/assignments").json()
     assert [h["bed"] for h in history] == ["bed01"] and history[0]["ended_at"] is not None
