@@ -7,6 +7,7 @@ Bounded: a few examples per operation, derandomised so CI runs the same cases ev
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 import warnings
@@ -48,6 +49,7 @@ NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 # (schemathesis.pytest.from_fixture does not work with this pytest); the module fixture seeds
 # the database and removes it at the end.
 _DIR = Path(tempfile.mkdtemp(prefix="wardwatch-schemathesis-"))
+atexit.register(shutil.rmtree, _DIR, True)  # also when the module's tests are deselected
 ENGINE = open_database(f"sqlite:///{_DIR / 'registry.db'}")
 schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(ENGINE, clock=lambda: NOW))
 
