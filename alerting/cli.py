@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -128,41 +128,53 @@ def check_rules(
 
 
 @audit_app.command("verify")
-def audit_verify(state: StateOption = DEFAULT_STATE) -> None:
+def audit_verify(
+    state: StateOption = DEFAULT_STATE,
+    expect_head: Annotated[
+        str | None,
+        typer.Option(
+            help="SEQ:HASH of a record known from outside the file (the engine's retained "
+            "status carries journal_seq and journal_head): that record must be there, with "
+            "that hash. Catches a journal cut short or rewritten from its end."
+        ),
+    ] = None,
+) -> None:
     """Check the journal's hash chain: exit 1 naming the first broken record, 0 if intact."""
     import sqlite3
     import time
 
-    from alerting.journal import Record, verify
+    from alerting.journal import verify
+    from alerting.store import read_journal
 
     if not state.exists():
         typer.echo(f"{state}: no such state file", err=True)
         raise typer.Exit(2)
     t0 = time.perf_counter()
     try:
-        with sqlite3.connect(f"file:{state}?mode=ro", uri=True) as db:
-            rows = db.execute(
-                "SELECT seq, kind, at, recorded_at, body, prev, hash FROM journal ORDER BY seq"
-            ).fetchall()
+        records = read_journal(state)
     except sqlite3.Error as exc:
         typer.echo(f"{state}: cannot read the journal: {exc}", err=True)
         raise typer.Exit(2) from None
-    import json
-
-    def records() -> Any:
-        for seq, kind, at, rec, body, prev, h in rows:
-            try:
-                parsed = json.loads(body)
-            except json.JSONDecodeError:
-                parsed = {"unreadable": body}
-            yield Record(seq, kind, at, rec, parsed, prev, h)
-
-    n, broken = verify(records())
+    n, broken = verify(records)
     ms = (time.perf_counter() - t0) * 1000
     if broken is not None:
         typer.echo(f"{state}: journal BROKEN at record {broken.seq}: {broken.reason}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"{state}: journal intact: {n} records verified in {ms:.0f} ms")
+    if expect_head is not None:
+        seq_text, _, want = expect_head.partition(":")
+        if not seq_text.isdigit() or len(want) != 64:
+            typer.echo("--expect-head: give SEQ:HASH (a number, a colon, 64 hex digits)",
+                       err=True)
+            raise typer.Exit(2)
+        found = {r.seq: r.hash for r in records}.get(int(seq_text))
+        if found != want:
+            why = "is missing" if found is None else "has another hash"
+            typer.echo(f"{state}: journal BROKEN at record {seq_text}: it {why} than the "
+                       "anchored head says (cut short or rewritten)", err=True)
+            raise typer.Exit(1)
+    last = records[-1] if records else None
+    head = f"; head {last.seq}:{last.hash}" if last is not None else ""
+    typer.echo(f"{state}: journal intact: {n} records verified in {ms:.0f} ms{head}")
 
 
 @app.command("backup")

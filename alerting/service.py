@@ -216,6 +216,7 @@ class AlertingService:
         return out
 
     def _status(self, reason: str) -> EngineStatus:
+        head = None if self.store is None or reason == "lwt" else self.store.journal_head()
         return EngineStatus(
             instance=self.client_id,
             unit=self.ward.unit,
@@ -225,6 +226,8 @@ class AlertingService:
             heartbeat_s=self.heartbeat_s,
             started_at=self.started_at,
             recovered_alerts=self.recovered_alerts,
+            journal_seq=None if head is None else head[0],
+            journal_head=None if head is None or head[0] == 0 else head[1],
         )
 
     def _publish_status(self, reason: str) -> mqtt.MQTTMessageInfo:

@@ -33,8 +33,9 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from alerting.journal import GENESIS, Record, chain_hash
+from alerting.journal import GENESIS, Record, chain_hash, verify
 
 __all__ = ["Entry", "Outgoing", "StateStore", "StoreError", "backup", "restore"]
 
@@ -304,6 +305,36 @@ def restore(src: Path, dest: Path) -> None:
         os.close(fd)
 
 
+def _owner(db: sqlite3.Connection) -> Any:
+    try:
+        row = db.execute("SELECT value FROM engine_meta WHERE key = 'owner'").fetchone()
+    except sqlite3.Error:
+        return None
+    return None if row is None else json.loads(row[0])
+
+
+def _records(db: sqlite3.Connection) -> Iterator[Record]:
+    rows = db.execute(
+        "SELECT seq, kind, at, recorded_at, body, prev, hash FROM journal ORDER BY seq"
+    ).fetchall()
+    for seq, kind, at, rec, body, prev, h in rows:
+        try:
+            parsed = json.loads(body)
+        except (json.JSONDecodeError, TypeError):
+            parsed = {"unreadable": str(body)}
+        yield Record(seq, kind, at, rec, parsed, prev, h)
+
+
+def read_journal(path: Path) -> list[Record]:
+    """Every journal record of a state file, read-only (text that is not UTF-8 is read with
+    replacement characters, so it fails its hash at its own record instead of failing the
+    read)."""
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True)) as db:
+        db.text_factory = lambda b: b.decode("utf-8", "replace")
+        return list(_records(db))
+
+
 def _restore(src: Path, dest: Path) -> None:
     with closing(sqlite3.connect(str(src))) as s:
         ok = s.execute("PRAGMA integrity_check").fetchone()
@@ -312,7 +343,32 @@ def _restore(src: Path, dest: Path) -> None:
         tables = {r[0] for r in s.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if not {"journal", "bed_state", "engine_meta", "outbox"} <= tables:
             raise StoreError(f"{src}: not an alert state backup")
+        s.text_factory = lambda b: b.decode("utf-8", "replace")
+        _, broken = verify(_records(s))
+        if broken is not None:
+            raise StoreError(
+                f"{src}: its journal is broken at record {broken.seq} ({broken.reason}): "
+                "not restored"
+            )
+        src_owner = _owner(s)
+    if dest.exists():
+        with closing(sqlite3.connect(str(dest))) as d:
+            dest_owner = _owner(d)
+        if dest_owner is not None and src_owner != dest_owner:
+            raise StoreError(
+                f"{src} is the state of {src_owner}, {dest} of {dest_owner}: not restored"
+            )
+    # copy beside the destination first: a copy that fails leaves the destination as it was
+    tmp = Path(f"{dest}.restoring")
+    tmp.unlink(missing_ok=True)
+    try:
+        with closing(sqlite3.connect(str(src))) as s, closing(sqlite3.connect(str(tmp))) as t:
+            s.backup(t)
+        with closing(sqlite3.connect(str(tmp))) as t:
+            t.execute("PRAGMA journal_mode=DELETE")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     for suffix in ("-wal", "-shm"):
         Path(f"{dest}{suffix}").unlink(missing_ok=True)
-    with closing(sqlite3.connect(str(src))) as s, closing(sqlite3.connect(str(dest))) as d:
-        s.backup(d)
+    tmp.replace(dest)

@@ -464,6 +464,11 @@ class EngineStatus(WireModel):
     started_at: UtcDatetime | None = None
     #: the engine resumed durable state at start (open alerts restored)
     recovered_alerts: Count = 0
+    #: the alert journal's last record when this was sent (sequence number and hash): an
+    #: anchor outside the state file, so a journal cut short or rewritten from the end can be
+    #: told (``wardwatch alerting audit verify --expect-head SEQ:HASH``)
+    journal_seq: Count | None = None
+    journal_head: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
 
     @model_validator(mode="after")
     def _timed(self) -> EngineStatus:

@@ -371,6 +371,9 @@ def test_the_engine_process_answers_audit_verify(
     wait_until(lambda: metric("wardwatch_alerting_live") == 1
                and (metric("wardwatch_alerting_journal_records") or 0) >= 2, timeout=20)
     assert metric("wardwatch_alerting_ready") == 1
+    # the heartbeat anchors the journal's head outside the state file
+    assert sts.wait_for(lambda _m: any((h.get("journal_seq") or 0) >= 2
+                                       for h in statuses(sts, "heartbeat")), 20)
     backup = eng.dir / "backup.sqlite"
     res = subprocess.run(
         [sys.executable, "-m", "alerting", "backup", str(backup), "--state", str(eng.state)],

@@ -408,19 +408,16 @@ def test_audit_verify_of_a_file_that_is_not_a_state_db(tmp_path: Path, kind: str
     assert "cannot read the journal" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py: audit verify puts the path into a file: URI "
-                   "unquoted; a '#' or '?' in it opens (and creates) another file")
 def test_audit_verify_of_a_path_with_uri_characters(tmp_path: Path) -> None:
     path = tmp_path / "ward #3.sqlite"
     commit_batches(path, [[Entry("context", at(1), {})]])
     before = set(tmp_path.iterdir())
     result = cli_verify(path)
-    assert set(tmp_path.iterdir()) == before
+    # a reader of a WAL database may create its -wal and -shm beside it, and nothing else
+    assert set(tmp_path.iterdir()) - before <= {Path(f"{path}-wal"), Path(f"{path}-shm")}
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py: a field that is not UTF-8 makes audit verify "
-                   "fail to read the journal (exit 2) rather than name the record (exit 1)")
 def test_audit_verify_names_a_record_whose_text_is_not_utf8(state: Path) -> None:
     tamper(state, lambda db: db.execute(
         "UPDATE journal SET at = CAST(X'32303234FF' AS TEXT) WHERE seq = 3"))
@@ -509,9 +506,6 @@ FAILING_STEPS: dict[str, Callable[[], Step]] = {
         journal=[Entry("updated", at(9), {"ok": 1}),
                  Entry("updated", at(9), {"bad": Unserialisable()})],
         outbox=[Outgoing("t", b"1", False)]),
-    "journal body not encodable": lambda: Step(
-        beds={"b1": {"v": "new"}}, journal=[Entry("updated", at(9), {"ok": 1}),
-                                            Entry("updated", at(9), {"bad": "\ud800"})]),
     "outbox payload": lambda: Step(
         beds={"b1": {"v": "new"}}, drop_beds=["b2"], meta={"x": 2},
         journal=[Entry("updated", at(9), {"ok": 1})],
@@ -997,3 +991,10 @@ def test_property_a_rehashed_record_is_reported_at_the_next_one(
             assert n_checked == seq + 1
             assert result.exit_code == 1
             assert f"journal BROKEN at record {seq + 1}: " in result.stderr
+
+
+def test_a_body_with_a_lone_surrogate_is_kept_and_verifies(state: Path) -> None:
+    """A text with a lone surrogate (what a tampered or mangled body may hold) is hashed, not
+    refused: the journal keeps what it was given and the chain checks it."""
+    commit_batches(state, [[Entry("updated", at(9), {"odd": "\ud800"})]])
+    assert cli_verify(state).exit_code == 0
