@@ -488,6 +488,98 @@ class AckCommand(WireModel):
     at: UtcDatetime
 
 
+class CommandAction(StrEnum):
+    ACK = "ack"
+    SNOOZE = "snooze"  # silence for ``minutes`` (bounded per priority; never a HIGH alert)
+    ESCALATE = "escalate"  # move the alert one step along its escalation chain now
+    RESOLVE = "resolve"  # a nurse closes it, with a reason
+    RECEIPT = "receipt"  # a delivery receipt from a phone or pager: received/viewed/accepted
+
+
+class AlertCommand(WireModel):
+    """What a nurse (or a device delivering to a nurse) does to one alert. Idempotent by
+    ``command_id``: the same command delivered twice acts once. Only the console's broker
+    identity may publish commands (``{root}/cmd/{site}/{unit}/alert``)."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["alert_command"] = "alert_command"
+    command_id: Ident
+    action: CommandAction
+    alert_id: Ident
+    #: the user id of who acted (a staff id, never a patient's)
+    by: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+    #: when the person acted (the command's own time; the engine also records when it came)
+    at: UtcDatetime
+    minutes: Annotated[float, Field(strict=True, gt=0, le=24 * 60)] | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=200,
+                                 pattern=r"^[^\x00-\x1f\x7f]+$")] | None = None
+    receipt: Literal["received", "viewed", "accepted"] | None = None
+    #: the escalation role the receipt comes from (``nurse_in_charge``...)
+    role: Ident | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_the_action(self) -> AlertCommand:
+        a = self.action
+        if (a is CommandAction.SNOOZE) != (self.minutes is not None):
+            raise ValueError("minutes is given with a snooze, and only then")
+        if a is CommandAction.RESOLVE and self.reason is None:
+            raise ValueError("a nurse's resolve needs a reason")
+        if (a is CommandAction.RECEIPT) != (self.receipt is not None):
+            raise ValueError("receipt is given with a receipt command, and only then")
+        return self
+
+
+#: the Appendix A input keys a nurse charts (docs/clinical/vocabulary.md#input-keys); the
+#: scorer checks each value, the contract only the key, the shape and the size
+CHART_KEYS = frozenset({
+    "hr_bpm", "rr_bpm", "spo2_pct", "sbp_mmhg", "crt_s", "temp_c", "oxygen", "resp_effort",
+    "resp_distress", "avpu", "bp_skip_code", "carer_question", "clinical_intuition",
+    "specific_concern", "behaviour", "skin_colour", "hr_above_upper_normal_bpm",
+    "rr_above_upper_normal_bpm", "bradycardia_for_age", "resp_signs", "quarter_hourly_nebs",
+    "persistent_postop_vomiting", "on_oxygen", "consciousness",
+})
+ChartScalar = Annotated[str, Field(max_length=64)] | FiniteFloat | bool
+ChartValue = (
+    ChartScalar
+    | Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=16)]
+    | Annotated[dict[Annotated[str, Field(max_length=32)], ChartScalar | None],
+                Field(max_length=8)]
+    | None
+)
+
+
+class ChartedSet(WireModel):
+    """One set of observations a nurse charted for one bed (``{root}/chart/{site}/{unit}``).
+
+    ``observed_at`` is when the nurse observed, ``charted_at`` when it was entered: a set may
+    be entered later (back-entry). A set that corrects an earlier one ("entered in error")
+    names it in ``supersedes``; both are kept. Every value is ``source = entered``."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["charted_set"] = "charted_set"
+    set_id: Ident
+    unit: Ident
+    bed_id: Ident
+    by: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+    observed_at: UtcDatetime
+    charted_at: UtcDatetime
+    generation: Generation
+    items: Annotated[dict[str, ChartValue], Field(min_length=1, max_length=32)]
+    supersedes: Ident | None = None
+    #: back-entry of a set already acted on (NPEWS C3.9): scored, but no new notification
+    already_escalated: bool = False
+
+    @model_validator(mode="after")
+    def _known_items(self) -> ChartedSet:
+        unknown = sorted(set(self.items) - CHART_KEYS)
+        if unknown:
+            raise ValueError(f"items: not charting keys: {unknown}")
+        if self.observed_at > self.charted_at:
+            raise ValueError("observed_at is after charted_at (a set cannot be charted before "
+                             "it was observed)")
+        return self
+
+
 class DeadLetter(WireModel):
     """A payload a service refused, with the reason (published to the dead-letter topic)."""
 
@@ -533,6 +625,8 @@ WIRE_MODELS: tuple[type[WireModel], ...] = (
     DeadLetter,
     TechnicalEvent,
     EngineStatus,
+    AlertCommand,
+    ChartedSet,
 )
 
 

@@ -104,6 +104,16 @@ def ack_commands(site: str, unit: str, *, root: str | None = None) -> str:
     return f"{_root(root)}/cmd/{_lvl(site, 'site')}/{_lvl(unit, 'unit')}/ack"
 
 
+def alert_commands(site: str, unit: str, *, root: str | None = None) -> str:
+    """``AlertCommand``s of a unit (ack, snooze, escalate, resolve, receipt)."""
+    return f"{_root(root)}/cmd/{_lvl(site, 'site')}/{_lvl(unit, 'unit')}/alert"
+
+
+def charting(site: str, unit: str, *, root: str | None = None) -> str:
+    """``ChartedSet``s of a unit (nurse-charted observations)."""
+    return f"{_root(root)}/chart/{_lvl(site, 'site')}/{_lvl(unit, 'unit')}"
+
+
 def technical(site: str, unit: str, service: str, *, root: str | None = None) -> str:
     return (
         f"{_root(root)}/tech/{_lvl(site, 'site')}/{_lvl(unit, 'unit')}/{_lvl(service, 'service')}"

@@ -40,7 +40,9 @@ from wardwire.models import (
     WIRE_TIME_MIN,
     AckCommand,
     Alert,
+    AlertCommand,
     AlertEvent,
+    ChartedSet,
     DeadLetter,
     DeviceStatus,
     EngineStatus,
@@ -480,7 +482,38 @@ def seed_documents(now: datetime = T0) -> dict[type[WireModel], list[dict[str, A
                   "alert": {**alert, "rule": "bedside_pews", "level": "high", "complete": False,
                             "missing": ["sbp"], "held": ["spo2"], "reassess_by": later,
                             "condition_present": True}}
+    command = {
+        "schema_version": 1,
+        "kind": "alert_command",
+        "command_id": "c2",
+        "action": "snooze",
+        "alert_id": "a-0123456789ab",
+        "by": "nurse-7",
+        "at": later,
+        "minutes": 15,
+        "reason": "family at bedside",
+    }
+    receipt = {"command_id": "c3", "action": "receipt", "alert_id": "a-0123456789ab",
+               "by": "pager-12", "at": later, "receipt": "accepted", "role": "nurse_in_charge"}
+    chart = {
+        "schema_version": 1,
+        "kind": "charted_set",
+        "set_id": "set-1",
+        "unit": "u1",
+        "bed_id": "b1",
+        "by": "nurse-7",
+        "observed_at": t,
+        "charted_at": later,
+        "generation": "test",
+        "items": {"avpu": "V", "crt_s": 3, "oxygen": {"device": "NP", "flow_lpm": 1.5},
+                  "resp_signs": ["grunting"], "on_oxygen": True, "rr_bpm": None,
+                  "carer_question": {"response": "W", "escalation_level": "high"}},
+        "supersedes": "set-0",
+        "already_escalated": False,
+    }
     return {
+        AlertCommand: [command, receipt],
+        ChartedSet: [chart],
         EngineStatus: [engine, engine_lwt],
         ObservationBatch: [batch, {k: batch[k] for k in batch if k != "waveforms"}],
         GatewayStatus: [gw, lwt],
