@@ -262,20 +262,24 @@ SERVICE_ROLES: dict[str, tuple[Acl, ...]] = {
     "ingest": (
         _sub("+/v1/gw/#"),
         _sub("$share/+/+/v1/gw/#"),  # dynsec checks the whole $share/… filter
+        _sub("+/v1/chart/#"),  # nurses' charted sets, stored in the no-expiry record
+        _sub("$share/+/+/v1/chart/#"),
         _send("+/v1/dlq/#"),
         _send("+/v1/tech/#"),
     ),
     "alerting": (
         _sub("+/v1/gw/#"),
         _sub("+/v1/cmd/#"),
+        _sub("+/v1/chart/#"),  # charted sets, scored with the device values
         _sub("+/v1/alerting/#"),
         _sub("+/v1/tech/+/+/ingest"),  # ingest's seq_gap / outbox_reset findings
         _send("+/v1/alerting/#"),
         _send("+/v1/dlq/#"),
         _send("+/v1/tech/#"),
     ),
-    "console": (_sub("+/v1/#"), _send("+/v1/cmd/#")),
-    "demo": (_sub("+/v1/#"), _send("+/v1/cmd/#")),
+    # only the console identity publishes nurses' commands and charted sets
+    "console": (_sub("+/v1/#"), _send("+/v1/cmd/#"), _send("+/v1/chart/#")),
+    "demo": (_sub("+/v1/#"), _send("+/v1/cmd/#"), _send("+/v1/chart/#")),
     # test-only: many simulated gateways over a few connections (never in a shipped config)
     "loadgen": (_send("+/v1/gw/#"),),
     PROVISIONER: (

@@ -53,11 +53,14 @@ roles)
     role ingest \
         subscribePattern "$ROOT/gw/#" \
         subscribePattern "\$share/+/$ROOT/gw/#" \
+        subscribePattern "$ROOT/chart/#" \
+        subscribePattern "\$share/+/$ROOT/chart/#" \
         publishClientSend "$ROOT/dlq/#" \
         publishClientSend "$ROOT/tech/#"
     role alerting \
         subscribePattern "$ROOT/gw/#" \
         subscribePattern "$ROOT/cmd/#" \
+        subscribePattern "$ROOT/chart/#" \
         subscribePattern "$ROOT/alerting/#" \
         subscribePattern "$ROOT/tech/+/+/ingest" \
         publishClientSend "$ROOT/alerting/#" \
@@ -65,7 +68,8 @@ roles)
         publishClientSend "$ROOT/tech/#"
     role console \
         subscribePattern "$ROOT/#" \
-        publishClientSend "$ROOT/cmd/#"
+        publishClientSend "$ROOT/cmd/#" \
+        publishClientSend "$ROOT/chart/#"
     ;;
 service)
     [ $# -eq 3 ] || { echo "usage: $0 service USER ROLE" >&2; exit 2; }
