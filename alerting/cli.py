@@ -209,5 +209,111 @@ def restore_cmd(
     typer.echo(f"{src} -> {state}")
 
 
+AlertOption = Annotated[str, typer.Option("--alert", help="The alert id (from the console).")]
+AsOption = Annotated[
+    str,
+    typer.Option("--as", help="Your user id: journaled as who acted (never a patient's)."),
+]
+
+
+def _send_command(
+    ward: Path | None, context: str | None, action: str, alert: str, user: str,
+    **fields: object,
+) -> None:
+    """Publish one AlertCommand as the console identity (``WM_MQTT_*``) and wait for the
+    broker's answer: exit 1 if it refused (only the console identity may command alerts)."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from pydantic import ValidationError
+
+    from servicekit.mqtt import MqttError, MqttSession
+    from servicekit.settings import ServiceSettings
+    from wardwire import topics
+    from wardwire.models import AlertCommand, validation_summary
+
+    s = ServiceSettings()
+    unit = unit_context_or_exit(s, ward, context)
+    try:
+        cmd = AlertCommand.model_validate({
+            "command_id": f"cli-{uuid.uuid4().hex[:16]}", "action": action, "alert_id": alert,
+            "by": user, "at": datetime.now(UTC),
+            **{k: v for k, v in fields.items() if v is not None},
+        })
+    except ValidationError as exc:
+        typer.echo(f"refused: {validation_summary(exc)}", err=True)
+        raise typer.Exit(2) from None
+    session = MqttSession(s.mqtt_params(), f"cli-{cmd.command_id}")
+    try:
+        session.start()
+    except MqttError as exc:
+        typer.echo(f"cannot reach the broker: {exc}", err=True)
+        raise typer.Exit(1) from None
+    import threading
+
+    answered = threading.Event()
+    outcome: list[object] = []
+
+    def done(rc: object) -> None:
+        outcome.append(rc)
+        answered.set()
+
+    try:
+        session.publish(topics.alert_commands(unit.site, unit.unit, root=s.topic_root),
+                        cmd.model_dump_json(), qos=1, on_done=done)
+        if not answered.wait(10):
+            typer.echo("the broker did not answer within 10 s", err=True)
+            raise typer.Exit(1)
+    finally:
+        session.stop()
+    rc = outcome[0]
+    if getattr(rc, "is_failure", False):
+        typer.echo(f"the broker refused the command: {rc} (is this the console identity?)",
+                   err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{action} {alert} as {user}: sent ({cmd.command_id})")
+
+
+@app.command("ack")
+def ack_cmd(alert: AlertOption, user: AsOption, ward: WardOption = None,
+            context: ContextOption = None) -> None:
+    """Acknowledge an alert."""
+    _send_command(ward, context, "ack", alert, user)
+
+
+@app.command("snooze")
+def snooze_cmd(
+    alert: AlertOption,
+    user: AsOption,
+    minutes: Annotated[float, typer.Option(help="For how long (bounded per priority; a HIGH "
+                                                 "alert is never snoozed).")],
+    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
+    ward: WardOption = None,
+    context: ContextOption = None,
+) -> None:
+    """Silence an alert for a while; it comes back when the time runs out."""
+    _send_command(ward, context, "snooze", alert, user, minutes=minutes, reason=reason)
+
+
+@app.command("escalate")
+def escalate_cmd(alert: AlertOption, user: AsOption, ward: WardOption = None,
+                 context: ContextOption = None) -> None:
+    """Move an alert to the next role of its escalation chain now."""
+    _send_command(ward, context, "escalate", alert, user)
+
+
+@app.command("resolve")
+def resolve_cmd(
+    alert: AlertOption,
+    user: AsOption,
+    reason: Annotated[str, typer.Option(help="Why it is resolved (journaled).")],
+    ward: WardOption = None,
+    context: ContextOption = None,
+) -> None:
+    """Close an alert, with a reason (a clinical one is not raised again at its level until
+    its reassessment is due)."""
+    _send_command(ward, context, "resolve", alert, user, reason=reason)
+
+
 def main(argv: list[str] | None = None) -> None:
     app(args=argv, prog_name="wardwatch alerting")

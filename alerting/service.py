@@ -61,8 +61,10 @@ from wardwire import topics
 from wardwire.context import UnitContext
 from wardwire.models import (
     AckCommand,
+    AlertCommand,
     AlertEvent,
     AlertState,
+    CommandAction,
     DeviceStatus,
     EngineState,
     EngineStatus,
@@ -156,6 +158,7 @@ class AlertingService:
         self._initial += self._apply_context(ward, self.started_at)
         self.stop_event = threading.Event()
         self.ack_topic = topics.ack_commands(ward.site, ward.unit, root=root)
+        self.command_topic = topics.alert_commands(ward.site, ward.unit, root=root)
         self.tech_topic = topics.technical(ward.site, ward.unit, "ingest", root=root)
         self.status_topic = topics.engine_status(ward.site, ward.unit, self.client_id, root=root)
         self.boundary = MessageBoundary(SERVICE, self._on_message, self._dead_letter)
@@ -167,6 +170,7 @@ class AlertingService:
                 (topics.gateway_status(ward.site, ward.unit, "+", root=root), 1),
                 (topics.device_status(ward.site, ward.unit, "+", "+", root=root), 1),
                 (self.ack_topic, 1),
+                (self.command_topic, 1),
                 (self.tech_topic, 1),
             ],
             on_message=self.boundary,
@@ -241,6 +245,9 @@ class AlertingService:
         try:
             if msg.topic == self.ack_topic:
                 self._on_ack(AckCommand.model_validate_json(msg.payload))
+                return
+            if msg.topic == self.command_topic:
+                self._on_command(AlertCommand.model_validate_json(msg.payload))
                 return
             if msg.topic == self.tech_topic:
                 self._on_technical(TechnicalEvent.model_validate_json(msg.payload))
@@ -339,27 +346,44 @@ class AlertingService:
             )
 
     def _on_ack(self, cmd: AckCommand) -> None:
+        self._on_command(AlertCommand(
+            command_id=cmd.command_id, action=CommandAction.ACK, alert_id=cmd.alert_id,
+            by=cmd.by, at=cmd.at,
+        ))
+
+    def _on_command(self, cmd: AlertCommand) -> None:
+        """A nurse's command: applied once (by command_id), journaled with who, the command's
+        own time and when it came, whatever the outcome."""
         received = self.clock()
         with self._lock:
             effects, refused = self.engine.on_command(
-                "ack", received, cmd.by, alert_id=cmd.alert_id, command_id=cmd.command_id
+                cmd.action.value, received, cmd.by, alert_id=cmd.alert_id,
+                command_id=cmd.command_id, minutes=cmd.minutes, reason=cmd.reason,
+                receipt=cmd.receipt, role=cmd.role,
             )
             applied = any(isinstance(e, AlertEffect) for e in effects)
-            entry = Entry("command" if not refused else "command_refused", received.isoformat(), {
-                "command": "ack",
+            body: dict[str, Any] = {
+                "command": cmd.action.value,
                 "command_id": cmd.command_id,
                 "user": cmd.by,
                 "alert_id": cmd.alert_id,
                 "command_at": cmd.at.isoformat(),
                 "received_at": received.isoformat(),
                 "result": "; ".join(refused) if refused else (
-                    "applied" if applied else "no change (already acknowledged or a redelivery)"
+                    "applied" if applied else "no change (already applied or a redelivery)"
                 ),
-            })
-            self._publish(effects, [entry])
+            }
+            for k in ("minutes", "reason", "receipt", "role"):
+                v = getattr(cmd, k)
+                if v is not None:
+                    body[k] = v
+            kind = "command_refused" if refused else (
+                "receipt" if cmd.action is CommandAction.RECEIPT else "command"
+            )
+            self._publish(effects, [Entry(kind, received.isoformat(), body)])
         for why in refused:
             self.commands_refused += 1
-            log.warning("ack %s by %s refused: %s", cmd.command_id, cmd.by, why)
+            log.warning("%s %s by %s refused: %s", cmd.action.value, cmd.command_id, cmd.by, why)
 
     # -- outbound ----------------------------------------------------------------------------
     def _alert_messages(self, eff: AlertEffect) -> list[Outgoing]:

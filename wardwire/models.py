@@ -415,14 +415,17 @@ class Alert(WireModel):
     reassess_by: UtcDatetime | None = None
     snoozed_until: UtcDatetime | None = None
     condition_present: bool = True
-    resolved_reason: Annotated[str, Field(max_length=200)] | None = None
+    resolved_reason: Annotated[str, Field(max_length=300)] | None = None
+    #: who is notified now, the escalation chain's role (``bedside_nurse``, ``nurse_in_charge``)
+    recipient_role: Ident | None = None
 
 
 class AlertEventType(StrEnum):
     RAISED = "raised"
     UPDATED = "updated"  # its level, total, completeness or held items changed
     WORSENED = "worsened"  # its level rose: re-notified (active again, even if acknowledged)
-    ESCALATED = "escalated"  # nobody acknowledged it in time: re-notified one step up
+    ESCALATED = "escalated"  # nobody acknowledged it in time (or a nurse asked): next role
+    RECEIPT = "receipt"  # a phone or pager says it was received or viewed
     REMINDER = "reminder"  # acknowledged, and its level's reassessment time ran out
     ACKNOWLEDGED = "acknowledged"
     SNOOZED = "snoozed"

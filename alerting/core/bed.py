@@ -165,6 +165,11 @@ class Bed:
     held_since: dict[str, datetime] = field(default_factory=dict)
     #: episodes raised on this bed so far (part of each new alert id)
     raised_n: int = 0
+    #: a nurse resolved the clinical alert: (level rank, until) it is not raised again at
+    #: that level or below
+    suppressed: tuple[int, datetime] | None = None
+    #: technical conditions a nurse resolved: not raised again until the condition ends
+    silenced: set[str] = field(default_factory=set)
     #: input key -> until when its current reading is fresh (derived: kept with ``readings``)
     expires: dict[str, datetime] = field(default_factory=dict)
 
@@ -557,6 +562,12 @@ class Bed:
         floor = ep.level_rank if ep is not None else 0
         words = LEVELS[self.info.system]
         rank = self._sustained_level(now, lv.rank, floor) if lv.rank > floor else None
+        if rank is not None and ep is None and self.suppressed is not None:
+            s_rank, s_until = self.suppressed
+            if now < s_until and rank <= s_rank:
+                rank = None  # a nurse resolved it with a reason; only worse raises again
+            elif now >= s_until:
+                self.suppressed = None
         if rank is not None:
             prio = self._priority(rank)
             assert prio is not None
@@ -575,6 +586,7 @@ class Bed:
                     message=msg,
                     generation=self.env.generation,
                     latching=True,
+                    recipient_role=self.env.rules.escalation.role(prio, 0, True),
                     total=result.total,
                     complete=complete,
                     missing=missing,
@@ -660,7 +672,9 @@ class Bed:
         cond = rule if device is None else f"{rule}:{device}"
         ep = self.episodes.get(cond)
         if ep is None:
-            if not on or not self.info.occupied:
+            if not on:
+                self.silenced.discard(cond)
+            if not on or not self.info.occupied or cond in self.silenced:
                 return []
             ep = Episode(
                 alert_id=self._new_alert_id(cond, now),
@@ -676,6 +690,7 @@ class Bed:
                 message=message,
                 generation=self.env.generation,
                 latching=rule in EVENT_RULES,
+                recipient_role=self.env.rules.escalation.technical_role,
                 device_id=device,
             )
             self.episodes[cond] = ep
@@ -778,25 +793,35 @@ class Bed:
         alert_id: str | None = None,
         minutes: float | None = None,
         command_id: str | None = None,
+        reason: str | None = None,
+        receipt: str | None = None,
+        role: str | None = None,
     ) -> tuple[list[Effect], list[str]]:
-        """Apply a nurse's command; returns the effects and the reasons of what was refused."""
+        """Apply a nurse's command; returns the effects and the reasons of what was refused.
+
+        Idempotent by ``command_id``: a command an alert has already applied changes nothing
+        (a redelivery)."""
         out: list[Effect] = []
         refused: list[str] = []
         rules = self.env.rules
+        esc = rules.escalation
         for cond, ep in list(self.episodes.items()):
             if alert_id is not None and ep.alert_id != alert_id:
                 continue
             if ep.state is AlertState.RESOLVED:
                 continue
+            if command_id is not None and command_id in ep.commands:
+                continue
+            clinical = ep.kind is AlertKind.CLINICAL
+            # an acknowledged technical alert reminds too while its condition lasts (a
+            # silent monitor must not be forgotten): the default row, by priority
+            reassess = (
+                rules.reassess_s(self.info.system, ep.level)
+                if clinical
+                else rules.reassess_s("default", ep.priority.value)
+            )
             if action == "ack":
-                # an acknowledged technical alert reminds too while its condition lasts (a
-                # silent monitor must not be forgotten): the default row, by priority
-                reassess = (
-                    rules.reassess_s(self.info.system, ep.level)
-                    if ep.kind is AlertKind.CLINICAL
-                    else rules.reassess_s("default", ep.priority.value)
-                )
-                out += ep.acknowledge(now, by, reassess, command_id)
+                out += ep.acknowledge(now, by, reassess)
             elif action == "snooze":
                 longest = rules.snooze.longest_min(ep.priority)
                 if minutes is None or not 0 < minutes <= longest:  # NaN fails this too
@@ -806,9 +831,30 @@ class Bed:
                     )
                     continue
                 out += ep.snooze(now, by, minutes * 60)
+            elif action == "escalate":
+                out += ep.escalate(
+                    now, esc.role(ep.priority, ep.escalation_step + 1, clinical), by
+                )
+            elif action == "resolve":
+                if not reason:
+                    refused.append(f"{ep.alert_id}: a resolve needs a reason")
+                    continue
+                out += ep.resolve_by(now, by, reason)
+                if clinical:
+                    # not raised again at this level or below until its reassessment is due
+                    self.suppressed = (ep.level_rank, now + timedelta(seconds=reassess))
+                else:
+                    self.silenced.add(cond)  # until its condition ends
+            elif action == "receipt":
+                if receipt not in ("received", "viewed", "accepted"):
+                    refused.append(f"{ep.alert_id}: unknown receipt {receipt!r}")
+                    continue
+                out += ep.receipt(now, by, receipt, role, reassess)
             else:
                 refused.append(f"unknown command {action!r}")
                 break
+            if command_id is not None:
+                ep.commands.append(command_id)
             if ep.closed:
                 self._close(cond)
         self._set_due(now)
@@ -821,7 +867,12 @@ class Bed:
         out = self.evaluate(now)
         esc = self.env.rules.escalation
         for cond, ep in list(self.episodes.items()):
-            out += ep.on_time(now, esc.after(ep.priority))
+            clinical = ep.kind is AlertKind.CLINICAL
+            out += ep.on_time(
+                now,
+                esc.next_after(ep.priority, ep.escalation_step, clinical),
+                esc.role(ep.priority, ep.escalation_step + 1, clinical),
+            )
             if ep.state is AlertState.RESOLVED:
                 self._close(cond)
         self._set_due(now)
@@ -852,7 +903,8 @@ class Bed:
             cands.append(t + timedelta(seconds=self.env.rules.onset.bridge_s))
         esc = self.env.rules.escalation
         for e in self.episodes.values():
-            d2 = e.due(esc.after(e.priority))
+            d2 = e.due(esc.next_after(e.priority, e.escalation_step,
+                                      e.kind is AlertKind.CLINICAL))
             if d2 is not None:
                 cands.append(d2)
         later = [c for c in cands if c > now]
@@ -897,6 +949,10 @@ class Bed:
             "counters": dict(self.counters),
             "due": _iso(self.due),
             "raised_n": self.raised_n,
+            "suppressed": None if self.suppressed is None else [
+                self.suppressed[0], self.suppressed[1].isoformat()
+            ],
+            "silenced": sorted(self.silenced),
             "held_since": {k: v.isoformat() for k, v in self.held_since.items()},
             "last_eval": _iso(self.last_eval),
         }
@@ -940,6 +996,9 @@ class Bed:
         bed.counters = dict(snap["counters"])
         bed.due = _dt(snap["due"])
         bed.raised_n = snap["raised_n"]
+        sup = snap.get("suppressed")
+        bed.suppressed = None if sup is None else (sup[0], datetime.fromisoformat(sup[1]))
+        bed.silenced = set(snap.get("silenced", []))
         bed.held_since = {
             k: datetime.fromisoformat(v) for k, v in snap.get("held_since", {}).items()
         }

@@ -98,14 +98,64 @@ class Artefact(_Section):
         return self
 
 
+Role = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+#: (role, seconds after the previous step's notification without an acknowledgement; 0: the
+#: priority's escalation timer ``*_s``)
+ChainStep = tuple[Role, Annotated[float, Field(ge=0, le=86400)]]
+
+
+def _default_chains() -> dict[str, list[ChainStep]]:
+    # the NPEWS escalation (docs/clinical/uk_npews.md#escalation): the bedside nurse, then
+    # the nurse in charge, then the rapid review / response team, at the escalation timers
+    return {
+        "high": [("bedside_nurse", 0), ("nurse_in_charge", 0), ("rapid_response_team", 0)],
+        "medium": [("bedside_nurse", 0), ("nurse_in_charge", 0)],
+        "low": [("bedside_nurse", 0)],
+    }
+
+
 class Escalation(_Section):
+    """Who is notified, in order, while an alert stays unacknowledged (clinical alerts), and
+    how often the last of them is re-notified (``*_s``; 0: never)."""
+
     high_s: Positive = 60
     medium_s: Positive = 180
     #: 0: never (a LOW alert is for awareness: IEC 60601-1-8 asks no response of it)
     low_s: Seconds = 0
+    chain: dict[str, Annotated[list[ChainStep], Field(min_length=1, max_length=8)]] = Field(
+        default_factory=_default_chains
+    )
+    #: technical alerts go to this role, re-notified at their priority's ``*_s``
+    technical_role: Role = "bedside_nurse"
+
+    @model_validator(mode="after")
+    def _chains(self) -> Escalation:
+        unknown = set(self.chain) - {"high", "medium", "low"}
+        if unknown:
+            raise ValueError(f"chain: priorities are high, medium, low (not {sorted(unknown)})")
+        merged = {**_default_chains(), **self.chain}
+        object.__setattr__(self, "chain", merged)
+        return self
 
     def after(self, p: Priority) -> float:
+        """How often the last notified role is notified again (0: never)."""
         return {Priority.HIGH: self.high_s, Priority.MEDIUM: self.medium_s}.get(p, self.low_s)
+
+    def steps(self, p: Priority, clinical: bool) -> list[ChainStep]:
+        if not clinical:
+            return [(self.technical_role, 0.0)]
+        return self.chain.get(p.value, self.chain["low"])
+
+    def next_after(self, p: Priority, step: int, clinical: bool) -> float:
+        """Seconds from the notification at ``step`` to the next one (0: none)."""
+        steps = self.steps(p, clinical)
+        if step + 1 < len(steps):
+            return steps[step + 1][1] or self.after(p)
+        return self.after(p)
+
+    def role(self, p: Priority, step: int, clinical: bool) -> str:
+        steps = self.steps(p, clinical)
+        return steps[min(step, len(steps) - 1)][0]
 
 
 LevelMinutes = dict[str, Annotated[float, Field(gt=0, le=7 * 24 * 60)]]

@@ -105,6 +105,10 @@ class Episode:
     commands: list[str] = field(default_factory=list)
     #: events emitted so far (numbers each event: ``event_id``)
     events_n: int = 0
+    #: who is notified now (the escalation chain's role at ``escalation_step``)
+    recipient_role: str | None = None
+    #: delivery receipts: [user, role, received|viewed|accepted, time]
+    receipts: list[list[str | None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.updated_at = self.updated_at or self.raised_at
@@ -141,6 +145,7 @@ class Episode:
             snoozed_until=self.snoozed_until if self.state is AlertState.SNOOZED else None,
             condition_present=self.condition_present,
             resolved_reason=self.resolved_reason,
+            recipient_role=self.recipient_role,
         )
 
     def _effect(self, event: AlertEventType, now: datetime, by: str | None = None) -> AlertEffect:
@@ -210,12 +215,8 @@ class Episode:
 
     # -- people --------------------------------------------------------------------------------
     def acknowledge(
-        self, now: datetime, by: str, reassess_s: float | None, command_id: str | None = None
+        self, now: datetime, by: str, reassess_s: float | None
     ) -> list[AlertEffect]:
-        if command_id is not None:
-            if command_id in self.commands:
-                return []
-            self.commands.append(command_id)
         if self.state is AlertState.ACKNOWLEDGED:
             return []  # a second nurse pressing ack changes nothing
         self._move("ack", AlertState.ACKNOWLEDGED)
@@ -226,6 +227,36 @@ class Episode:
         if not self.condition_present:
             out += self.resolve(now, "condition gone before acknowledgement")
         return out
+
+    def escalate(
+        self, now: datetime, next_role: str | None, by: str | None = None
+    ) -> list[AlertEffect]:
+        """One step along the escalation chain (its timer ran out, or a nurse asked): the next
+        role is notified; the IEC priority does not change."""
+        self.escalation_step += 1
+        self.recipient_role = next_role or self.recipient_role
+        self.last_notified = now
+        if self.state is not AlertState.ACTIVE:
+            self._move("renotify", AlertState.ACTIVE)
+            self.reassess_by = self.snoozed_until = None
+        return [self._effect(AlertEventType.ESCALATED, now, by)]
+
+    def resolve_by(self, now: datetime, by: str, reason: str) -> list[AlertEffect]:
+        """A nurse closes the alert, with the reason (journaled with who and when)."""
+        self.acknowledged_by = self.acknowledged_by or by
+        self.state, self.condition_present = AlertState.RESOLVED, False
+        self.resolved_reason = f"resolved by {by}: {reason}"
+        return [self._effect(AlertEventType.RESOLVED, now, by)]
+
+    def receipt(
+        self, now: datetime, by: str, kind: str, role: str | None, reassess_s: float | None
+    ) -> list[AlertEffect]:
+        """A delivery receipt from a phone or pager. ``accepted`` is an acknowledgement by
+        whoever accepted; ``received`` and ``viewed`` are recorded and announced."""
+        self.receipts.append([by, role, kind, now.isoformat()])
+        if kind == "accepted" and self.state is not AlertState.ACKNOWLEDGED:
+            return self.acknowledge(now, by, reassess_s)
+        return [self._effect(AlertEventType.RECEIPT, now, by)]
 
     def snooze(self, now: datetime, by: str, seconds: float) -> list[AlertEffect]:
         self._move("snooze", AlertState.SNOOZED)
@@ -251,14 +282,14 @@ class Episode:
             return self.snoozed_until
         return None
 
-    def on_time(self, now: datetime, escalate_s: float) -> list[AlertEffect]:
+    def on_time(
+        self, now: datetime, escalate_s: float, next_role: str | None = None
+    ) -> list[AlertEffect]:
         due = self.due(escalate_s)
         if due is None or due > now:
             return []
         if self.state is AlertState.ACTIVE:
-            self.escalation_step += 1
-            self.last_notified = now
-            return [self._effect(AlertEventType.ESCALATED, now)]
+            return self.escalate(now, next_role)
         if self.state is AlertState.SNOOZED and not self.condition_present:
             return self.resolve(now, "condition gone while snoozed")
         self._move("renotify", AlertState.ACTIVE)

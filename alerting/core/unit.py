@@ -170,6 +170,9 @@ class UnitEngine:
         alert_id: str | None = None,
         minutes: float | None = None,
         command_id: str | None = None,
+        reason: str | None = None,
+        receipt: str | None = None,
+        role: str | None = None,
     ) -> tuple[list[Effect], list[str]]:
         """A nurse's command for one alert (``alert_id``) or every open alert of a bed.
 
@@ -190,7 +193,8 @@ class UnitEngine:
         for bed in targets:
             self.touched.add(bed.info.bed_id)
             eff, why = bed.command(
-                action, now, by, alert_id=alert_id, minutes=minutes, command_id=command_id
+                action, now, by, alert_id=alert_id, minutes=minutes, command_id=command_id,
+                reason=reason, receipt=receipt, role=role,
             )
             out += eff
             refused += why

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from alerting.core import default_rules
 from alerting.replay import EVENT_KEYS, MalformedLine, replay
 from wardwatch.cli import app
+from wardwire.models import AlertEventType
 
 REPO = Path(__file__).resolve().parents[3]
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
@@ -89,10 +90,7 @@ def test_every_event_line_has_exactly_the_pinned_keys_in_order_and_the_summary_i
     assert summary["lines"] == len(lines)
     assert summary["beds"] == 1
     assert summary["bed_days"] == pytest.approx(310 / 86400, abs=1e-6)
-    assert set(summary["alerts"]) == {
-        "raised", "updated", "worsened", "escalated", "reminder", "acknowledged", "snoozed",
-        "resolved",
-    }
+    assert set(summary["alerts"]) == {e.value for e in AlertEventType}  # every event type
     assert summary["alerts"]["raised"] == len(events_of(events, event="raised"))
     per = summary["alerts_per_bed_day"]
     assert set(per) == {"clinical", "technical"}

@@ -1,0 +1,191 @@
+"""Nurses' commands on a real broker: acknowledge, snooze, escalate, resolve with a reason and
+delivery receipts, each applied once, journaled with who and when; only the console identity
+may command; an escalation walks the chain of roles."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from alerting.service import AlertingService
+from servicekit.context import dump_ward_file
+from tests.helpers.alerting import alerting_service, instant_rules
+from tests.helpers.mqtt import Collector, collector
+from tests.integration.test_ingest import Publisher
+from wardwatch.devstack import Stack
+from wardwire import topics
+from wardwire.context import BedContext, GatewayContext, UnitContext
+from wardwire.models import AlertCommand, Generation, Observation, ObservationBatch
+
+pytestmark = pytest.mark.integration
+
+WARD = UnitContext(
+    site="s1", unit="u1", scoring_system="bedside_pews", generation=Generation.TEST,
+    gateways=[GatewayContext(id="gw1")],
+    beds=[BedContext(id="b1", patient="P-abcd", dob=date(2023, 1, 1), gateway="gw1",
+                     devices=["d1"]),
+          BedContext(id="b2", patient="P-efgh", dob=date(2023, 1, 1), gateway="gw1",
+                     devices=["d2"])],
+)
+
+
+@dataclass
+class Rig:
+    root: str
+    svc: AlertingService
+    pub: Publisher
+    events: Collector
+    stack: Stack
+    ward_file: Path
+
+    def sick(self, dev: str) -> None:
+        now = datetime.now(UTC)
+        obs = [Observation(device_id=dev, code=c, value=v, unit=u, measured_at=now,
+                           received_at=now)
+               for c, v, u in (("HR", 185, "/min"), ("RR", 65, "/min"), ("SPO2", 86, "%"))]
+        b = ObservationBatch(gateway_id="gw1", seq=0, sent_at=now, generation=Generation.TEST,
+                             observations=obs)
+        self.pub.publish(topics.gateway_obs("s1", "u1", "gw1", root=self.root),
+                         b.model_dump_json().encode())
+
+    def all(self) -> list[dict]:
+        with self.events.cond:
+            return [json.loads(p) for _, p in self.events.messages]
+
+    def wait(self, event: str, bed: str = "b1", n: int = 1, timeout: float = 20) -> dict:
+        def found() -> list[dict]:
+            return [e for e in self.all() if e["event"] == event
+                    and e["alert"]["bed_id"] == bed and e["alert"]["condition"] == "pews"]
+
+        assert self.events.wait_for(lambda _m: len(found()) >= n, timeout), [
+            (e["event"], e["alert"]["bed_id"], e["alert"]["condition"]) for e in self.all()]
+        return found()[n - 1]
+
+    def cli(self, user_identity: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "alerting", *args, "--ward", str(self.ward_file)],
+            env={**os.environ, **self.stack.env(user_identity), "WM_TOPIC_ROOT": self.root},
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+
+    def command(self, **fields: object) -> None:
+        cmd = AlertCommand.model_validate({"at": datetime.now(UTC), "by": "nurse-1", **fields})
+        self.pub.publish(topics.alert_commands("s1", "u1", root=self.root),
+                         cmd.model_dump_json().encode())
+
+
+@pytest.fixture
+def rig(stack: Stack, tmp_path: Path) -> Iterator[Rig]:
+    root = f"c{uuid.uuid4().hex[:8]}/v1"
+    rules = instant_rules(escalation={"high_s": 1.5})  # a quick chain for the test
+    svc = alerting_service(stack.broker, WARD, root, rules=rules)
+    events = collector(stack.broker, "admin", [topics.alert_events("s1", "u1", root=root)])
+    t = threading.Thread(target=svc.run, daemon=True)
+    t.start()
+    assert svc.ready.wait(10)
+    ward_file = tmp_path / "ward.toml"
+    ward_file.write_text(dump_ward_file(WARD), encoding="utf-8")
+    r = Rig(root, svc, Publisher(stack.broker), events, stack, ward_file)
+    yield r
+    svc.stop()
+    t.join(10)
+    r.pub.close()
+    events.close()
+
+
+def test_an_escalation_walks_the_chain_and_receipts_come_back(rig: Rig) -> None:
+    rig.sick("d1")
+    raised = rig.wait("raised")
+    aid = raised["alert"]["alert_id"]
+    assert raised["alert"]["recipient_role"] == "bedside_nurse"
+    first = rig.wait("escalated")
+    assert first["alert"]["recipient_role"] == "nurse_in_charge"
+    assert first["alert"]["priority"] == "high"  # the chain never changes the IEC priority
+    second = rig.wait("escalated", n=2)
+    assert second["alert"]["recipient_role"] == "rapid_response_team"
+    rig.command(command_id="r-1", action="receipt", alert_id=aid, by="pager-7",
+                receipt="viewed", role="rapid_response_team")
+    rec = rig.wait("receipt")
+    assert rec["by"] == "pager-7"
+    rig.command(command_id="r-2", action="receipt", alert_id=aid, by="dr-rrt",
+                receipt="accepted", role="rapid_response_team")
+    acked = rig.wait("acknowledged")
+    assert acked["by"] == "dr-rrt" and acked["alert"]["state"] == "acknowledged"
+
+
+def test_cli_commands_as_the_console_and_refused_for_anyone_else(rig: Rig) -> None:
+    rig.sick("d1")
+    aid = rig.wait("raised")["alert"]["alert_id"]
+    # a gateway's (or any other service's) identity may not command alerts: the broker refuses
+    for identity in ("ingest", "alerting"):
+        res = rig.cli(identity, "ack", "--alert", aid, "--as", "nurse-x")
+        assert res.returncode == 1 and "refused" in res.stderr, res.stderr
+    assert not [e for e in rig.all() if e["event"] == "acknowledged"]
+    # a HIGH alert is never snoozed: the engine refuses it (the broker accepted the command)
+    res = rig.cli("console", "snooze", "--alert", aid, "--as", "nurse-2", "--minutes", "5")
+    assert res.returncode == 0, res.stderr
+    res = rig.cli("console", "escalate", "--alert", aid, "--as", "nurse-2")
+    assert res.returncode == 0, res.stderr
+    assert rig.events.wait_for(lambda _m: any(
+        e["event"] == "escalated" and e.get("by") == "nurse-2" for e in rig.all()), 20)
+    res = rig.cli("console", "resolve", "--alert", aid, "--as", "nurse-2",
+                  "--reason", "reviewed by the registrar, plan in notes")
+    assert res.returncode == 0, res.stderr
+    done = rig.wait("resolved")
+    assert done["by"] == "nurse-2"
+    assert "reviewed by the registrar" in done["alert"]["resolved_reason"]
+    assert not [e for e in rig.all() if e["event"] == "snoozed"]
+    assert rig.svc.commands_refused >= 1
+    # resolved by a nurse: the same condition does not raise again at once
+    rig.sick("d1")
+    rig.sick("d2")
+    rig.wait("raised", bed="b2")
+    assert len([e for e in rig.all() if e["event"] == "raised" and e["alert"]["bed_id"] == "b1"
+                and e["alert"]["condition"] == "pews"]) == 1
+
+
+def test_a_command_delivered_twice_acts_once(rig: Rig) -> None:
+    rig.sick("d1")
+    aid = rig.wait("raised")["alert"]["alert_id"]
+    for _ in range(2):
+        rig.command(command_id="same-1", action="ack", alert_id=aid)
+    rig.wait("acknowledged")
+    rig.command(command_id="same-2", action="escalate", alert_id=aid)  # a later, new command
+    rig.wait("escalated", n=1)
+    assert len([e for e in rig.all() if e["event"] == "acknowledged"]) == 1
+
+
+def test_hostile_commands_are_dead_lettered_with_a_reason(rig: Rig, stack: Stack) -> None:
+    dlq = collector(stack.broker, "admin", [topics.dead_letter("alerting", root=rig.root)])
+    try:
+        topic = topics.alert_commands("s1", "u1", root=rig.root)
+        bad = [
+            {"command_id": "h1", "action": "snooze", "alert_id": "a-1", "by": "n",
+             "at": "2026-01-01T00:00:00Z"},  # no minutes
+            {"command_id": "h2", "action": "resolve", "alert_id": "a-1", "by": "n",
+             "at": "2026-01-01T00:00:00Z"},  # no reason
+            {"command_id": "h3", "action": "ack", "alert_id": "a-1", "by": "n\u0000",
+             "at": "2026-01-01T00:00:00Z"},  # a control character in the user id
+            {"command_id": "h4", "action": "delete", "alert_id": "a-1", "by": "n",
+             "at": "2026-01-01T00:00:00Z"},
+        ]
+        for doc in bad:
+            rig.pub.publish(topic, json.dumps(doc).encode())
+        rig.pub.publish(topic, b"{not json")
+        assert dlq.wait_for(lambda m: len(m) >= 5, 20)
+        with dlq.cond:
+            reasons = [json.loads(p)["reason"] for _, p in dlq.messages]
+        assert all(r.startswith("malformed:") for r in reasons), reasons
+        assert any("minutes" in r for r in reasons) and any("reason" in r for r in reasons)
+    finally:
+        dlq.close()
