@@ -32,6 +32,7 @@ KINDS = frozenset({
     "receipt",  # a delivery receipt (received / viewed / accepted)
     "rules",  # the unit rules in force changed (version, hash and the rules themselves)
     "context",  # the unit context changed (admissions, beds)
+    "charted",  # a nurse's charted set arrived (set id, who, observed and charted times)
     "started",  # an engine instance started on this state (after a restart: recovered)
 })
 

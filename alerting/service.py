@@ -46,6 +46,7 @@ from alerting.core import AlertEffect, BedInfo, Reading, ScoreEffect, UnitEngine
 from alerting.core.bed import Effect, Scorer
 from alerting.core.items import from_observation
 from alerting.journal import canonical
+from alerting.pews import PewsInputError, parse_observation
 from alerting.store import Entry, Outgoing, StateStore, Step
 from servicekit.clock import utcnow
 from servicekit.faults import (
@@ -64,6 +65,7 @@ from wardwire.models import (
     AlertCommand,
     AlertEvent,
     AlertState,
+    ChartedSet,
     CommandAction,
     DeviceStatus,
     EngineState,
@@ -72,6 +74,7 @@ from wardwire.models import (
     ObservationBatch,
     ScoreInput,
     ScoreUpdate,
+    Source,
     TechnicalEvent,
     validation_summary,
 )
@@ -159,6 +162,7 @@ class AlertingService:
         self.stop_event = threading.Event()
         self.ack_topic = topics.ack_commands(ward.site, ward.unit, root=root)
         self.command_topic = topics.alert_commands(ward.site, ward.unit, root=root)
+        self.chart_topic = topics.charting(ward.site, ward.unit, root=root)
         self.tech_topic = topics.technical(ward.site, ward.unit, "ingest", root=root)
         self.status_topic = topics.engine_status(ward.site, ward.unit, self.client_id, root=root)
         self.boundary = MessageBoundary(SERVICE, self._on_message, self._dead_letter)
@@ -171,6 +175,7 @@ class AlertingService:
                 (topics.device_status(ward.site, ward.unit, "+", "+", root=root), 1),
                 (self.ack_topic, 1),
                 (self.command_topic, 1),
+                (self.chart_topic, 1),
                 (self.tech_topic, 1),
             ],
             on_message=self.boundary,
@@ -248,6 +253,9 @@ class AlertingService:
                 return
             if msg.topic == self.command_topic:
                 self._on_command(AlertCommand.model_validate_json(msg.payload))
+                return
+            if msg.topic == self.chart_topic:
+                self._on_chart(msg, ChartedSet.model_validate_json(msg.payload))
                 return
             if msg.topic == self.tech_topic:
                 self._on_technical(TechnicalEvent.model_validate_json(msg.payload))
@@ -350,6 +358,44 @@ class AlertingService:
             command_id=cmd.command_id, action=CommandAction.ACK, alert_id=cmd.alert_id,
             by=cmd.by, at=cmd.at,
         ))
+
+    def _on_chart(self, msg: mqtt.MQTTMessage, cs: ChartedSet) -> None:
+        """A nurse's charted set: checked against the scoring vocabulary (a set the scorer
+        would refuse is dead-lettered with the reason, never left to stop the bed), then
+        scored with the device values as a charted score."""
+        w = self.ward
+        why = None
+        if cs.unit != w.unit:
+            why = f"unit: a set for {cs.unit} on {w.unit}'s topic"
+        elif cs.bed_id not in {b.id for b in w.beds}:
+            why = f"bed_id: {cs.bed_id} is not a bed of {w.unit}"
+        elif cs.generation != w.generation:
+            why = f"generation: {cs.generation.value}, the unit takes {w.generation.value}"
+        else:
+            try:
+                parse_observation(cs.items)
+            except PewsInputError as exc:
+                why = str(exc)
+        if why is not None:
+            self._dead_letter(msg, "charting", why)
+            return
+        readings = [
+            Reading(k, v, cs.observed_at, Source.ENTERED, f"chart-{cs.by}"[:64], origin=cs.set_id)
+            for k, v in cs.items.items()
+        ]
+        received = self.clock()
+        with self._lock:
+            effects = self.engine.on_chart(
+                cs.bed_id, readings, received, by=cs.by, supersedes=cs.supersedes,
+                quiet=cs.already_escalated,
+            )
+            self._publish(effects, [Entry("charted", received.isoformat(), {
+                "set_id": cs.set_id, "bed_id": cs.bed_id, "user": cs.by,
+                "observed_at": cs.observed_at.isoformat(),
+                "charted_at": cs.charted_at.isoformat(), "received_at": received.isoformat(),
+                "items": sorted(cs.items), "supersedes": cs.supersedes,
+                "already_escalated": cs.already_escalated,
+            })])
 
     def _on_command(self, cmd: AlertCommand) -> None:
         """A nurse's command: applied once (by command_id), journaled with who, the command's

@@ -170,10 +170,44 @@ class Bed:
     suppressed: tuple[int, datetime] | None = None
     #: technical conditions a nurse resolved: not raised again until the condition ends
     silenced: set[str] = field(default_factory=set)
+    #: the AVPU charted before the current one (NPEWS: only a change is a trigger)
+    avpu_prev: str | None = None
     #: input key -> until when its current reading is fresh (derived: kept with ``readings``)
     expires: dict[str, datetime] = field(default_factory=dict)
 
     # -- readings --------------------------------------------------------------------------
+    def chart(
+        self,
+        readings: list[Reading],
+        now: datetime,
+        *,
+        by: str,
+        supersedes: str | None = None,
+        quiet: bool = False,
+    ) -> list[Effect]:
+        """A nurse's charted set. A correction (``supersedes``) first takes back what the
+        superseded set still holds; ``quiet`` (a back-entered set already acted on, NPEWS
+        C3.9): scored, but a raise or a rise it causes is acknowledged at once by the nurse
+        instead of notifying."""
+        if supersedes is not None:
+            for key, r in list(self.readings.items()):
+                if r.origin == supersedes:
+                    del self.readings[key]
+                    self.expires.pop(key, None)
+        out = self.take(readings, now)
+        ep = self.episodes.get(CLINICAL)
+        if quiet and ep is not None and ep.state is AlertState.ACTIVE and any(
+            isinstance(e, AlertEffect) and e.alert.condition == CLINICAL
+            and e.event in (AlertEventType.RAISED, AlertEventType.WORSENED)
+            for e in out
+        ):
+            out += ep.acknowledge(
+                now, f"{by} (already escalated)",
+                self.env.rules.reassess_s(self.info.system, ep.level),
+            )
+            self._set_due(now)
+        return out
+
     def take(self, readings: list[Reading], now: datetime) -> list[Effect]:
         """New readings at ``now``; then the bed is evaluated."""
         out: list[Effect] = []
@@ -184,6 +218,10 @@ class Bed:
             out += effects
             if r2 is None:
                 continue
+            if r2.key == "avpu" and r2.value is not None:
+                cur = self.readings.get("avpu")
+                if cur != r2 and (cur is None or cur.at <= r2.at):  # not a redelivery
+                    self.avpu_prev = None if cur is None else str(cur.value)
             accepted = self._store(r2, now)
             if accepted and r2.value is not None:
                 weight = max(weight, 1 if kind_of(r2.key, r2.source) is Kind.CONTINUOUS else 2)
@@ -376,6 +414,10 @@ class Bed:
             cur["resp_distress"] = Reading(
                 "resp_distress", EFFORT_TO_DISTRESS.get(str(e.value), e.value), e.at, e.source
             )
+        if system == "uk_npews" and "avpu" in cur and cur["avpu"].value == self.avpu_prev:
+            # NPEWS triggers on AVPU *newly* V, P or U (docs/clinical/uk_npews.md): the same
+            # value charted again is no new trigger; the first charted value is (a change)
+            del cur["avpu"]
         if system == "news2" and "avpu" in cur and "consciousness" not in cur:
             a_ = cur["avpu"]
             if a_.value in ("A", "V", "P", "U"):
@@ -918,7 +960,7 @@ class Bed:
         def rd(r: Reading) -> dict[str, Any]:
             return {
                 "key": r.key, "value": r.value, "at": r.at.isoformat(), "source": r.source.value,
-                "device_id": r.device_id, "quality": r.quality.value,
+                "device_id": r.device_id, "quality": r.quality.value, "origin": r.origin,
             }
 
         i = self.info
@@ -953,6 +995,7 @@ class Bed:
                 self.suppressed[0], self.suppressed[1].isoformat()
             ],
             "silenced": sorted(self.silenced),
+            "avpu_prev": self.avpu_prev,
             "held_since": {k: v.isoformat() for k, v in self.held_since.items()},
             "last_eval": _iso(self.last_eval),
         }
@@ -962,7 +1005,7 @@ class Bed:
         def rd(d: Mapping[str, Any]) -> Reading:
             return Reading(
                 d["key"], d["value"], datetime.fromisoformat(d["at"]), Source(d["source"]),
-                d["device_id"], Quality(d["quality"]),
+                d["device_id"], Quality(d["quality"]), origin=d.get("origin"),
             )
 
         i = snap["info"]
@@ -999,6 +1042,7 @@ class Bed:
         sup = snap.get("suppressed")
         bed.suppressed = None if sup is None else (sup[0], datetime.fromisoformat(sup[1]))
         bed.silenced = set(snap.get("silenced", []))
+        bed.avpu_prev = snap.get("avpu_prev")
         bed.held_since = {
             k: datetime.fromisoformat(v) for k, v in snap.get("held_since", {}).items()
         }

@@ -131,6 +131,8 @@ class Reading:
     quality: Quality = Quality.VALID
     #: the gateway re-timed it (its device clock was implausible): stored, never scored
     retimed: bool = False
+    #: the charted set it came from (a correction that supersedes the set replaces it)
+    origin: str | None = None
 
 
 def from_observation(obs: Observation) -> Reading | None:

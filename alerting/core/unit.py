@@ -121,6 +121,24 @@ class UnitEngine:
             return []
         return self._due_first(bed, now) + bed.take(readings, now)
 
+    def on_chart(
+        self,
+        bed_id: str,
+        readings: list[Reading],
+        now: datetime,
+        *,
+        by: str,
+        supersedes: str | None = None,
+        quiet: bool = False,
+    ) -> list[Effect]:
+        """A nurse's charted set for a bed (``Bed.chart``)."""
+        bed = self.beds.get(bed_id)
+        if bed is None:
+            return []
+        return self._due_first(bed, now) + bed.chart(
+            readings, now, by=by, supersedes=supersedes, quiet=quiet
+        )
+
     def on_device(self, bed_id: str, device_id: str, state: str, now: datetime) -> list[Effect]:
         bed = self.beds.get(bed_id)
         return [] if bed is None else self._due_first(bed, now) + bed.device(device_id, state, now)
