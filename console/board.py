@@ -65,6 +65,8 @@ class WardView:
     engines: dict[str, EngineStatus] = field(default_factory=dict)
     #: events seen again (an engine's outbox after a restart): shown once
     redelivered: int = 0
+    #: beds that had a score from a nurse's charted set
+    charted_beds: set[str] = field(default_factory=set)
     _event_ids: set[str] = field(default_factory=set)
     #: rejected messages by reason kind (malformed, identity, fault)
     rejections: dict[str, int] = field(default_factory=dict)
@@ -126,6 +128,8 @@ class WardView:
             if s.bed_id != t.bed:
                 raise topics.IdentityMismatch(f"score of bed {s.bed_id!r} on bed {t.bed!r}'s topic")
             self.beds[t.bed].score = s
+            if s.mode == "charted":
+                self.charted_beds.add(t.bed)
         elif t.leaf == "alert" and t.bed in self.beds and t.alert_id is not None:
             if payload:
                 self.beds[t.bed].alerts[t.alert_id] = Alert.model_validate_json(payload)

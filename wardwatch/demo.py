@@ -74,6 +74,13 @@ class DemoOptions:
             return self.probe_off_s
         return 0.55 * self.duration_s if self.duration_s > 0 else 60.0
 
+    def charting_at(self) -> tuple[float, float]:
+        """When a nurse charts a full set on every bed, and when she charts the first
+        deteriorating child's AVPU as V (a change)."""
+        if self.duration_s <= 0:
+            return 20.0, 40.0
+        return 0.2 * self.duration_s, 0.35 * self.duration_s
+
     def engine_restart_at(self) -> float:
         if self.engine_restart_s is not None:
             return self.engine_restart_s
@@ -325,10 +332,16 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
             cleanup.callback(signal.signal, sig, prev)
         end = t0 + opts.duration_s if opts.duration_s > 0 else float("inf")
         restart_at = t0 + opts.engine_restart_at()
+        chart_at = [t0 + c for c in opts.charting_at()]
+        nurse = cleanup.enter_context(Nurse(_demo_params(stack), demo.ward))
         if opts.headless:
             while not stop.wait(min(1.0, max(0.0, end - time.monotonic()))):
                 if time.monotonic() >= end:
                     break
+                if nurse.sets == 0 and time.monotonic() >= chart_at[0]:
+                    nurse.round()
+                if nurse.avpu_changes == 0 and time.monotonic() >= chart_at[1]:
+                    nurse.avpu(demo.deteriorating[0], "V")
                 if demo.engine_restarts == 0 and time.monotonic() >= restart_at:
                     demo.restart_engine()
                 demo._check_procs()
@@ -367,6 +380,8 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
             ),
             "probe_off_bed": demo.probe_off_bed,
             "engine_restarts": demo.engine_restarts,
+            "charted_sets": nurse.sets,
+            "charted_beds": sorted(view.charted_beds),
             "raised_twice": _raised_twice(view.events),
             "redelivered_events": view.redelivered,
             "probe_off_alert_held": _held(view.events, demo.probe_off_bed),
@@ -376,6 +391,48 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     if own_dir and summary["lost"] == 0:
         shutil.rmtree(workdir, ignore_errors=True)
     return summary
+
+
+class Nurse:
+    """The demo's nurse: charts a full set on every bed (what no device measures), then a
+    change of one child's AVPU, on the unit's charting topic as the demo (console) identity."""
+
+    def __init__(self, params: Any, ward: UnitContext) -> None:
+        from dataclasses import replace
+
+        from servicekit.mqtt import MqttSession
+
+        self.ward = ward
+        self.session = MqttSession(replace(params, session_expiry_s=0), "demo-nurse")
+        self.sets = 0
+        self.avpu_changes = 0
+
+    def __enter__(self) -> Nurse:
+        self.session.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.session.stop()
+
+    def _chart(self, bed: str, items: dict[str, Any]) -> None:
+        from wardwire.models import ChartedSet
+
+        now = datetime.now(UTC)
+        self.sets += 1
+        cs = ChartedSet(set_id=f"demo-{bed}-{self.sets}", unit=self.ward.unit, bed_id=bed,
+                        by="nurse-demo", observed_at=now, charted_at=now,
+                        generation=self.ward.generation, items=items)
+        self.session.publish(topics.charting(self.ward.site, self.ward.unit),
+                             cs.model_dump_json(), qos=1)
+
+    def round(self) -> None:
+        for bed in self.ward.beds:
+            self._chart(bed.id, {"avpu": "A", "crt_s": 1, "resp_effort": "normal",
+                                 "oxygen": {"device": "room_air"}, "sbp_mmhg": 95})
+
+    def avpu(self, bed: str, value: str) -> None:
+        self.avpu_changes += 1
+        self._chart(bed, {"avpu": value})
 
 
 def _raised_twice(events: Any) -> list[str]:

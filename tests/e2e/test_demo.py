@@ -59,6 +59,10 @@ def test_headless_demo_loses_nothing_and_alerts_the_deteriorating_bed(tmp_path: 
     # The alert engine was killed (-9) and restarted mid-run on its state: nothing was
     # raised twice (a redelivered event, same event_id, is shown once by the console).
     assert summary["engine_restarts"] == 1
+    # A nurse charted a set on every bed, then the deteriorating child's AVPU (a change):
+    # every bed got a score from a charted set.
+    assert summary["charted_sets"] == 5 + 1
+    assert summary["charted_beds"] == [f"bed{i:02d}" for i in range(1, 6)], summary
     assert summary["raised_twice"] == [], summary["alerts"]
     # The deteriorating bed's SpO2 probe came off mid-run: its alert held SpO2's sub-score
     # (never lowered, never resolved) and parameter_lost was raised.
