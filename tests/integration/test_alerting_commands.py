@@ -189,3 +189,23 @@ def test_hostile_commands_are_dead_lettered_with_a_reason(rig: Rig, stack: Stack
         assert any("minutes" in r for r in reasons) and any("reason" in r for r in reasons)
     finally:
         dlq.close()
+
+
+def test_a_snooze_and_its_expiry(rig: Rig) -> None:
+    now = datetime.now(UTC)
+    obs = [Observation(device_id="d2", code=c, value=v, unit=u, measured_at=now,
+                       received_at=now)
+           for c, v, u in (("HR", 175, "/min"), ("RR", 65, "/min"), ("SPO2", 93, "%"))]
+    b = ObservationBatch(gateway_id="gw1", seq=1, sent_at=now, generation=Generation.TEST,
+                         observations=obs)
+    rig.pub.publish(topics.gateway_obs("s1", "u1", "gw1", root=rig.root),
+                    b.model_dump_json().encode())
+    raised = rig.wait("raised", bed="b2")
+    assert raised["alert"]["priority"] == "medium"  # Bedside PEWS 7
+    aid = raised["alert"]["alert_id"]
+    rig.command(command_id="z-1", action="snooze", alert_id=aid, minutes=0.05,
+                reason="family at the bedside")
+    snoozed = rig.wait("snoozed", bed="b2")
+    assert snoozed["alert"]["state"] == "snoozed" and snoozed["alert"]["snoozed_until"]
+    back = rig.wait("reminder", bed="b2")  # 3 s later the condition is still there
+    assert back["alert"]["state"] == "active"
