@@ -58,6 +58,14 @@ def run(
     crash_after_commit: Annotated[
         str | None, typer.Option(hidden=True, help="Test only: kill -9 after committing it.")
     ] = None,
+    pager_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="WM_PAGER_URL",
+            help="The nurse-call / pager gateway's webhook (docs/pager.md). Prefer the "
+            "environment variable when the URL carries a token.",
+        ),
+    ] = None,
 ) -> None:
     """Score every bed of the unit and raise, escalate and resolve alerts.
 
@@ -103,8 +111,9 @@ def run(
             context_loader=lambda: load_unit_context(source),
             context_refresh_s=context_refresh_s,
             crash_after_commit=crash_after_commit,
+            pager_url=pager_url,
         )
-    except StoreError as exc:
+    except (StoreError, ValueError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     raise typer.Exit(run_until_signal(service, metrics_port=metrics_port))

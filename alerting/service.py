@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -46,6 +46,7 @@ from alerting.core import AlertEffect, BedInfo, Reading, ScoreEffect, UnitEngine
 from alerting.core.bed import Effect, Scorer
 from alerting.core.items import from_observation
 from alerting.journal import canonical
+from alerting.pager import PagePolicy, PagerSink
 from alerting.pews import PewsInputError, parse_observation
 from alerting.store import Entry, Outgoing, StateStore, Step
 from servicekit.clock import utcnow
@@ -71,6 +72,7 @@ from wardwire.models import (
     EngineState,
     EngineStatus,
     GatewayStatus,
+    Generation,
     ObservationBatch,
     ScoreInput,
     ScoreUpdate,
@@ -123,6 +125,8 @@ class AlertingService:
         context_loader: Callable[[], UnitContext] | None = None,
         context_refresh_s: float = 10.0,
         crash_after_commit: str | None = None,
+        pager_url: str | None = None,
+        pager_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.params, self.ward, self.rules, self.scorer = params, ward, rules, scorer
         self.root, self.tick_s, self.score_refresh_s, self.clock = (
@@ -136,6 +140,21 @@ class AlertingService:
         self.context_refresh_s = context_refresh_s
         #: test hook: kill -9 this process right after the commit of this event, before publish
         self.crash_after_commit = crash_after_commit
+        #: the nurse-call / pager gateway (``alerting.pager``), fed every alert event published;
+        #: demo data is paged only on a demo unit, test data never
+        pager_kw: dict[str, Any] = {
+            "policy": PagePolicy.demo() if ward.generation is Generation.DEMO else PagePolicy(),
+            **dict(pager_options or {}),
+        }
+        self.pager = None if pager_url is None else PagerSink(
+            pager_url,
+            on_delivered=self._page_delivered,
+            on_failed=self._page_failed,
+            on_receipt=self._page_receipt,
+            **pager_kw,
+        )
+        #: beds whose page failed (pager_failed raised) until a page gets through again
+        self._pager_failed: set[str] = set()
         zone = ward.time_zone or rules.time_zone
         self.engine = UnitEngine(
             rules,
@@ -477,6 +496,47 @@ class AlertingService:
         for score_eff in effects:
             if isinstance(score_eff, ScoreEffect):
                 self._publish_score(score_eff)
+        if self.pager is not None:
+            for eff in alerts:
+                if eff.alert.rule != "pager_failed":
+                    self.pager.submit(eff, eff.alert.recipient_role)
+
+    # -- the pager's outcomes (its worker thread; never inside submit) ------------------------
+    def _page_failed(self, event_id: str, reason: str) -> None:
+        bed = self._bed_of_event(event_id)
+        log.error("page %s not delivered: %s", event_id, reason)
+        if bed is None:
+            return
+        with self._lock:
+            self._pager_failed.add(bed)
+            self._publish(self.engine.on_condition(
+                "pager_failed", True, f"page not delivered: {reason}"[:200], [bed], self.clock()
+            ))
+
+    def _page_delivered(self, event_id: str, status: int) -> None:
+        if not self._pager_failed:
+            return
+        with self._lock:
+            beds, self._pager_failed = self._pager_failed, set()
+            self._publish(self.engine.on_condition(
+                "pager_failed", False, "pages get through again", beds, self.clock()
+            ))
+
+    def _page_receipt(self, event_id: str, receipt: str, role: str | None) -> None:
+        alert_id = event_id.rsplit("-", 1)[0]
+        self._on_command(AlertCommand(
+            command_id=f"page-{event_id}-{receipt}"[:64], action=CommandAction.RECEIPT,
+            alert_id=alert_id, by="pager", at=self.clock(), receipt=receipt,
+            role=role,
+        ))
+
+    def _bed_of_event(self, event_id: str) -> str | None:
+        alert_id = event_id.rsplit("-", 1)[0]
+        with self._lock:
+            for bed in self.engine.beds.values():
+                if any(ep.alert_id == alert_id for ep in bed.episodes.values()):
+                    return bed.info.bed_id
+        return None
 
     def _commit(
         self, entries: list[Entry], outgoing: list[Outgoing]
@@ -743,6 +803,8 @@ class AlertingService:
                 }))
             initial, self._initial, self._initial_journal = self._initial, [], []
             self._publish(initial, journal)
+        if self.pager is not None:
+            self.pager.start()
         self._publish_status("birth")
         self._next_heartbeat = self.clock() + timedelta(seconds=self.heartbeat_s)
         try:
@@ -757,6 +819,10 @@ class AlertingService:
             except (RuntimeError, ValueError, sqlite3.Error) as exc:
                 log.error("orderly shutdown incomplete: %s", exc)
             finally:
+                if self.pager is not None:
+                    left = self.pager.stop(drain_s=5.0)
+                    if left:
+                        log.error("pages not delivered at shutdown: %s", ", ".join(left))
                 self.mqtt.stop()
                 if self.store is not None:
                     self.store.close()

@@ -814,6 +814,11 @@ class Bed:
         self._set_due(now)
         return out
 
+    def condition(self, rule: str, on: bool, message: str, now: datetime) -> list[Effect]:
+        out = self._tech(rule, on, now, message)
+        self._set_due(now)
+        return out
+
     def context(self, ok: bool, message: str, now: datetime) -> list[Effect]:
         out = self._tech("context_unavailable", not ok, now, message)
         self._set_due(now)

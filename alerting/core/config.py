@@ -41,6 +41,7 @@ TECHNICAL = (
     "cannot_score",
     "no_dob",
     "context_unavailable",
+    "pager_failed",
 )
 
 
@@ -186,6 +187,7 @@ def _default_technical() -> dict[str, Priority]:
         "no_signal": low, "low_battery": low, "no_data": med, "stale_parameter": low,
         "parameter_lost": med, "seq_gap": low, "outbox_reset": low, "outbox_overflow": med,
         "clock_skew": low, "cannot_score": med, "no_dob": med, "context_unavailable": med,
+        "pager_failed": med,
     }
 
 

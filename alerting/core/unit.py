@@ -218,6 +218,18 @@ class UnitEngine:
             refused += why
         return out, refused
 
+    def on_condition(
+        self, rule: str, on: bool, message: str, bed_ids: Iterable[str], now: datetime
+    ) -> list[Effect]:
+        """A technical condition the shell observed (``pager_failed``) on these beds: raised
+        while ``on``, resolved when it ends."""
+        out: list[Effect] = []
+        for b in bed_ids:
+            bed = self.beds.get(b)
+            if bed is not None:
+                out += self._due_first(bed, now) + bed.condition(rule, on, message, now)
+        return out
+
     def on_context(self, ok: bool, message: str, now: datetime) -> list[Effect]:
         """Whether the unit context could be refreshed: ``context_unavailable`` on every bed
         while it cannot (the engine goes on with the context it has)."""

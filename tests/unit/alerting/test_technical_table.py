@@ -119,6 +119,11 @@ def context_unavailable(eng: UnitEngine) -> list[AlertEffect]:
     return run(eng, 30) + alerts(eng.on_context(False, "registry unreachable", at(30)))
 
 
+def pager_failed(eng: UnitEngine) -> list[AlertEffect]:
+    return run(eng, 30) + alerts(eng.on_condition("pager_failed", True, "gateway 503",
+                                                  ["b1"], at(30)))
+
+
 @dataclass(frozen=True)
 class Row:
     rule: str
@@ -144,6 +149,7 @@ TABLE = [
     Row("cannot_score", Priority.MEDIUM, cannot_score),
     Row("no_dob", Priority.MEDIUM, no_dob),
     Row("context_unavailable", Priority.MEDIUM, context_unavailable),
+    Row("pager_failed", Priority.MEDIUM, pager_failed),
 ]
 
 
