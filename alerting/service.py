@@ -100,7 +100,8 @@ def bed_infos(ward: UnitContext) -> list[BedInfo]:
             ward.scoring_system,
             dob=b.dob,
             occupied=b.patient is not None or b.dob is not None,
-            admission=b.patient,
+            # the child in the bed: the registry's admission id, else the pseudonymous patient
+            admission=b.admission or b.patient,
             monitored=bool(b.devices),
         )
         for b in ward.beds
