@@ -71,7 +71,8 @@ def setup_db(
     raw_retention: Annotated[str, typer.Option(help="Raw observations kept (>= 1h).")] = "30d",
     agg_retention: Annotated[str, typer.Option(help="1-minute aggregates kept.")] = "104w",
 ) -> None:
-    """Create the database, retention policies and 1-minute downsampling (admin credentials in
+    """Create the database, retention policies (raw, agg, and charted: the nurses' charted
+    record, never expiring) and 1-minute downsampling (admin credentials in
     WM_INFLUX_USERNAME / WM_INFLUX_PASSWORD). Idempotent."""
     import httpx
 
@@ -88,7 +89,9 @@ def setup_db(
     except (InfluxError, httpx.HTTPError) as exc:
         typer.echo(f"setup failed: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"ok: {s.influx_db}: raw {raw_retention}, agg {agg_retention}, cq_obs_1m")
+    typer.echo(
+        f"ok: {s.influx_db}: raw {raw_retention}, agg {agg_retention}, charted INF, cq_obs_1m"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -35,6 +35,14 @@ Fault boundaries (docs/architecture.md, "Fault boundaries"):
 Per-gateway ``seq`` tracking needs every message: in exclusive mode the worker sees them all;
 in shared mode one worker (``seq_audit=True``) adds a plain persistent subscription that only
 tracks sequences (gaps become technical events, duplicates are counted).
+
+Charted sets (docs/charting.md): the same session also subscribes to the unit's charting topic
+(``{root}/chart/{site}/{unit}``, shared in shared mode). ``ingest.chart.route_chart`` validates
+each set (dead letters and counts like batches); accepted sets go to a second write lane of
+their own (queue and writer thread) that writes to the no-expiry ``charted`` retention policy
+and acknowledges after the write. A lane of its own, so that a database set up before charting
+existed (no ``charted`` policy yet: InfluxDB answers 500, retried) holds back charted sets
+only, never the unit's vital signs.
 """
 
 from __future__ import annotations
@@ -56,8 +64,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
+from ingest.chart import AcceptedChart, route_chart
 from ingest.core import Accepted, ClockWatch, Rejected, SeqTracker, WardIndex, route
-from ingest.storage import DownsamplingPlan
+from ingest.storage import CHARTED_RP, DownsamplingPlan, charted_rp_exists, write_charted
 from ingest.writer import PostResult, TransientWriteError, classify, write_bisecting
 from servicekit import influx
 from servicekit.backoff import Backoff
@@ -90,8 +99,21 @@ SERVICE = "ingest"
 #: InfluxDB write retries: 0.1 s doubling to 5 s, jittered like every other retry.
 WRITE_RETRY = Backoff(initial_s=0.1, cap_s=5.0)
 
-#: a received message, what route() made of it, and the connection epoch it arrived on
-Pending = tuple[mqtt.MQTTMessage, Accepted, int]
+#: a received message, what route() (or route_chart()) made of it, and the connection epoch
+#: it arrived on
+Pending = tuple[mqtt.MQTTMessage, Accepted | AcceptedChart, int]
+
+
+@dataclass(eq=False)
+class WriteLane:
+    """One queue and its writer thread: observations into the default retention policy, or
+    charted sets into ``charted`` (``rp``)."""
+
+    name: str
+    rp: str | None
+    q: queue.Queue[Pending]
+    #: set by the writer once stopping and nothing is left to write
+    drained: bool = False
 
 
 @dataclass
@@ -118,6 +140,9 @@ class IngestCounters:
     queue_full_waits: int = 0  # the network thread had to wait (should stay 0)
     audit_skipped: int = 0  # messages the shared-mode seq auditor could not use
     disconnects: int = 0
+    charted_sets_written: int = 0  # charted sets written (and acknowledged)
+    charted_dead_lettered: dict[str, int] = field(default_factory=dict)  # by reason
+    charted_write_failures: int = 0  # failed writes of charted sets (retried)
     write_latency_ms: list[float] = field(default_factory=list)
 
 
@@ -159,13 +184,17 @@ class IngestService:
         self._q: queue.Queue[Pending] = queue.Queue(
             maxsize=max(opts.max_pending_msgs, mqtt_params.receive_maximum) + 16
         )
+        # Charted sets have a lane of their own (module docstring); the same bound.
+        self._obs_lane = WriteLane("obs", None, self._q)
+        self._chart_lane = WriteLane(
+            "charted", CHARTED_RP, queue.Queue(maxsize=self._q.maxsize)
+        )
         #: set when the drain deadline passed: the writer gives up, nothing more is acked
         self._abandon = threading.Event()
         self.clock_watch = ClockWatch(tolerance_s=opts.clock_tolerance_s)
         self._epoch = 0
         self._ack_lock = threading.Lock()
         self._drain_lock = threading.Lock()
-        self._drained = False  # set by the writer once stopping and nothing is left to write
         self._lock = threading.Lock()
         self._rng = random.Random()
         ward = index.ward
@@ -175,12 +204,19 @@ class IngestService:
             if opts.subscription == "shared"
             else self.obs_filter
         )
+        self.chart_topic = topics.charting(ward.site, ward.unit, root=opts.topic_root)
+        self._chart_prefix = f"{opts.topic_root}/chart/"
+        self.chart_subscription = (
+            topics.shared(opts.share_group, self.chart_topic)
+            if opts.subscription == "shared"
+            else self.chart_topic
+        )
         self.boundary = MessageBoundary(SERVICE, self._on_message, self._dead_letter)
         self.mqtt = MqttSession(
             mqtt_params,
             opts.worker_id,
             manual_ack=True,
-            subscriptions=[(self.subscription_filter, 1)],
+            subscriptions=[(self.subscription_filter, 1), (self.chart_subscription, 1)],
             on_message=self.boundary,
             on_connect=self._on_connect,
             on_disconnect=self._on_disconnect,
@@ -194,6 +230,7 @@ class IngestService:
         self.metrics: MetricsServer | None = None
         self.liveness = Liveness(SERVICE)
         self._writer_thread: threading.Thread | None = None
+        self._chart_writer_thread: threading.Thread | None = None
         self._late: tuple[int, int] | None = None  # ns range of late data awaiting backfill
 
     # -- MQTT side ---------------------------------------------------------------------------
@@ -230,6 +267,9 @@ class IngestService:
         queued and dead-lettered (its packet id would be acknowledged twice).
         """
         self.counters.received += 1
+        if msg.topic.startswith(self._chart_prefix):
+            self._on_charted(msg)
+            return
         result = route(msg.topic, bytes(msg.payload), self.index, root=self.opts.topic_root)
         if isinstance(result, Rejected):
             if result.kind == "identity":
@@ -249,7 +289,18 @@ class IngestService:
         for topic, payload in notes:
             self.mqtt.publish(topic, payload, qos=1)
 
-    def _take(self, msg: mqtt.MQTTMessage, result: Accepted) -> bool:
+    def _on_charted(self, msg: mqtt.MQTTMessage) -> None:
+        """One message from the unit's charting topic: dead-letter it with the reason, or take
+        it for the charted lane (acknowledged once written)."""
+        result = route_chart(
+            msg.topic, bytes(msg.payload), self.index.ward, root=self.opts.topic_root
+        )
+        if isinstance(result, Rejected):
+            self._dead_letter(msg, result.kind, result.reason)
+            return
+        self._take(msg, result)
+
+    def _take(self, msg: mqtt.MQTTMessage, result: Accepted | AcceptedChart) -> bool:
         """Queue a message for writing; False if we are stopping (left for redelivery).
 
         The queue holds at least the broker's receive maximum, which bounds the messages
@@ -257,15 +308,16 @@ class IngestService:
         while stopping, the wait is bounded and ends with the drain.
         """
         item = (msg, result, self._epoch)
+        lane = self._chart_lane if isinstance(result, AcceptedChart) else self._obs_lane
         while True:
             with self._drain_lock:
-                if self._drained or self._abandon.is_set():
+                if lane.drained or self._abandon.is_set():
                     # Neither written nor acked: the broker keeps it for our next connection
                     # (the subscription stays in the persistent session).
                     self.counters.deferred += 1
                     return False
                 try:
-                    self._q.put(item, timeout=0.1)
+                    lane.q.put(item, timeout=0.1)
                 except queue.Full:
                     # Only if the broker ignored our receive maximum: wait, visibly.
                     self.counters.queue_full_waits += 1
@@ -274,16 +326,19 @@ class IngestService:
                 return True
 
     def _dead_letter_note(self, msg: mqtt.MQTTMessage, kind: str, reason: str) -> tuple[str, str]:
-        self._count_dead_letter(kind)
+        self._count_dead_letter(kind, charted=msg.topic.startswith(self._chart_prefix))
         log.warning("dead-lettered message on %s: %s: %s", msg.topic, kind, reason)
         dl = dead_letter_for(SERVICE, msg.topic, bytes(msg.payload), f"{kind}: {reason}")
         return topics.dead_letter(SERVICE, root=self.opts.topic_root), dl.model_dump_json()
 
-    def _count_dead_letter(self, kind: str) -> None:
+    def _count_dead_letter(self, kind: str, *, charted: bool = False) -> None:
         with self._lock:
             self.counters.dead_lettered += 1
             reasons = self.counters.dead_letter_reasons
             reasons[kind] = reasons.get(kind, 0) + 1
+            if charted:
+                by_reason = self.counters.charted_dead_lettered
+                by_reason[kind] = by_reason.get(kind, 0) + 1
 
     def _dead_letter(self, msg: mqtt.MQTTMessage, kind: str, reason: str) -> None:
         """Dead-letter a whole message; it is acknowledged once the dead letter is PUBACKed.
@@ -398,10 +453,13 @@ class IngestService:
         self.liveness.add("seq-audit", aud.alive)
 
     # -- writer side -------------------------------------------------------------------------
-    def _post(self, http: httpx.Client, lines: Any) -> PostResult:
+    def _post(self, http: httpx.Client, lines: Any, rp: str | None = None) -> PostResult:
         t0 = time.monotonic()
         try:
-            r = influx.write(http, self.target, lines)
+            if rp is None:
+                r = influx.write(http, self.target, lines)
+            else:
+                r = write_charted(http, self.target, list(lines))
         except httpx.RemoteProtocolError as exc:
             # InfluxDB answered something unreadable. It echoes a refused line in a header, so
             # a line httpx cannot carry in a header makes the refusal itself unreadable; if
@@ -427,37 +485,56 @@ class IngestService:
     def _influx_alive(self, http: httpx.Client) -> bool:
         return influx.ping(http, self.target)
 
-    def _write_batch(self, http: httpx.Client, batch: list[Pending]) -> bool:
+    def _write_batch(
+        self, http: httpx.Client, batch: list[Pending], lane: WriteLane | None = None
+    ) -> bool:
         """Write one batch; True once every message is written or dead-lettered and acked.
 
         Retries transient failures with capped backoff until it succeeds or the drain
         deadline passes (then False: nothing more is acknowledged).
         """
+        rp = None if lane is None else lane.rp
         attempt = 0
         while True:
             try:
                 groups = [acc.lines for _, acc, _ep in batch]
-                refused = write_bisecting(groups, lambda lines: self._post(http, lines))
+                refused = write_bisecting(groups, lambda lines: self._post(http, lines, rp))
                 break
             except TransientWriteError:
                 # Nothing is acknowledged while InfluxDB cannot take the batch.
-                self.counters.write_failures += 1
+                with self._lock:
+                    self.counters.write_failures += 1
+                    if rp is not None:
+                        self.counters.charted_write_failures += 1
                 if self._abandon.wait(WRITE_RETRY.delay(attempt, self._rng)):
                     return False
                 attempt += 1
+        obs = points = sets = 0
         for (msg, acc, epoch), bad in zip(batch, refused, strict=True):
             if bad:
                 self._refused(msg, acc, epoch, bad)
             else:
                 self._ack(msg.mid, msg.qos, epoch)
-            self.counters.acked_msgs += 1
-            self.counters.written_obs += acc.n_obs - sum(1 for ln, _ in bad if ln.startswith("obs"))
-            self.counters.written_points += len(acc.lines) - len(bad)
-        self.counters.batches_written += 1
+            if isinstance(acc, AcceptedChart):
+                sets += 0 if bad else 1
+            else:
+                obs += acc.n_obs - sum(1 for ln, _ in bad if ln.startswith("obs"))
+            points += len(acc.lines) - len(bad)
+        with self._lock:  # two writer threads (observations, charted sets) count here
+            c = self.counters
+            c.acked_msgs += len(batch)
+            c.written_obs += obs
+            c.charted_sets_written += sets
+            c.written_points += points
+            c.batches_written += 1
         return True
 
     def _refused(
-        self, msg: mqtt.MQTTMessage, acc: Accepted, epoch: int, bad: list[tuple[str, str]]
+        self,
+        msg: mqtt.MQTTMessage,
+        acc: Accepted | AcceptedChart,
+        epoch: int,
+        bad: list[tuple[str, str]],
     ) -> None:
         """Dead-letter the points InfluxDB refused for good; the message is acknowledged when
         the dead letter is PUBACKed (by ``_on_publish``, like every other dead letter).
@@ -465,7 +542,8 @@ class IngestService:
         Runs on the writer thread; the session registers the completion before paho's network
         thread can handle the PUBACK, without the writer ever waiting on that thread.
         """
-        self.counters.refused_points += len(bad)
+        with self._lock:
+            self.counters.refused_points += len(bad)
         reason = (
             f"{len(bad)} of {len(acc.lines)} points refused by InfluxDB: {bad[0][1]}; "
             f"first refused point: {bad[0][0][:300]}"
@@ -476,7 +554,7 @@ class IngestService:
     def _note_late(self, batch: list[Pending]) -> None:
         cutoff = int((time.time() - self.opts.backfill_after_s) * 1e9)
         for _, acc, _ep in batch:
-            if acc.n_obs and acc.t_min_ns < cutoff:
+            if isinstance(acc, Accepted) and acc.n_obs and acc.t_min_ns < cutoff:
                 lo, hi = self._late or (acc.t_min_ns, acc.t_max_ns)
                 self._late = (min(lo, acc.t_min_ns), max(hi, acc.t_max_ns))
 
@@ -502,14 +580,18 @@ class IngestService:
         self.counters.backfills += 1
         self._late = None
 
-    def _writer(self) -> None:
+    def _writer(self, lane: WriteLane | None = None) -> None:
+        lane = lane or self._obs_lane
+        obs = lane.rp is None
         next_backfill = time.monotonic()
         with httpx.Client(timeout=30) as http:
+            if not obs:
+                self._check_charted_rp(http)
             while True:
-                if self.stop_event.is_set() and self._q.empty():
+                if self.stop_event.is_set() and lane.q.empty():
                     with self._drain_lock:
-                        if self._q.empty():
-                            self._drained = True
+                        if lane.q.empty():
+                            lane.drained = True
                             break
                 batch: list[Pending] = []
                 n_lines = 0
@@ -519,25 +601,41 @@ class IngestService:
                     if timeout <= 0:
                         break
                     try:
-                        item = self._q.get(timeout=timeout)
+                        item = lane.q.get(timeout=timeout)
                     except queue.Empty:
                         break
                     batch.append(item)
                     n_lines += len(item[1].lines)
-                if time.monotonic() >= next_backfill and self._late is not None:
+                if obs and time.monotonic() >= next_backfill and self._late is not None:
                     self._backfill(http)
                     next_backfill = time.monotonic() + 5.0
                 if not batch:
                     continue
-                if not self._write_batch(http, batch):
-                    self.counters.abandoned_msgs += len(batch) + self._q.qsize()
+                if not self._write_batch(http, batch, lane):
+                    self.counters.abandoned_msgs += len(batch) + lane.q.qsize()
                     log.warning(
-                        "drain deadline passed: %d messages left un-acked for redelivery",
-                        len(batch) + self._q.qsize(),
+                        "drain deadline passed: %d %s messages left un-acked for redelivery",
+                        len(batch) + lane.q.qsize(), lane.name,
                     )
                     return
-                self._note_late(batch)
-            self._backfill(http)
+                if obs:
+                    self._note_late(batch)
+            if obs:
+                self._backfill(http)
+
+    def _check_charted_rp(self, http: httpx.Client) -> None:
+        """Say at start, loudly, if charted sets cannot be stored yet (they wait un-acked)."""
+        try:
+            exists = charted_rp_exists(http, self.target)
+        except (InfluxError, httpx.HTTPError) as exc:
+            log.warning("could not check for the %r retention policy: %s", CHARTED_RP, exc)
+            return
+        if not exists:
+            log.error(
+                "database %r has no %r retention policy: charted sets are not stored (they "
+                "stay with the broker, un-acknowledged) until `wardwatch ingest setup-db` "
+                "creates it", self.opts.influx_db, CHARTED_RP,
+            )
 
     # -- metrics -----------------------------------------------------------------------------
     def metrics_text(self) -> str:
@@ -632,6 +730,27 @@ class IngestService:
             "dead-lettered messages",
             [({**w, "reason": k}, n) for k, n in reasons],
         )
+        yield counter(
+            "wardwatch_ingest_charted_sets_written_total",
+            "nurses' charted sets written to the charted retention policy",
+            [(w, c.charted_sets_written)],
+        )
+        charted = sorted(c.charted_dead_lettered.items()) or [("none", 0)]
+        yield counter(
+            "wardwatch_ingest_charted_dead_lettered_total",
+            "charted sets dead-lettered (also counted in wardwatch_ingest_dead_lettered_total)",
+            [({**w, "reason": k}, n) for k, n in charted],
+        )
+        yield counter(
+            "wardwatch_ingest_charted_write_failures_total",
+            "failed writes of charted sets (retried; e.g. no charted retention policy yet)",
+            [(w, c.charted_write_failures)],
+        )
+        yield gauge(
+            "wardwatch_ingest_charted_backlog_messages",
+            "accepted charted sets not yet written",
+            [(w, self._chart_lane.q.qsize())],
+        )
         yield quantiles(
             "wardwatch_ingest_write_latency_seconds",
             "InfluxDB write latency",
@@ -661,24 +780,33 @@ class IngestService:
         writer = threading.Thread(target=self._writer, name="influx-writer", daemon=True)
         writer.start()
         self._writer_thread = writer
+        chart_writer = threading.Thread(
+            target=self._writer, args=(self._chart_lane,), name="charted-writer", daemon=True
+        )
+        chart_writer.start()
+        self._chart_writer_thread = chart_writer
         self.liveness.add("mqtt", self.mqtt.alive)
         self.liveness.add("writer", writer.is_alive)
+        self.liveness.add("charted-writer", chart_writer.is_alive)
         try:
             while not self.stop_event.wait(0.5):
                 self.liveness.raise_if_dead()
         finally:
-            self._shutdown(writer)
+            self._shutdown(writer, chart_writer)
 
-    def _shutdown(self, writer: threading.Thread) -> None:
+    def _shutdown(self, *writers: threading.Thread) -> None:
         self.stop_event.set()
         # Drain: write and ack everything taken, for at most drain_timeout_s; what arrives
         # meanwhile, or is not written by then, is left un-acked for the broker to redeliver.
         # Never unsubscribe: that would drop the subscription from the persistent session,
         # and the broker would discard what is published while we are down.
-        writer.join(timeout=self.opts.drain_timeout_s)
-        if writer.is_alive():
+        deadline = time.monotonic() + self.opts.drain_timeout_s
+        for w in writers:
+            w.join(timeout=max(0.0, deadline - time.monotonic()))
+        if any(w.is_alive() for w in writers):
             self._abandon.set()
-            writer.join(timeout=5.0)
+            for w in writers:
+                w.join(timeout=5.0)
         self.mqtt.stop()
         if self.auditor is not None:
             self.auditor.stop()
