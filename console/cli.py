@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from console.chart import chart
 from servicekit.cli import ContextOption, WardOption, service_app, unit_context_or_exit
 
 app = service_app("Nurses' central station.")
@@ -18,6 +19,10 @@ def board(
 
     s = ServiceSettings()
     run_board(s.mqtt_params(), unit_context_or_exit(s, ward, context), root=s.topic_root)
+
+
+# ``wardwatch chart`` is the same command, mounted at the top (the umbrella's SUBCOMMANDS).
+app.command("chart")(chart)
 
 
 def main(argv: list[str] | None = None) -> None:
