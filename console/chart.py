@@ -53,7 +53,8 @@ def new_set_id() -> str:
 
 def parse_at(text: str, time_zone: str | None) -> datetime:
     """``--at``: an ISO 8601 time. Without a UTC offset it is the unit's local time (the unit
-    context's ``time_zone``); a unit without a time zone needs the offset."""
+    context's ``time_zone``), unless a clock change makes that time ambiguous or nonexistent;
+    a unit without a time zone needs the offset."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
@@ -71,9 +72,17 @@ def parse_at(text: str, time_zone: str | None) -> datetime:
             "give the offset (…+08:00, or …Z for UTC)"
         )
     try:
-        return at.replace(tzinfo=ZoneInfo(time_zone))
+        zone = ZoneInfo(time_zone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ChartInputError(f"the unit's time zone {time_zone!r} is not known here") from None
+    local = at.replace(tzinfo=zone)
+    if local.utcoffset() != local.replace(fold=1).utcoffset():
+        # a clock change: that local time happened twice (clocks back) or never (forward)
+        raise ChartInputError(
+            f"--at {text!r} is ambiguous or does not exist in {time_zone} (a clock change): "
+            "give the UTC offset"
+        )
+    return local
 
 
 def _items(obs: str) -> dict[str, Any]:

@@ -31,6 +31,8 @@ def test_at_with_an_offset_is_taken_as_given() -> None:
 def test_at_without_an_offset_is_the_units_local_time() -> None:
     assert parse_at("2026-03-01T09:30", "Asia/Shanghai") == datetime(2026, 3, 1, 1, 30,
                                                                       tzinfo=UTC)
+    assert parse_at("2026-07-01T09:30", "Europe/London") == datetime(2026, 7, 1, 8, 30,
+                                                                      tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -39,6 +41,8 @@ def test_at_without_an_offset_is_the_units_local_time() -> None:
         ("2026-03-01T09:30", None, "has no UTC offset"),
         ("09:30 yesterday", "Asia/Shanghai", "not an ISO 8601 time"),
         ("2026-03-01T09:30", "Mars/Olympus_Mons", "not known here"),
+        ("2026-10-25T01:30", "Europe/London", "ambiguous or does not exist"),  # twice
+        ("2026-03-29T01:30", "Europe/London", "ambiguous or does not exist"),  # never
     ],
 )
 def test_an_unusable_at_is_refused(text: str, zone: str | None, message: str) -> None:
