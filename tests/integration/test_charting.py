@@ -379,6 +379,13 @@ def test_a_database_without_the_charted_policy_holds_back_charted_sets_only(
 
 
 # -- wardwatch chart, end to end --------------------------------------------------------------
+def publish_marker(watch: Collector, topic: str, marker: bytes) -> None:
+    """Publish on the watcher's own (admin) connection: no second client to leak."""
+    info = watch.client.publish(topic, marker, qos=1)
+    info.wait_for_publish(10)
+    assert info.is_published()
+
+
 def run_chart(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "wardwatch", "chart", *args],
@@ -447,7 +454,7 @@ def test_wardwatch_chart_refuses_bad_input_with_exit_2(
         assert message in done.stderr, done.stderr
         assert done.stdout == ""
         marker = uuid.uuid4().hex.encode()
-        Publisher(stack.broker).publish(f"{topic_root}/marker", marker)
+        publish_marker(watch, f"{topic_root}/marker", marker)
         assert arrived_before(watch, marker) == []  # nothing was published
     finally:
         watch.close()
@@ -474,7 +481,7 @@ def test_wardwatch_chart_as_another_identity_is_refused_by_the_broker(
             assert done.returncode == 1, (user, done.stdout, done.stderr)
             assert done.stderr == message + "\n", (user, done.stderr)
         marker = uuid.uuid4().hex.encode()
-        Publisher(stack.broker).publish(f"{topic_root}/marker", marker)
+        publish_marker(watch, f"{topic_root}/marker", marker)
         assert arrived_before(watch, marker) == []  # nothing was delivered
     finally:
         watch.close()
