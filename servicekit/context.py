@@ -30,17 +30,27 @@ alerting service's unit rules file (``wardwatch alerting run --rules``).
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import tomllib
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from servicekit.clock import utcnow
 from servicekit.tomlio import dump_model, load_toml_model, validation_lines
 from wardwire.context import UnitContext
 
-__all__ = ["UnitContextError", "dump_ward_file", "load_unit_context", "load_ward_file"]
+__all__ = [
+    "ContextSource",
+    "UnitContextError",
+    "dump_ward_file",
+    "load_unit_context",
+    "load_ward_file",
+]
 
 #: A context document larger than this is refused (a unit has tens of beds, not millions).
 MAX_CONTEXT_BYTES = 16 * 1024 * 1024
@@ -102,3 +112,100 @@ def load_unit_context(source: str | Path, *, timeout_s: float = 10.0) -> UnitCon
     elif "://" in text:
         raise UnitContextError(f"{text}: a context source is a file path or an http(s) URL")
     return load_ward_file(Path(text))
+
+
+def _is_url(source: str | Path) -> bool:
+    return str(source).startswith(("http://", "https://"))
+
+
+def _write_cache(path: Path, ctx: UnitContext) -> None:
+    """Write the context to ``path`` atomically (a temporary file in the same directory, mode
+    0600, fsynced, then renamed over it): a reader sees the old cache or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(ctx.model_dump_json(indent=2))
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _read_cache(path: Path) -> UnitContext:
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        raise UnitContextError(f"{path}: cannot read the context cache: {exc}") from exc
+    try:
+        return UnitContext.model_validate_json(body)
+    except ValidationError as exc:
+        raise UnitContextError(
+            "\n".join([f"{path}: invalid context cache:", *validation_lines(exc)])
+        ) from exc
+
+
+class ContextSource:
+    """A unit context source with a last-known-good cache for a registry URL.
+
+    ``load()`` reads the file or fetches the URL. For a URL with a ``cache_path``, each good answer
+    is written to the cache (atomically, mode 0600); when the URL cannot be reached or answers
+    something that is not a valid unit context, ``load()`` returns the cached context instead and
+    says so: ``stale`` is true and ``last_error`` holds why. It raises :class:`UnitContextError`
+    only when the source fails and there is no usable cache. A ward file is never cached: a bad
+    file is an operator error and is raised as before.
+
+    ``last_ok_at`` is when the source last answered well (for a cache read at start-up: the cache
+    file's modification time, i.e. when the registry last answered well).
+    """
+
+    def __init__(self, source: str | Path, cache_path: Path | None = None, *,
+                 timeout_s: float = 10.0) -> None:
+        self.source = source
+        self.cache_path = cache_path
+        self.timeout_s = timeout_s
+        self.stale = False
+        self.last_error: str | None = None
+        self.last_ok_at: datetime | None = None
+
+    @property
+    def is_url(self) -> bool:
+        return _is_url(self.source)
+
+    def age_seconds(self, now: datetime | None = None) -> float | None:
+        """Seconds since the source last answered well (None if it never has)."""
+        if self.last_ok_at is None:
+            return None
+        return max(0.0, ((now or utcnow()) - self.last_ok_at).total_seconds())
+
+    def load(self) -> UnitContext:
+        if not self.is_url or self.cache_path is None:
+            ctx = load_unit_context(self.source, timeout_s=self.timeout_s)
+            self.stale, self.last_error, self.last_ok_at = False, None, utcnow()
+            return ctx
+        try:
+            ctx = load_unit_context(self.source, timeout_s=self.timeout_s)
+        except UnitContextError as exc:
+            self.last_error = str(exc)
+            try:
+                cached = _read_cache(self.cache_path)
+            except UnitContextError as cache_exc:
+                raise UnitContextError(
+                    f"{exc}; and no usable context cache: {cache_exc}"
+                ) from exc
+            self.stale = True
+            if self.last_ok_at is None:
+                try:
+                    mtime = self.cache_path.stat().st_mtime
+                except OSError:
+                    mtime = None
+                if mtime is not None:
+                    self.last_ok_at = datetime.fromtimestamp(mtime, UTC)
+            return cached
+        _write_cache(self.cache_path, ctx)
+        self.stale, self.last_error, self.last_ok_at = False, None, utcnow()
+        return ctx
