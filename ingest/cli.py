@@ -12,7 +12,6 @@ from servicekit.cli import (
     MetricsPortOption,
     WardOption,
     service_app,
-    unit_context_or_exit,
 )
 
 app = service_app("MQTT -> InfluxDB writer.")
@@ -33,6 +32,13 @@ def run(
     subscription: Annotated[
         str, typer.Option(help="exclusive (one worker per unit) or shared (several per unit).")
     ] = "exclusive",
+    context_cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep the last good registry context here (0600) and run on it while the "
+            "registry cannot be reached (default: no cache)."
+        ),
+    ] = None,
     drain_timeout: Annotated[
         float,
         typer.Option(help="On SIGTERM, write what was taken for at most this many seconds."),
@@ -41,6 +47,7 @@ def run(
     """Consume observation batches and write them to InfluxDB (ack after write)."""
     from ingest.core import WardIndex
     from ingest.service import IngestOptions, IngestService
+    from servicekit.context import ContextSource, UnitContextError
     from servicekit.runner import run_until_signal, setup_logging
     from servicekit.settings import ServiceSettings
 
@@ -62,8 +69,16 @@ def run(
         subscription="shared" if subscription == "shared" else "exclusive",
         drain_timeout_s=drain_timeout,
     )
-    unit = unit_context_or_exit(s, ward, context)
-    raise typer.Exit(run_until_signal(IngestService(s.mqtt_params(), WardIndex(unit), opts)))
+    source = ContextSource(s.context_source(context or ward), context_cache)
+    try:
+        unit = source.load()
+    except UnitContextError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    if source.stale:
+        typer.echo(f"warning: starting on the cached unit context: {source.last_error}", err=True)
+    service = IngestService(s.mqtt_params(), WardIndex(unit), opts, context_source=source)
+    raise typer.Exit(run_until_signal(service))
 
 
 @app.command("setup-db")

@@ -71,6 +71,7 @@ from ingest.writer import PostResult, TransientWriteError, classify, write_bisec
 from servicekit import influx
 from servicekit.backoff import Backoff
 from servicekit.clock import utcnow
+from servicekit.context import ContextSource, UnitContextError
 from servicekit.faults import (
     Liveness,
     MessageBoundary,
@@ -165,12 +166,23 @@ class IngestOptions:
     stats_file: Path | None = None
     drain_timeout_s: float = 10.0  # on stop: write what was taken for at most this long
     clock_tolerance_s: float = 300.0  # a gateway clock further off is reported
+    context_refresh_s: float = 30.0  # re-read a registry URL context this often
 
 
 class IngestService:
-    def __init__(self, mqtt_params: MqttParams, index: WardIndex, opts: IngestOptions) -> None:
+    def __init__(
+        self,
+        mqtt_params: MqttParams,
+        index: WardIndex,
+        opts: IngestOptions,
+        context_source: ContextSource | None = None,
+    ) -> None:
         self.params = mqtt_params
         self.index = index
+        #: where ``index`` came from; with a registry URL it is re-read every context_refresh_s
+        self.context_source = context_source
+        self.context_fallbacks = 0  # refreshes that fell back to the cache or kept the last
+        self._context_thread: threading.Thread | None = None
         self.opts = opts
         self.counters = IngestCounters()
         self.seq = SeqTracker()
@@ -637,6 +649,46 @@ class IngestService:
                 "creates it", self.opts.influx_db, CHARTED_RP,
             )
 
+    # -- unit context ------------------------------------------------------------------------
+    def refresh_context(self) -> None:
+        """Re-read the unit context; a changed one replaces the index (one attribute swap, so
+        the network thread sees the old index or the new one). A context for another site or
+        unit is refused (our subscriptions are for this one). When the source fails, the
+        cached (or last) context stays in use and the fallback is logged and counted."""
+        src = self.context_source
+        if src is None:
+            return
+        was_stale = src.stale
+        try:
+            ctx = src.load()
+        except UnitContextError as exc:
+            self.context_fallbacks += 1
+            log.warning("context_stale: %s; keeping the context in use", exc)
+            return
+        if src.stale:
+            self.context_fallbacks += 1
+            log.warning("context_stale: running on the cached unit context: %s", src.last_error)
+        elif was_stale:
+            log.info("context_fresh: the context source answers again")
+        ward = self.index.ward
+        if (ctx.site, ctx.unit) != (ward.site, ward.unit):
+            log.error(
+                "context for %s/%s refused: this worker serves %s/%s (restart it to move)",
+                ctx.site, ctx.unit, ward.site, ward.unit,
+            )
+            return
+        if ctx != ward:
+            self.index = WardIndex(ctx)
+            log.info("unit context changed: %d beds, %d gateways", len(ctx.beds),
+                     len(ctx.gateways))
+
+    def _context_refresher(self) -> None:
+        while not self.stop_event.wait(self.opts.context_refresh_s):
+            try:
+                self.refresh_context()
+            except Exception:  # never let a refresh bug stop ingest: the old context stays
+                log.exception("context refresh failed")
+
     # -- metrics -----------------------------------------------------------------------------
     def metrics_text(self) -> str:
         """What ``/metrics`` answers (the Prometheus text format)."""
@@ -751,6 +803,23 @@ class IngestService:
             "accepted charted sets not yet written",
             [(w, self._chart_lane.q.qsize())],
         )
+        src = self.context_source
+        yield gauge(
+            "wardwatch_ingest_context_stale",
+            "1 while running on the cached unit context (the registry did not answer well)",
+            [(w, 1 if src is not None and src.stale else 0)],
+        )
+        age = src.age_seconds() if src is not None else None
+        yield gauge(
+            "wardwatch_ingest_context_age_seconds",
+            "seconds since the unit context source last answered well (0 without a source)",
+            [(w, age or 0.0)],
+        )
+        yield counter(
+            "wardwatch_ingest_context_fallbacks_total",
+            "context refreshes that kept the cached or last context (source unreachable or bad)",
+            [(w, self.context_fallbacks)],
+        )
         yield quantiles(
             "wardwatch_ingest_write_latency_seconds",
             "InfluxDB write latency",
@@ -788,6 +857,11 @@ class IngestService:
         self.liveness.add("mqtt", self.mqtt.alive)
         self.liveness.add("writer", writer.is_alive)
         self.liveness.add("charted-writer", chart_writer.is_alive)
+        if self.context_source is not None and self.context_source.is_url:
+            self._context_thread = threading.Thread(
+                target=self._context_refresher, name="context-refresh", daemon=True
+            )
+            self._context_thread.start()
         try:
             while not self.stop_event.wait(0.5):
                 self.liveness.raise_if_dead()

@@ -14,7 +14,11 @@ from unittest import mock
 
 import pytest
 
+from ingest.core import WardIndex
+from ingest.service import IngestOptions, IngestService
 from servicekit.context import ContextSource, UnitContextError
+from servicekit.metrics import parse_metric
+from servicekit.mqtt import MqttParams
 from wardwire.context import BedContext, GatewayContext, UnitContext
 from wardwire.models import Generation
 
@@ -164,3 +168,44 @@ def test_a_ward_file_is_read_as_before(tmp_path: Path) -> None:
     src = ContextSource(path, tmp_path / "cache.json")
     assert src.load() == UNIT and not src.stale
     assert not (tmp_path / "cache.json").exists()
+
+
+def _ingest(source: ContextSource) -> IngestService:
+
+    opts = IngestOptions(influx_url="http://influx", influx_db="w", influx_user=None,
+                         influx_password=None, worker_id="ingest-c")
+    return IngestService(MqttParams(), WardIndex(source.load()), opts, context_source=source)
+
+
+def _sample(text: str, name: str) -> float:
+    value = parse_metric(text, name)
+    assert value is not None, name
+    return value
+
+
+def test_ingest_refreshes_falls_back_and_says_so(registry: Registry, tmp_path: Path) -> None:
+    svc = _ingest(ContextSource(registry.url, tmp_path / "context.json", timeout_s=2))
+    text = svc.metrics_text()
+    assert _sample(text, "wardwatch_ingest_context_stale") == 0
+    assert _sample(text, "wardwatch_ingest_context_age_seconds") >= 0
+    registry.body = UNIT2.model_dump_json().encode()
+    svc.refresh_context()
+    assert svc.index.ward == UNIT2 and ("gw-a", "mon-2") in svc.index.devices  # picked up
+    registry.status, registry.body = 200, b"garbage"
+    svc.refresh_context()
+    assert svc.index.ward == UNIT2  # the cached context, which is the last good one
+    text = svc.metrics_text()
+    assert _sample(text, "wardwatch_ingest_context_stale") == 1
+    assert _sample(text, "wardwatch_ingest_context_fallbacks_total") == 1
+    registry.body = UNIT.model_dump_json().encode()
+    svc.refresh_context()
+    assert svc.index.ward == UNIT
+    assert _sample(svc.metrics_text(), "wardwatch_ingest_context_stale") == 0
+
+
+def test_ingest_refuses_a_context_for_another_unit(registry: Registry, tmp_path: Path) -> None:
+    svc = _ingest(ContextSource(registry.url, tmp_path / "context.json", timeout_s=2))
+    other = UnitContext.model_validate({**UNIT.model_dump(), "unit": "nicu"})
+    registry.body = other.model_dump_json().encode()
+    svc.refresh_context()
+    assert svc.index.ward == UNIT
