@@ -40,7 +40,7 @@ from edge_agent.config import (
     OutboxSection,
     dump_edge_config,
 )
-from servicekit.context import dump_ward_file
+from servicekit.context import dump_ward_file, load_unit_context
 from servicekit.metrics import parse_metric
 from servicekit.tomlio import dump_model
 from wardwatch.devstack import Stack, free_port, running_stack
@@ -168,10 +168,11 @@ class Demo:
         self.stack.influx.create_database(DB)
         rules_path = self.workdir / "alerting-rules.toml"
         rules_path.write_text(dump_model(demo_rules(self.opts)), encoding="utf-8")
-        common = {"WM_WARD_FILE": str(ward_path)}
+        self.context_url = self.start_registry(ward_path)
+        common = {"WM_CONTEXT": self.context_url}
         self.metrics = {"ingest": free_port(), "alerting": free_port()}
         extra = {
-            "ingest": [],
+            "ingest": ["--context-cache", str(self.workdir / "ingest-context.json")],
             "alerting": ["--rules", str(rules_path), "--state",
                          str(self.workdir / "alerting-state.sqlite"), "--heartbeat-s", "2"],
         }
@@ -216,6 +217,35 @@ class Demo:
             path = self.workdir / f"edge-{gw.id}.toml"
             path.write_text(dump_edge_config(cfg), encoding="utf-8")
             self._spawn(f"edge-{gw.id}", ["edge_agent", "run", "--config", str(path)], {})
+
+    def start_registry(self, ward_path: Path, deadline_s: float = 30.0) -> str:
+        """Load the demo's ward into a registry of its own, serve it, and return the unit
+        context URL the services read (as a real unit's would come from its registry)."""
+        db = f"sqlite:///{(self.workdir / 'registry.db').resolve()}"
+        with (self.workdir / "registry.log").open("ab") as log:
+            subprocess.run(
+                [sys.executable, "-m", "registry", "import-ward", str(ward_path),
+                 "--time-zone", self.ward.time_zone or "UTC", "--db", db],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL, check=True, timeout=60,
+            )
+        port = free_port()
+        self._spawn("registry", ["registry", "serve", "--db", db, "--port", str(port)], {})
+        base = f"http://127.0.0.1:{port}"
+        end = time.monotonic() + deadline_s
+        with httpx.Client(timeout=1.0) as http:
+            while True:
+                self._check_procs()
+                with contextlib.suppress(httpx.HTTPError):
+                    if http.get(f"{base}/openapi.json").status_code == 200:
+                        break
+                if time.monotonic() > end:
+                    raise RuntimeError(f"registry not ready after {deadline_s} s")
+                time.sleep(0.05)  # readiness poll while the registry starts
+        url = f"{base}/units/{self.ward.site}/{self.ward.unit}/context"
+        served = load_unit_context(url, timeout_s=5)
+        if served.device_index().keys() != self.ward.device_index().keys():
+            raise RuntimeError(f"{url}: the registry's context is not the demo's ward")
+        return url
 
     def restart_engine(self) -> None:
         """kill -9 the alert engine, then start it again on its state file, as a supervisor
@@ -385,6 +415,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
             "raised_twice": _raised_twice(view.events),
             "redelivered_events": view.redelivered,
             "probe_off_alert_held": _held(view.events, demo.probe_off_bed),
+            "context_source": "registry",
             "duration_s": round(time.monotonic() - t0, 1),
             "workdir": str(workdir),
         }

@@ -49,6 +49,7 @@ def test_headless_demo_loses_nothing_and_alerts_the_deteriorating_bed(tmp_path: 
     # 5 monitors x 4 numerics x ~1 Hz x 30 s: every one of them stored.
     assert summary["published"] >= 5 * 4 * (duration - 2)
     assert summary["lost"] == 0
+    assert summary["context_source"] == "registry"  # every service read the registry
     assert summary["stored"] == summary["published"]
     assert summary["deteriorating_beds"] == ["bed02"]
     assert summary["alerted_beds"] == ["bed02"], summary["alerts"]
