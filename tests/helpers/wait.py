@@ -31,3 +31,10 @@ async def until(pred: Callable[[], object], within: float = 10.0, interval: floa
     while not pred():
         assert time.monotonic() < end, "condition not met before the deadline"
         await asyncio.sleep(interval)  # yield to the loop: the bounded poll's interval
+
+
+async def next_tick() -> None:
+    """Let every other ready task of this loop run once (a scheduling yield, not a timed wait):
+    the one place tests hand the loop over, e.g. so a task just created registers its waiter or
+    a fake device lets the others read between its frames."""
+    await asyncio.sleep(0)

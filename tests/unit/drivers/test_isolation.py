@@ -34,6 +34,7 @@ from edge_agent.protocols.base import ParserEvent, Reading, WaveformChunk
 from edge_agent.protocols.wwmon import WwmonEncoder, WwmonParser
 from servicekit.backoff import Backoff
 from servicekit.runner import StopFlag
+from tests.helpers.wait import next_tick
 from wardwire.models import DeviceState
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -66,7 +67,7 @@ class Link:
             raise LinkLost("scripted hang-up")
         self.reads += 1
         if self.chunks:
-            await asyncio.sleep(0)  # let the other devices run between frames
+            await next_tick()  # let the other devices run between frames
             return self.chunks.pop(0)
         await self.closed.wait()  # quiet, as a device between readings
         return b""
@@ -197,7 +198,7 @@ def test_a_store_under_way_at_stop_is_finished_and_counted() -> None:
         await asyncio.wait_for(entered.wait(), timeout=10)
         task.cancel()  # as the agent's task group stops its devices
         for _ in range(20):  # let the cancellation reach the store's await
-            await asyncio.sleep(0)
+            await next_tick()
         assert drv.health.readings == 0 and not task.done()  # still settling the write
         release.set()
         with contextlib.suppress(asyncio.CancelledError):

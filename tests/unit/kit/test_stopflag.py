@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 from servicekit.runner import StopFlag
+from tests.helpers.wait import next_tick
 
 
 def test_set_from_another_thread_wakes_a_task() -> None:
@@ -13,7 +14,7 @@ def test_set_from_another_thread_wakes_a_task() -> None:
 
     async def main() -> None:
         waiter = asyncio.create_task(flag.wait_async())
-        await asyncio.sleep(0)  # let it register
+        await next_tick()  # let it register
         threading.Thread(target=flag.set).start()
         await asyncio.wait_for(waiter, timeout=10)
 
@@ -36,7 +37,7 @@ def test_tasks_on_two_loops_in_two_threads_are_both_woken() -> None:
     def loop_thread(name: str) -> None:
         async def main() -> None:
             t = asyncio.create_task(flag.wait_async())
-            await asyncio.sleep(0)
+            await next_tick()
             ready.wait(10)
             await asyncio.wait_for(t, timeout=10)
             woken.append(name)
