@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from alerting.core.levels import LEVELS
+from servicekit.tomlio import load_toml_model, validation_lines
 from wardwire.models import Priority
 
 __all__ = ["TECHNICAL", "RulesError", "UnitRules", "default_rules", "load_rules", "rules_from"]
@@ -265,30 +266,19 @@ class RulesError(Exception):
 
 
 def rules_from(raw: Mapping[str, Any], where: str = "rules") -> UnitRules:
-    """Validate a parsed rules mapping (the shell reads the file)."""
+    """Validate a parsed rules mapping; the error names each key path."""
     try:
         return UnitRules.model_validate(raw)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            lines.append(f"  {loc}: {err['msg']}")
-        raise RulesError("\n".join([f"{where}: invalid unit rules:", *lines])) from exc
+        lines = [f"{where}: invalid unit rules:", *validation_lines(exc)]
+        raise RulesError("\n".join(lines)) from exc
 
 
 def load_rules(path: Path | None) -> UnitRules:
-    """The rules in ``path``, or the shipped defaults."""
+    """The rules in ``path`` (read by the kit's one TOML loader), or the shipped defaults."""
     if path is None:
         return default_rules()
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RulesError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RulesError(f"{path}: cannot read: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise RulesError(f"{path}: not valid TOML: {exc}") from exc
-    return rules_from(raw, str(path))
+    return load_toml_model(path, UnitRules, "unit rules", RulesError)
 
 
 def default_rules() -> UnitRules:
