@@ -26,6 +26,7 @@ from sqlalchemy import (
     Index,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -34,6 +35,8 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "Admission",
+    "AuditHead",
+    "AuditRecord",
     "Base",
     "Bed",
     "BedStay",
@@ -42,7 +45,9 @@ __all__ = [
     "Gateway",
     "Patient",
     "Site",
+    "Token",
     "Unit",
+    "User",
     "UtcDateTime",
 ]
 
@@ -243,3 +248,64 @@ class DeviceAssignment(Base):
     device: Mapped[Device] = relationship()
     gateway: Mapped[Gateway] = relationship()
     bed: Mapped[Bed] = relationship()
+
+
+class User(Base):
+    """A person (or a service process) who may use the API: a role, an argon2 password hash
+    (none for a service identity that only holds tokens), active or disabled. Never deleted:
+    the audit log names users."""
+
+    __tablename__ = "users"
+    pk: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[str] = mapped_column(String(ID_LEN), unique=True)
+    role: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    password_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class Token(Base):
+    """A bearer token: the public id and the SHA-256 of its secret (the secret itself is shown
+    once and never stored). Valid in ``[issued_at, expires_at)`` unless revoked."""
+
+    __tablename__ = "tokens"
+    __table_args__ = (CheckConstraint("expires_at > issued_at", name="range"),)
+    pk: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    user_pk: Mapped[int] = mapped_column(ForeignKey("users.pk"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    #: ``login`` (from POST /login) or ``issued`` (by ``registry user token``)
+    kind: Mapped[str] = mapped_column(String(16))
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    user: Mapped[User] = relationship()
+
+
+class AuditRecord(Base):
+    """One record of the hash chain (``registry.audit``): ``hash`` covers every other field and
+    ``prev``, the hash of record ``seq - 1``."""
+
+    __tablename__ = "audit_log"
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(ID_LEN))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(256))
+    #: canonical JSON (ids and changed field names, never a date of birth or a pseudonym)
+    detail: Mapped[str] = mapped_column(Text())
+    prev: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The single row (``id`` 1) naming the newest audit record; every writer locks it, so
+    concurrent transactions append one chain."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column()
+    hash: Mapped[str] = mapped_column(String(64))

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from registry.cli import app
+from registry.db import head_revision
 
 runner = CliRunner()
 
@@ -153,5 +154,5 @@ def test_backup_and_restore(registry_url: str, tmp_path: Path) -> None:
 def test_db_upgrade_and_current(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'new.db'}"
     assert cli("db", "current", "--db", db).startswith("none")
-    assert "none -> 0002" in cli("db", "upgrade", "--db", db)
-    assert cli("db", "current", "--db", db).startswith("0002")
+    assert f"none -> {head_revision()}" in cli("db", "upgrade", "--db", db)
+    assert cli("db", "current", "--db", db).startswith(head_revision())
