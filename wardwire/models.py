@@ -617,6 +617,25 @@ class TechnicalEvent(WireModel):
     count: Count = 1
 
 
+class ContextChanged(WireModel):
+    """The registry changed what a unit's context holds (a bed, device, gateway or admission was
+    added, moved, retired or ended). Ids only: no patient pseudonym, no date of birth; a service
+    reading the unit context re-reads it from the registry at once instead of at its next
+    periodic refresh. ``beds`` lists the beds whose occupant or devices changed."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["context_changed"] = "context_changed"
+    site: Ident
+    unit: Ident
+    at: UtcDatetime
+    #: ``changed``: the registry saw a change; ``started``: the registry (re)started and may
+    #: have changed while nobody listened (every unit it serves is announced once)
+    reason: Literal["changed", "started"] = "changed"
+    beds: Annotated[list[Ident], Field(max_length=10_000)] = []
+    gateways: Annotated[list[Ident], Field(max_length=10_000)] = []
+    devices: Annotated[list[Ident], Field(max_length=10_000)] = []
+
+
 WIRE_MODELS: tuple[type[WireModel], ...] = (
     ObservationBatch,
     GatewayStatus,
@@ -630,6 +649,7 @@ WIRE_MODELS: tuple[type[WireModel], ...] = (
     EngineStatus,
     AlertCommand,
     ChartedSet,
+    ContextChanged,
 )
 
 

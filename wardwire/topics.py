@@ -11,6 +11,7 @@ Layout under the versioned root ``wm/v1`` (every level is an opaque id, never a 
     wm/v1/cmd/{site}/{unit}/ack                          acknowledge commands to alerting
     wm/v1/tech/{site}/{unit}/{service}                   technical events (gaps, unknown devices)
     wm/v1/dlq/{service}                                  dead letters, with the reason
+    wm/v1/registry/{site}/{unit}/changed                 the unit context changed (ids only)
 
 A gateway may publish only below ``{root}/gw/{its site}/{its unit}/{its id}/`` (one literal
 rule per gateway in the broker's dynamic-security plugin; see docs/architecture.md, "Who may
@@ -112,6 +113,12 @@ def alert_commands(site: str, unit: str, *, root: str | None = None) -> str:
 def charting(site: str, unit: str, *, root: str | None = None) -> str:
     """``ChartedSet``s of a unit (nurse-charted observations)."""
     return f"{_root(root)}/chart/{_lvl(site, 'site')}/{_lvl(unit, 'unit')}"
+
+
+def context_changed(site: str, unit: str, *, root: str | None = None) -> str:
+    """``ContextChanged`` of a unit, published by the registry (ids only, QoS 1, not retained):
+    services reading the unit's context re-read it when one arrives."""
+    return f"{_root(root)}/registry/{_lvl(site, 'site')}/{_lvl(unit, 'unit')}/changed"
 
 
 def technical(site: str, unit: str, service: str, *, root: str | None = None) -> str:

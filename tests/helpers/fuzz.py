@@ -43,6 +43,7 @@ from wardwire.models import (
     AlertCommand,
     AlertEvent,
     ChartedSet,
+    ContextChanged,
     DeadLetter,
     DeviceStatus,
     EngineStatus,
@@ -511,8 +512,12 @@ def seed_documents(now: datetime = T0) -> dict[type[WireModel], list[dict[str, A
         "supersedes": "set-0",
         "already_escalated": False,
     }
+    changed = {"schema_version": 1, "kind": "context_changed", "site": "s1", "unit": "u1",
+               "at": t, "reason": "changed", "beds": ["b1"], "gateways": ["gw-1"],
+               "devices": ["mon-1"]}
     return {
         AlertCommand: [command, receipt],
+        ContextChanged: [changed, {**changed, "reason": "started", "beds": []}],
         ChartedSet: [chart],
         EngineStatus: [engine, engine_lwt],
         ObservationBatch: [batch, {k: batch[k] for k in batch if k != "waveforms"}],
