@@ -3,9 +3,10 @@ checked.
 
 Every record carries the hash of the record before it; its own hash covers its sequence
 number, its fields and that previous hash, over a canonical JSON form (sorted keys, no
-whitespace, UTF-8). Changing, inserting or deleting any record breaks the chain at that record
-or at the one after it, and ``verify`` names the first record that does not check out. The
-first record's previous hash is ``GENESIS``.
+whitespace, UTF-8; ``servicekit.hashchain``, shared with the registry's audit log). Changing,
+inserting or deleting any record breaks the chain at that record or at the one after it, and
+``verify`` names the first record that does not check out. The first record's previous hash is
+``GENESIS``.
 
 The store (``alerting.store``) appends records inside the same transaction as the engine state
 they describe; ``wardwatch alerting audit verify`` reads them back through ``verify``.
@@ -14,14 +15,13 @@ they describe; ``wardwatch alerting audit verify`` reads them back through ``ver
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GENESIS", "KINDS", "Broken", "Record", "chain_hash", "verify"]
+from servicekit.hashchain import GENESIS, canonical
 
-GENESIS = "0" * 64
+__all__ = ["GENESIS", "KINDS", "Broken", "Record", "canonical", "chain_hash", "verify"]
 
 #: what a journal record may be about
 KINDS = frozenset({
@@ -46,13 +46,6 @@ class Record:
     body: Mapping[str, Any]
     prev: str
     hash: str
-
-
-def canonical(value: Any) -> bytes:
-    # surrogatepass: a tampered body may hold a lone surrogate; it must hash (and fail), not
-    # raise
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return text.encode("utf-8", "surrogatepass")
 
 
 def chain_hash(
