@@ -20,11 +20,8 @@ and a reader (READ).
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import json
-import re
 import secrets
 import shutil
 import signal
@@ -43,6 +40,20 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from servicekit.dynsec import (
+    CONTROL_TOPIC,
+    DEFAULT_ACL_ACCESS,
+    PROVISIONER,
+    RESPONSE_TOPIC,
+    SERVICE_ROLES,
+    SERVICE_USERS,
+    DynsecError,
+    GatewayScope,
+    check,
+    gateway_upsert,
+    stored_password,
+    upsert_tolerates,
+)
 from servicekit.mqtt import MqttParams, MqttSession
 from servicekit.runner import block_stop_signals, wait_for_stop_signal
 from wardwire import topics
@@ -227,123 +238,8 @@ class BrokerLimits:
 
 
 # -- broker: identities and what each may do (dynamic-security plugin) ---------------------------
-CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
-PROVISIONER = "provisioner"
-_LEVEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
-
-
-@dataclass(frozen=True, slots=True)
-class Acl:
-    """One dynamic-security ACL entry (``publishClientSend``, ``subscribePattern``, …)."""
-
-    acltype: str
-    topic: str
-    allow: bool = True
-
-    def as_json(self) -> dict[str, object]:
-        return {"acltype": self.acltype, "topic": self.topic, "allow": self.allow}
-
-
-def _send(topic: str) -> Acl:
-    return Acl("publishClientSend", topic)
-
-
-def _sub(topic: str) -> Acl:
-    return Acl("subscribePattern", topic)
-
-
-#: Service identities and their roles. Services are trusted and may connect with any client id
-#: (ingest workers ``ingest-1``, ``<worker>-seq-audit``, ``alerting-<site>-<unit>`` all share
-#: one identity). Topic roots are wildcards here because every test runs under its own root;
-#: the production roles (``deploy/mosquitto/wardwatch-dynsec.sh``) name ``wm/v1``.
-SERVICE_ROLES: dict[str, tuple[Acl, ...]] = {
-    "probe": (_sub("$SYS/#"),),
-    "admin": (_send("#"), _sub("#")),
-    "ingest": (
-        _sub("+/v1/gw/#"),
-        _sub("$share/+/+/v1/gw/#"),  # dynsec checks the whole $share/… filter
-        _sub("+/v1/chart/#"),  # nurses' charted sets, stored in the no-expiry record
-        _sub("$share/+/+/v1/chart/#"),
-        _send("+/v1/dlq/#"),
-        _send("+/v1/tech/#"),
-    ),
-    "alerting": (
-        _sub("+/v1/gw/#"),
-        _sub("+/v1/cmd/#"),
-        _sub("+/v1/chart/#"),  # charted sets, scored with the device values
-        _sub("+/v1/alerting/#"),
-        _sub("+/v1/tech/+/+/ingest"),  # ingest's seq_gap / outbox_reset findings
-        _send("+/v1/alerting/#"),
-        _send("+/v1/dlq/#"),
-        _send("+/v1/tech/#"),
-    ),
-    # only the console identity publishes nurses' commands and charted sets
-    "console": (_sub("+/v1/#"), _send("+/v1/cmd/#"), _send("+/v1/chart/#")),
-    "demo": (_sub("+/v1/#"), _send("+/v1/cmd/#"), _send("+/v1/chart/#")),
-    # test-only: many simulated gateways over a few connections (never in a shipped config)
-    "loadgen": (_send("+/v1/gw/#"),),
-    PROVISIONER: (
-        _send("$CONTROL/dynamic-security/#"),
-        _sub("$CONTROL/dynamic-security/#"),
-        # the plugin's replies are delivered only with an explicit receive grant (2.0.11)
-        Acl("publishClientReceive", "$CONTROL/dynamic-security/#"),
-    ),
-}
-SERVICE_USERS = tuple(SERVICE_ROLES)
-
-#: Denied unless a role allows it; delivery is allowed (what a client may subscribe to is the
-#: read check).
-DEFAULT_ACL_ACCESS = {
-    "publishClientSend": False,
-    "publishClientReceive": True,
-    "subscribe": False,
-    "unsubscribe": True,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class GatewayScope:
-    """Where a gateway may publish: its own subtree ``{root}/gw/{site}/{unit}/{gateway}/#``
-    and nothing else (no wildcard anywhere: each gateway gets literal ACLs)."""
-
-    gateway: str
-    site: str
-    unit: str
-    root: str = topics.ROOT
-
-    def __post_init__(self) -> None:
-        for what, value in (("gateway", self.gateway), ("site", self.site), ("unit", self.unit)):
-            if not _LEVEL.fullmatch(value):
-                raise ValueError(f"{what} {value!r} is not a literal topic level id")
-        levels = self.root.split("/")
-        if not all(_LEVEL.fullmatch(lv) for lv in levels):
-            raise ValueError(f"topic root {self.root!r} is not literal (levels of ids)")
-        if self.gateway in SERVICE_ROLES:
-            raise ValueError(f"{self.gateway!r} is a service identity, not a gateway")
-
-    @property
-    def subtree(self) -> str:
-        return topics.gateway_publish_topic(self.site, self.unit, self.gateway, root=self.root)
-
-    def acls(self) -> tuple[Acl, ...]:
-        # Gateways subscribe to nothing today; publishing is confined to the own subtree.
-        return (_send(self.subtree),)
-
-    @property
-    def role(self) -> str:
-        return f"gateway-{self.gateway}"
-
-
-def _dynsec_password(password: str) -> dict[str, object]:
-    """The plugin's stored form: PBKDF2-HMAC-SHA512, 12-byte salt, 101 iterations (what
-    ``mosquitto_ctrl dynsec init`` writes on 2.0.11; checked against it)."""
-    salt = secrets.token_bytes(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 101, 64)
-    return {
-        "password": base64.b64encode(digest).decode(),
-        "salt": base64.b64encode(salt).decode(),
-        "iterations": 101,
-    }
+# The model (roles, ACLs, gateway scopes, the control commands) is servicekit.dynsec's, shared
+# with the registry's enrolment and deploy/mosquitto/wardwatch-dynsec.sh.
 
 
 def dynamic_security_plugin() -> Path:
@@ -415,7 +311,7 @@ class Mosquitto:
         clients: list[dict[str, object]] = []
         for user, password in self.passwords.items():
             scope = self.gateways.get(user)
-            entry: dict[str, object] = {"username": user, **_dynsec_password(password)}
+            entry: dict[str, object] = {"username": user, **stored_password(password)}
             if user in SERVICE_ROLES:
                 roles.append(
                     {
@@ -554,7 +450,7 @@ tls_version tlsv1.2
         session = MqttSession(
             p,
             f"{PROVISIONER}-{secrets.token_hex(4)}",
-            subscriptions=[(CONTROL_TOPIC + "/response", 1)],
+            subscriptions=[(RESPONSE_TOPIC, 1)],
             on_message=on_message,
         )
         try:
@@ -588,26 +484,11 @@ tls_version tlsv1.2
         self.passwords[user] = password
         self.gateways[user] = scope
         if self.proc is not None and _alive(self.proc):
-            replies = self.control(
-                {"command": "deleteClient", "username": user},
-                {"command": "deleteRole", "rolename": scope.role},
-                {
-                    "command": "createRole",
-                    "rolename": scope.role,
-                    "acls": [a.as_json() for a in scope.acls()],
-                },
-                {
-                    "command": "createClient",
-                    "username": user,
-                    "password": password,
-                    "clientid": user,
-                    "roles": [{"rolename": scope.role}],
-                },
-            )
-            # deleting what did not exist yet is expected to fail; creating must not
-            errors = [r["error"] for r in replies[2:] if r.get("error")]
-            if errors:
-                raise ServiceError(f"broker did not accept gateway {user!r}: {errors}")
+            commands = gateway_upsert(scope, password)
+            try:
+                check(commands, self.control(*commands), tolerate=upsert_tolerates())
+            except DynsecError as exc:
+                raise ServiceError(f"broker did not accept gateway {user!r}: {exc}") from exc
         return password
 
     def stop(self) -> None:

@@ -3,10 +3,14 @@
 # the dynamic-security plugin (mosquitto_ctrl). The same model as wardwatch/devstack.py:
 #
 #   wardwatch-dynsec.sh roles                      the service roles (once per broker)
-#   wardwatch-dynsec.sh service USER ROLE          a service client (ROLE: ingest|alerting|console)
+#   wardwatch-dynsec.sh service USER ROLE          a service client (ROLE: ingest|alerting|console|
+#                                                  registry)
 #   wardwatch-dynsec.sh gateway ID SITE UNIT       a gateway: client id bound to ID, may publish
 #                                                  only below $WM_TOPIC_ROOT/gw/SITE/UNIT/ID/
 #   wardwatch-dynsec.sh revoke-gateway ID          delete it (its live session is disconnected)
+#
+# Gateways are normally enrolled by the registry (wardwatch registry gateway enroll|rotate|
+# revoke, as the registry identity); the gateway commands here are the by-hand equivalent.
 #
 # The new client's password comes from $WM_NEW_PASSWORD (never an argument of this script;
 # mosquitto_ctrl does receive it as an argument for a moment). mosquitto_ctrl's connection
@@ -55,6 +59,7 @@ roles)
         subscribePattern "\$share/+/$ROOT/gw/#" \
         subscribePattern "$ROOT/chart/#" \
         subscribePattern "\$share/+/$ROOT/chart/#" \
+        subscribePattern "$ROOT/registry/#" \
         publishClientSend "$ROOT/dlq/#" \
         publishClientSend "$ROOT/tech/#"
     role alerting \
@@ -63,6 +68,7 @@ roles)
         subscribePattern "$ROOT/chart/#" \
         subscribePattern "$ROOT/alerting/#" \
         subscribePattern "$ROOT/tech/+/+/ingest" \
+        subscribePattern "$ROOT/registry/#" \
         publishClientSend "$ROOT/alerting/#" \
         publishClientSend "$ROOT/dlq/#" \
         publishClientSend "$ROOT/tech/#"
@@ -70,6 +76,12 @@ roles)
         subscribePattern "$ROOT/#" \
         publishClientSend "$ROOT/cmd/#" \
         publishClientSend "$ROOT/chart/#"
+    # the registry: the plugin's admin (enrols, rotates, revokes gateways), change events
+    role registry \
+        publishClientSend '$CONTROL/dynamic-security/#' \
+        subscribePattern '$CONTROL/dynamic-security/#' \
+        publishClientReceive '$CONTROL/dynamic-security/#' \
+        publishClientSend "$ROOT/registry/#"
     ;;
 service)
     [ $# -eq 3 ] || { echo "usage: $0 service USER ROLE" >&2; exit 2; }
@@ -91,7 +103,7 @@ revoke-gateway)
     ctrl deleteRole "gateway-$2"
     ;;
 *)
-    sed -n '2,18p' "$0" >&2
+    sed -n '2,22p' "$0" >&2
     exit 2
     ;;
 esac

@@ -173,7 +173,7 @@ def test_the_shipped_config_and_script_confine_and_bind_gateways(
     # the roles the script made are the devstack's, with the production root
     saved = json.loads(b.dynsec_file.read_text())
     roles = {r["rolename"]: r.get("acls", []) for r in saved["roles"]}
-    for name in ("ingest", "alerting", "console"):
+    for name in ("ingest", "alerting", "console", "registry"):
         got = {(a["acltype"], a["topic"]) for a in roles[name]}
         want = {(a.acltype, a.topic.replace("+/v1/", "wm/v1/")) for a in SERVICE_ROLES[name]}
         assert got == want, name
