@@ -25,6 +25,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+# every session of the registry records its changes in the audit log (session events)
+import registry.audit  # noqa: F401
 from registry.errors import Conflict, Invalid, RegistryError
 
 __all__ = [

@@ -8,7 +8,17 @@ integrity error from a race) are translated at the boundary with the cause chain
 
 from __future__ import annotations
 
-__all__ = ["Conflict", "Invalid", "NotFound", "RegistryError", "Unsupported"]
+__all__ = [
+    "Conflict",
+    "Forbidden",
+    "Invalid",
+    "NotFound",
+    "RegistryError",
+    "TooManyAttempts",
+    "Unauthorized",
+    "Unavailable",
+    "Unsupported",
+]
 
 
 class RegistryError(Exception):
@@ -50,3 +60,35 @@ class Unsupported(RegistryError):
 
     status = 400
     kind = "unsupported"
+
+
+class Unauthorized(RegistryError):
+    """No credentials, or ones that do not check out (unknown, wrong, expired, revoked)."""
+
+    status = 401
+    kind = "unauthorized"
+
+
+class Forbidden(RegistryError):
+    """Authenticated, but the user's role may not do this."""
+
+    status = 403
+    kind = "forbidden"
+
+
+class TooManyAttempts(RegistryError):
+    """Too many failed logins for this user or from this address: wait ``retry_after`` s."""
+
+    status = 429
+    kind = "too_many_attempts"
+
+    def __init__(self, reason: str, retry_after: float) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class Unavailable(RegistryError):
+    """Something the request needs is not there (no broker configured)."""
+
+    status = 503
+    kind = "unavailable"
