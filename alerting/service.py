@@ -208,6 +208,9 @@ class AlertingService:
         #: commands refused (unknown alert, out of bounds)
         self.commands_refused = 0
         self.scores_published = 0
+        #: observations received in valid batches on the unit's topics (the engine's input
+        #: rate; bench/alert_latency.py divides its CPU time by it)
+        self.observations = 0
         self.orphans_cleared = 0
         self._last_score: dict[str, tuple[object, ...]] = {}
         self._last_score_at: dict[str, datetime] = {}
@@ -327,6 +330,7 @@ class AlertingService:
         )
 
     def _on_batch(self, batch: ObservationBatch) -> None:
+        self.observations += len(batch.observations)
         if batch.generation != self.ward.generation:
             self.ignored += 1
             return
@@ -364,8 +368,10 @@ class AlertingService:
 
     def _on_technical(self, ev: TechnicalEvent) -> None:
         rule = INGEST_EVENTS.get(ev.event)
-        if rule is None:
-            return  # findings about publishers, not about beds (identity, unknown devices)
+        if rule is None or ev.gateway_id is None:
+            # findings about publishers, not about beds (identity, unknown devices), or about
+            # ingest itself (its unit context)
+            return
         beds = [b.id for b in self.ward.beds_of_gateway(ev.gateway_id)]
         with self._lock:
             self._publish(
@@ -764,6 +770,11 @@ class AlertingService:
             "wardwatch_alerting_scores_published_total",
             "score updates published",
             [(u, self.scores_published)],
+        )
+        yield counter(
+            "wardwatch_alerting_observations_total",
+            "observations received in valid batches (scored, or ignored and counted below)",
+            [(u, self.observations)],
         )
         yield counter(
             "wardwatch_alerting_ignored_total",

@@ -70,6 +70,7 @@ from ingest.storage import CHARTED_RP, DownsamplingPlan, charted_rp_exists, writ
 from ingest.writer import PostResult, TransientWriteError, classify, write_bisecting
 from servicekit import influx
 from servicekit.backoff import Backoff
+from servicekit.changes import ContextChanges
 from servicekit.clock import utcnow
 from servicekit.context import ContextSource, UnitContextError
 from servicekit.faults import (
@@ -183,6 +184,8 @@ class IngestService:
         self.context_source = context_source
         self.context_fallbacks = 0  # refreshes that fell back to the cache or kept the last
         self._context_thread: threading.Thread | None = None
+        #: the registry's change events for our unit (with a registry URL): re-read at once
+        self.context_changes: ContextChanges | None = None
         self.opts = opts
         self.counters = IngestCounters()
         self.seq = SeqTracker()
@@ -668,8 +671,12 @@ class IngestService:
         if src.stale:
             self.context_fallbacks += 1
             log.warning("context_stale: running on the cached unit context: %s", src.last_error)
+            if not was_stale:
+                self._context_event("context_stale", "running on the cached unit context: "
+                                    f"{src.last_error}")
         elif was_stale:
             log.info("context_fresh: the context source answers again")
+            self._context_event("context_fresh", "the registry answers again")
         ward = self.index.ward
         if (ctx.site, ctx.unit) != (ward.site, ward.unit):
             log.error(
@@ -682,8 +689,26 @@ class IngestService:
             log.info("unit context changed: %d beds, %d gateways", len(ctx.beds),
                      len(ctx.gateways))
 
+    def _context_event(self, event: Literal["context_stale", "context_fresh"],
+                       detail: str) -> None:
+        """Tell operators (the technical topic) that ingest runs on its cached context, or no
+        longer does; the same is in /metrics (``wardwatch_ingest_context_stale``)."""
+        ev = TechnicalEvent(service=SERVICE, event=event, at=utcnow(), detail=detail[:500])
+        t, payload = self._technical(ev)
+        self.mqtt.publish(t, payload, qos=1)
+
     def _context_refresher(self) -> None:
-        while not self.stop_event.wait(self.opts.context_refresh_s):
+        changes = self.context_changes
+        while not self.stop_event.is_set():
+            if changes is None:
+                if self.stop_event.wait(self.opts.context_refresh_s):
+                    return
+            else:
+                # a change event, the refresh period, or the stop (which sets it too)
+                changes.changed.wait(self.opts.context_refresh_s)
+                changes.changed.clear()
+                if self.stop_event.is_set():
+                    return
             try:
                 self.refresh_context()
             except Exception:  # never let a refresh bug stop ingest: the old context stays
@@ -820,6 +845,12 @@ class IngestService:
             "context refreshes that kept the cached or last context (source unreachable or bad)",
             [(w, self.context_fallbacks)],
         )
+        changes = self.context_changes
+        yield counter(
+            "wardwatch_ingest_context_changes_total",
+            "the registry's change events for this unit received (each makes a re-read)",
+            [(w, changes.received if changes is not None else 0)],
+        )
         yield quantiles(
             "wardwatch_ingest_write_latency_seconds",
             "InfluxDB write latency",
@@ -858,6 +889,15 @@ class IngestService:
         self.liveness.add("writer", writer.is_alive)
         self.liveness.add("charted-writer", chart_writer.is_alive)
         if self.context_source is not None and self.context_source.is_url:
+            ward = self.index.ward
+            self.context_changes = ContextChanges(
+                self.params, f"{self.opts.worker_id}-ctx", ward.site, ward.unit,
+                root=self.opts.topic_root,
+            )
+            self.context_changes.start()
+            if self.context_source.stale:  # started on the cache: the registry did not answer
+                self._context_event("context_stale", "started on the cached unit context: "
+                                    f"{self.context_source.last_error}")
             self._context_thread = threading.Thread(
                 target=self._context_refresher, name="context-refresh", daemon=True
             )
@@ -870,6 +910,9 @@ class IngestService:
 
     def _shutdown(self, *writers: threading.Thread) -> None:
         self.stop_event.set()
+        if self.context_changes is not None:
+            self.context_changes.changed.set()  # wakes the refresher to see the stop
+            self.context_changes.stop()
         # Drain: write and ack everything taken, for at most drain_timeout_s; what arrives
         # meanwhile, or is not written by then, is left un-acked for the broker to redeliver.
         # Never unsubscribe: that would drop the subscription from the persistent session,

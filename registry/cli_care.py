@@ -4,7 +4,7 @@ backup|restore|db|serve``: the clinical history, the unit context, and the datab
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -262,6 +262,12 @@ def serve_cmd(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0: any free one; the first line says which).")
                     ] = 8470,
+    mqtt: Annotated[bool, typer.Option(
+        "--mqtt", help="Connect to the broker (WM_MQTT_* settings) and publish a ContextChanged "
+        "event for every unit whose context changes (docs/registry.md).")] = False,
+    watch_s: Annotated[float, typer.Option(
+        min=0.2, max=3600, help="With --mqtt: look for changes this often (seconds), besides "
+        "after every write request.")] = 2.0,
 ) -> None:
     """Serve the REST API (OpenAPI at /openapi.json)."""
     import socket
@@ -282,10 +288,30 @@ def serve_cmd(
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     typer.echo(f"serving http://{shown}:{bound} ({engine.url.render_as_string()})", nl=True)
-    config = uvicorn.Config(create_app(engine), log_level="warning", access_log=False)
+    asgi: Any = create_app(engine)
+    broker = notifier = None
+    if mqtt:
+        from registry.broker import RegistryBroker
+        from registry.events import ContextWatcher
+        from registry.notify import ChangeNotifier, PokeOnWrite
+        from servicekit.settings import ServiceSettings
+
+        settings = ServiceSettings()
+        broker = RegistryBroker(settings.mqtt_params(), root=settings.topic_root)
+        broker.start()
+        notifier = ChangeNotifier(ContextWatcher(engine), broker.publish_change,
+                                  interval_s=watch_s)
+        notifier.start()
+        asgi.state.broker = broker
+        asgi = PokeOnWrite(asgi, notifier)
+    config = uvicorn.Config(asgi, log_level="warning", access_log=False)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
+        if notifier is not None:
+            notifier.stop()
+        if broker is not None:
+            broker.stop()
         engine.dispose()
 
 

@@ -610,11 +610,28 @@ class TechnicalEvent(WireModel):
         "identity_mismatch",  # a payload disagreed with its topic (the publisher's identity)
         "outbox_reset",  # a gateway's outbox epoch changed: its seqs start again
         "seq_jump",  # a seq far beyond the window: a forged or reset sequence, not a gap
+        # the service runs on its cached unit context (the registry does not answer well), and
+        # the registry answers again: about the service itself, so no gateway_id
+        "context_stale",
+        "context_fresh",
     ]
-    gateway_id: Ident
+    #: the gateway the finding is about (every event but the context ones names one)
+    gateway_id: Ident | None = None
     at: UtcDatetime
     detail: str
     count: Count = 1
+
+    @model_validator(mode="after")
+    def _about(self) -> TechnicalEvent:
+        if (self.gateway_id is None) != (self.event in _SERVICE_EVENTS):
+            raise ValueError(
+                "gateway_id is required for a finding about a gateway, and absent for "
+                "context_stale / context_fresh (findings about the service itself)"
+            )
+        return self
+
+
+_SERVICE_EVENTS = frozenset({"context_stale", "context_fresh"})
 
 
 class ContextChanged(WireModel):

@@ -1,0 +1,74 @@
+"""The registry's one MQTT connection (``wardwatch registry serve --mqtt``).
+
+What the registry says on the broker goes through here: :class:`~wardwire.models.ContextChanged`
+events (``registry.events``), and what other parts of the registry need of the broker (alert
+commands on behalf of an authenticated nurse, dynamic-security requests for gateway
+enrolment) use the same connection.
+
+The connection is the services' kit (``servicekit.mqtt.MqttSession``): persistent session, TLS
+when a CA is given, reconnects with jittered backoff on paho's thread. A publish made while the
+broker is away is queued by paho (QoS 1) and sent on reconnect; :meth:`RegistryBroker.publish`
+never blocks a request on the broker. ``published`` / ``refused`` count what the broker answered
+(the serve process's metrics).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Callable
+
+from paho.mqtt.reasoncodes import ReasonCode
+
+from servicekit.mqtt import MqttParams, MqttSession
+from wardwire import topics
+from wardwire.models import ContextChanged
+
+__all__ = ["RegistryBroker"]
+
+log = logging.getLogger("registry.broker")
+
+
+class RegistryBroker:
+    """The registry's broker session. ``start()`` connects in the background (the API serves
+    whether or not the broker is there); ``stop()`` disconnects."""
+
+    def __init__(self, params: MqttParams, *, client_id: str | None = None,
+                 root: str = topics.ROOT) -> None:
+        self.root = root
+        self.session = MqttSession(
+            params, client_id or f"registry-{socket.gethostname()}"[:64],
+            log_name="registry.broker",
+        )
+        self._lock = threading.Lock()
+        self.published = 0
+        self.refused = 0
+
+    @property
+    def connected(self) -> bool:
+        return self.session.connected.is_set()
+
+    def start(self) -> None:
+        self.session.start_in_background()
+
+    def stop(self) -> None:
+        self.session.stop()
+
+    def _done(self, what: str) -> Callable[[ReasonCode], None]:
+        def done(rc: ReasonCode) -> None:
+            with self._lock:
+                if rc.is_failure:
+                    self.refused += 1
+                    log.error("the broker refused %s: %s", what, rc)
+                else:
+                    self.published += 1
+        return done
+
+    def publish_change(self, event: ContextChanged) -> None:
+        """Publish a unit's change event (QoS 1, not retained)."""
+        topic = topics.context_changed(event.site, event.unit, root=self.root)
+        self.session.publish(
+            topic, event.model_dump_json(), qos=1,
+            on_done=self._done(f"the change event of {event.site}/{event.unit}"),
+        )
