@@ -5,26 +5,45 @@ request answers 4xx with ``{"error": kind, "reason": "one sentence"}`` (a malfor
 with ``detail`` listing each bad field) and writes nothing. ``GET /units/{site}/{unit}/context``
 answers exactly the ``UnitContext`` JSON that ``servicekit.context`` reads from a registry URL.
 The OpenAPI document is at ``/openapi.json``.
+
+Every route needs ``Authorization: Bearer TOKEN`` but ``POST /login`` (which gives one): the
+permission each route needs is looked up in ``registry.roles`` (one table; a route missing from
+it is refused). No token, or a malformed, unknown, expired or revoked one: 401; a role without
+the permission: 403 saying which roles have it. Who acted is recorded in the audit log.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Body, FastAPI, Path, Query, Request
+from fastapi import Body, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from registry import assets, care
+from registry import assets, audit, care, roles, users
 from registry.db import transaction
-from registry.errors import RegistryError
+from registry.errors import (
+    Forbidden,
+    Invalid,
+    RegistryError,
+    TooManyAttempts,
+    Unauthorized,
+    Unavailable,
+)
+from registry.ratelimit import LoginLimiter, Policy
 from registry.schemas import (
     AdmissionView,
     AdmitRequest,
@@ -50,8 +69,15 @@ from registry.schemas import (
 )
 from registry.unitcontext import unit_context
 from wardwire.context import PATIENT_PATTERN, UnitContext
+from wardwire.models import AlertCommand, CommandAction
 
-__all__ = ["ErrorBody", "create_app"]
+__all__ = ["ErrorBody", "PublishCommand", "create_app"]
+
+log = logging.getLogger("wardwatch.registry.api")
+
+#: hands a nurse's command to the broker: ``publish_command(site, unit, command)``; raises if
+#: it could not (the API answers 503 with the reason)
+PublishCommand = Callable[[str, str, AlertCommand], None]
 
 T = TypeVar("T")
 ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
@@ -63,6 +89,8 @@ DeviceId = Annotated[str, Path(pattern=ID)]
 PatientPath = Annotated[str, Path(pattern=PATIENT_PATTERN)]
 #: an admission id, or a patient id standing for that patient's open admission
 AdmissionRef = Annotated[str, Path(pattern=ID)]
+AlertId = Annotated[str, Path(pattern=ID)]
+UserPath = Annotated[str, Path(pattern=users.USER_PATTERN)]
 
 
 class ErrorBody(BaseModel):
@@ -77,9 +105,62 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (400, "Not possible on this database"),
         (404, "Something the request names does not exist"),
         (409, "Contradicts the registry's state"),
+        (401, "No token, or a malformed, unknown, expired or revoked one"),
+        (403, "The user's role may not do this"),
         (422, "A malformed or implausible value"),
+        (429, "Too many failed logins: wait Retry-After seconds"),
+        (503, "The database or the broker is unavailable"),
     )
 }
+
+#: who the request's token speaks for (set by the authorisation dependency)
+_PRINCIPAL: ContextVar[users.Principal | None] = ContextVar("principal", default=None)
+_bearer = HTTPBearer(auto_error=False, description="A token from POST /login, or one issued "
+                     "by `wardwatch registry user token` (a service's)")
+
+
+class Me(BaseModel):
+    user: str
+    role: roles.Role
+    token_id: str
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    current: SecretStr = Field(max_length=users.MAX_PASSWORD)
+    new: SecretStr = Field(max_length=users.MAX_PASSWORD)
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    days: int = Field(default=users.ISSUED_TTL.days, ge=1, le=users.MAX_TTL.days)
+
+
+class AlertActionRequest(BaseModel):
+    """A nurse's action on an alert: ``minutes`` with a snooze, ``reason`` with a resolve."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    minutes: float | None = Field(default=None, gt=0, le=24 * 60)
+    reason: str | None = Field(default=None, min_length=1, max_length=200,
+                               pattern=r"^[^\x00-\x1f\x7f]+$")
+
+
+class AuditEntryView(BaseModel):
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    detail: dict[str, Any]
+    prev: str
+    hash: str
+
+
+class AuditVerdictView(BaseModel):
+    ok: bool
+    checked: int
+    head: int
+    broken: dict[str, Any] | None
 
 
 def _validation_reason(exc: RequestValidationError) -> str:
@@ -91,21 +172,65 @@ def _validation_reason(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def create_app(engine: Engine, clock: Callable[[], datetime] | None = None) -> FastAPI:
+def create_app(
+    engine: Engine,
+    clock: Callable[[], datetime] | None = None,
+    *,
+    publish_command: PublishCommand | None = None,
+    login_policy: Policy | None = None,
+) -> FastAPI:
     """The API over ``engine`` (already at the newest schema revision); ``clock`` gives ``now``
-    (aware UTC; tests inject one)."""
+    (aware UTC; tests inject one); ``publish_command`` hands a nurse's alert command to the
+    broker (without it the alert routes answer 503); ``login_policy`` the login rate limits."""
     now = clock or (lambda: datetime.now(UTC))
+    limiter = LoginLimiter(login_policy or Policy())
+    limiter_lock = threading.Lock()
+
+    async def authorize(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        route = request.scope.get("route")
+        template = getattr(route, "path", request.url.path)
+        permission = roles.rule_for(request.method, template)
+        if permission is None:
+            raise Forbidden(f"{request.method} {template} has no permission rule: refused")
+        if permission is roles.Permission.PUBLIC:
+            _PRINCIPAL.set(None)
+            return
+        if credentials is None:
+            raise Unauthorized("a bearer token is needed (POST /login)")
+        bearer = credentials.credentials
+
+        def check() -> users.Principal:
+            with transaction(engine) as session:
+                return users.authenticate(session, bearer, now=now())
+
+        principal = await run_in_threadpool(check)
+        reason = roles.refusal(principal.role, permission)
+        if reason is not None:
+            raise Forbidden(reason)
+        _PRINCIPAL.set(principal)
+
     app = FastAPI(
         title="wardwatch registry",
         version="1",
         description="Sites, units, beds, gateways, devices, patients and their history; the "
-        "unit context every service reads.",
+        "unit context every service reads. Every route but POST /login needs a bearer token; "
+        "what each role may do is in docs/registry.md.",
         responses=ERRORS,
+        dependencies=[Depends(authorize)],
     )
 
     @app.exception_handler(RegistryError)
     async def _refused(_request: Request, exc: RegistryError) -> JSONResponse:
-        return JSONResponse({"error": exc.kind, "reason": exc.reason}, status_code=exc.status)
+        headers = {}
+        if isinstance(exc, Unauthorized):
+            headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, TooManyAttempts):
+            headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
+        return JSONResponse({"error": exc.kind, "reason": exc.reason}, status_code=exc.status,
+                            headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _malformed(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -133,8 +258,109 @@ def create_app(engine: Engine, clock: Callable[[], datetime] | None = None) -> F
                             status_code=503)
 
     def run(fn: Callable[[Session, datetime], T]) -> T:
+        principal = _PRINCIPAL.get()
         with transaction(engine) as session:
-            return fn(session, now())
+            t = now()
+            audit.act_as(session, principal.user if principal else "anonymous")
+            audit.at_time(session, t)
+            return fn(session, t)
+
+    def me() -> users.Principal:
+        principal = _PRINCIPAL.get()
+        if principal is None:  # only a PUBLIC route has none, and it does not ask
+            raise Unauthorized("a bearer token is needed (POST /login)")
+        return principal
+
+    # -- login and users ------------------------------------------------------------------
+    @app.post("/login", tags=["users"])
+    def login(req: users.LoginRequest, request: Request) -> users.IssuedToken:
+        """A token for a shift (12 h) for a user name and password. Failed logins are limited
+        per user name and per client address (429 with Retry-After)."""
+        client = request.client.host if request.client else "unknown"
+        keys = (f"user:{req.user}", f"addr:{client}")
+        with limiter_lock:
+            wait = limiter.retry_after(keys, now())
+        if wait is not None:
+            run(lambda s, t: audit.record(s, req.user, "login.refused", f"users/- ({req.user})",
+                                          {"client": client, "why": "rate limited"}, now=t))
+            raise TooManyAttempts(
+                f"too many failed logins for this user or from this address: try again in "
+                f"{int(wait + 0.999)} s", wait)
+        issued = run(lambda s, t: users.login(s, req, client, now=t))
+        with limiter_lock:
+            if issued is None:
+                limiter.failed(keys, now())
+            else:
+                limiter.succeeded(keys[0])
+        if issued is None:
+            raise Unauthorized("wrong user name or password, or the user is disabled")
+        return issued
+
+    @app.get("/me", tags=["users"])
+    def who_am_i() -> Me:
+        p = me()
+        return Me(user=p.user, role=p.role, token_id=p.token_id)
+
+    @app.post("/me/password", tags=["users"])
+    def change_my_password(req: PasswordChange) -> users.UserView:
+        """Change your own password (the current one is checked); every token of yours is
+        revoked, this one included: log in again."""
+        p = me()
+        key = (f"user:{p.user}",)
+        with limiter_lock:
+            wait = limiter.retry_after(key, now())
+        if wait is not None:
+            raise TooManyAttempts(f"too many failed attempts: try again in {int(wait + 0.999)} s",
+                                  wait)
+        if not run(lambda s, _: users.check_password(s, p.user, req.current.get_secret_value())):
+            with limiter_lock:
+                limiter.failed(key, now())
+            raise Forbidden("the current password is wrong")
+        return run(lambda s, t: users.set_password(s, p.user, req.new.get_secret_value(),
+                                                   now=t))
+
+    @app.get("/users", tags=["users"])
+    def list_users() -> list[users.UserView]:
+        return run(lambda s, t: users.list_users(s, now=t))
+
+    @app.post("/users", status_code=201, tags=["users"])
+    def add_user(req: users.UserRequest) -> users.UserView:
+        return run(lambda s, t: users.add_user(s, req, now=t))
+
+    @app.get("/users/{user}", tags=["users"])
+    def show_user(user: UserPath) -> users.UserView:
+        return run(lambda s, t: users.show_user(s, user, now=t))
+
+    @app.post("/users/{user}/disable", tags=["users"])
+    def disable_user(user: UserPath) -> users.UserView:
+        """No more logins; every token of the user is revoked at once."""
+        return run(lambda s, t: users.disable_user(s, user, now=t))
+
+    @app.post("/users/{user}/enable", tags=["users"])
+    def enable_user(user: UserPath) -> users.UserView:
+        return run(lambda s, t: users.enable_user(s, user, now=t))
+
+    @app.post("/users/{user}/tokens", status_code=201, tags=["users"])
+    def issue_token(user: UserPath, req: Annotated[TokenRequest | None, Body()] = None,
+                    ) -> users.IssuedToken:
+        """A token for a user without their password (a service's: put it in a 0600 file)."""
+        days = (req or TokenRequest()).days
+        return run(lambda s, t: users.issue_token(s, user, ttl=timedelta(days=days), now=t))
+
+    # -- the audit log --------------------------------------------------------------------
+    @app.get("/audit", tags=["audit"])
+    def audit_list(
+        since: Annotated[Instant | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> list[AuditEntryView]:
+        """The audit log in chain order (from ``since`` on, at most ``limit`` records)."""
+        return run(lambda s, _: [AuditEntryView(**e.as_json())
+                                 for e in audit.entries(s, since, limit=limit)])
+
+    @app.get("/audit/verify", tags=["audit"])
+    def audit_verify() -> AuditVerdictView:
+        """Walk the hash chain; the first record that does not check out, if any."""
+        return run(lambda s, _: AuditVerdictView(**audit.verify(s).as_json()))
 
     # -- sites ----------------------------------------------------------------------------
     @app.get("/sites", tags=["sites"])
@@ -296,5 +522,58 @@ def create_app(engine: Engine, clock: Callable[[], datetime] | None = None) -> F
     def discharge(admission: AdmissionRef, req: Annotated[TimeRequest | None, Body()] = None,
                   ) -> AdmissionView:
         return run(lambda s, t: care.discharge(s, admission, req or TimeRequest(), now=t))
+
+    # -- alerts: a nurse's command, handed to the broker ----------------------------------
+    def alert_command(site: str, unit: str, alert_id: str, action: CommandAction,
+                      req: AlertActionRequest | None) -> AlertCommand:
+        p = me()
+        body = req or AlertActionRequest()
+        try:
+            cmd = AlertCommand(command_id=uuid.uuid4().hex, action=action, alert_id=alert_id,
+                               by=p.user, at=now(), minutes=body.minutes, reason=body.reason)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise Invalid(str(first.get("msg", "invalid")).removeprefix("Value error, "),
+                          ) from None
+        run(lambda s, _: assets.show_unit(s, site, unit))  # an unknown unit: 404
+        if publish_command is None:
+            raise Unavailable("no broker configured: the registry cannot send alert commands")
+        try:
+            publish_command(site, unit, cmd)
+        except Exception as exc:  # whatever the transport raised: answered, logged, not lost
+            log.warning("alert command %s not published: %s", cmd.command_id, exc)
+            raise Unavailable(f"the command was not published: {exc}") from exc
+        run(lambda s, t: audit.record(
+            s, p.user, f"alert.{action.value}", f"alerts/{site}/{unit}/{alert_id}",
+            {"command": cmd.command_id}, now=t))
+        return cmd
+
+    @app.post("/units/{site}/{unit}/alerts/{alert_id}/ack", status_code=202, tags=["alerts"])
+    def ack_alert(site: SiteId, unit: UnitId, alert_id: AlertId,
+                  req: Annotated[AlertActionRequest | None, Body()] = None) -> AlertCommand:
+        """Acknowledge an alert (nurses): the command is published to the unit's alert
+        engine, ``by`` the authenticated user."""
+        return alert_command(site, unit, alert_id, CommandAction.ACK, req)
+
+    @app.post("/units/{site}/{unit}/alerts/{alert_id}/snooze", status_code=202, tags=["alerts"])
+    def snooze_alert(site: SiteId, unit: UnitId, alert_id: AlertId,
+                     req: AlertActionRequest) -> AlertCommand:
+        """Silence an alert for ``minutes`` (the engine refuses it for a high alert)."""
+        return alert_command(site, unit, alert_id, CommandAction.SNOOZE, req)
+
+    @app.post("/units/{site}/{unit}/alerts/{alert_id}/escalate", status_code=202,
+              tags=["alerts"])
+    def escalate_alert(site: SiteId, unit: UnitId, alert_id: AlertId,
+                       req: Annotated[AlertActionRequest | None, Body()] = None,
+                       ) -> AlertCommand:
+        """Move an alert one step along its escalation chain now."""
+        return alert_command(site, unit, alert_id, CommandAction.ESCALATE, req)
+
+    @app.post("/units/{site}/{unit}/alerts/{alert_id}/resolve", status_code=202,
+              tags=["alerts"])
+    def resolve_alert(site: SiteId, unit: UnitId, alert_id: AlertId,
+                      req: AlertActionRequest) -> AlertCommand:
+        """Close an alert, with a ``reason``."""
+        return alert_command(site, unit, alert_id, CommandAction.RESOLVE, req)
 
     return app

@@ -45,6 +45,7 @@ __all__ = [
     "UserView",
     "add_user",
     "authenticate",
+    "check_password",
     "disable_user",
     "enable_user",
     "issue_token",
@@ -302,3 +303,14 @@ def authenticate(session: Session, bearer: str, *, now: datetime) -> Principal:
     if u.status != "active":
         raise Unauthorized("the user is disabled")
     return Principal(user=u.id, role=Role(u.role), token_id=t.id)
+
+
+def check_password(session: Session, user: str, password: str) -> bool:
+    """Whether ``password`` is ``user``'s (for a change of one's own password)."""
+    u = _get(session, user)
+    if u.password_hash is None:
+        return False
+    try:
+        return bool(hasher().verify(u.password_hash, password))
+    except (VerificationError, InvalidHashError):
+        return False
