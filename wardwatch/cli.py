@@ -1,4 +1,5 @@
-"""The umbrella CLI: ``wardwatch edge|ingest|alerting|registry|console|sim|pews|replay|wire|demo``.
+"""The umbrella CLI: ``wardwatch edge|ingest|alerting|registry|console|sim|pews|replay|wire|demo``
+(and ``eval``).
 
 Each service owns its commands (``<package>/cli.py``); this module only mounts them, lazily, from
 :data:`SUBCOMMANDS`: ``wardwatch edge run`` imports the edge agent and nothing of the others, and
@@ -115,6 +116,67 @@ def demo(
         and not summary["raised_twice"]
     )
     raise typer.Exit(0 if ok else 1)
+
+
+@app.command("eval")
+def eval_(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Last stdout line: the metrics as one JSON object.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Scenario set seed.")] = 17,
+    beds: Annotated[int, typer.Option(min=1, max=999, help="Simulated beds.")] = 48,
+    days: Annotated[
+        float, typer.Option(min=1 / 24, max=30, help="Days each bed is observed.")
+    ] = 1.5,
+    rules: Annotated[
+        Path | None, typer.Option(help="Unit rules file (TOML); the shipped defaults if not given.")
+    ] = None,
+    write_scenarios: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-scenarios",
+            help="Write the set as replay files and ground truth into this directory; no eval.",
+        ),
+    ] = None,
+) -> None:
+    """Simulated children with ground truth through the alert core: sensitivity, lead time,
+    false alerts per bed-day (docs/evaluation.md)."""
+    from alerting.core.config import RulesError
+    from wardwatch.evaluate import evaluate
+    from wardwatch.evaluate import write_scenarios as write
+
+    if write_scenarios is not None:
+        typer.echo(json.dumps(write(write_scenarios, seed, beds, days)))
+        return
+
+    def warn(msg: str) -> None:
+        sys.stderr.write(f"eval: {msg}\n")
+
+    try:
+        out = evaluate(seed, beds, days, rules_path=rules, warn=warn)
+    except RulesError as exc:
+        sys.stderr.write(f"{exc}\n")
+        raise typer.Exit(2) from None
+    sys.stderr.write(f"eval: timings {json.dumps(out.timings)}\n")
+    r = out.result
+    if not as_json:
+        typer.echo(
+            f"{r['beds']} beds, {r['bed_days']:.2f} bed-days, {r['deteriorating_beds']} "
+            f"deteriorating (scenario set v{r['scenario_set_version']}, seed {r['seed']})"
+        )
+        for key, g in r["goals"].items():
+            mark = "met" if g["met"] else "NOT met"
+            value = "-" if g["value"] is None else f"{g['value']:.3f}"
+            typer.echo(f"  {key}: {value} (goal {g['goal']}: {mark})")
+        for kind, row in r["by_kind"].items():
+            typer.echo(
+                f"  {kind:<13} beds {row['beds']:>3}  sensitivity {row['sensitivity']}  "
+                f"lead {row['median_lead_time_h']} h  false/bed-day "
+                f"{row['false_alerts_per_bed_day']}  technical/bed-day "
+                f"{row['technical_alerts_per_bed_day']}"
+            )
+    else:
+        typer.echo(json.dumps(r, sort_keys=False))
 
 
 @app.command("services")

@@ -1,0 +1,184 @@
+"""``wardwatch eval``: the simulated-children scenario set through the real alert core.
+
+Generates the seeded scenario set (``device_sims.children``), feeds its input and command lines
+to ``alerting.replay.Replay`` in process (the same line-driven driver, and so the same engine,
+as ``wardwatch replay``; the labels stay here, replay never sees them) in accelerated event
+time, and measures alarm quality with ``alerting.quality`` against the ground truth: overall,
+per scenario kind and per scoring system. Nothing in the result depends on the wall clock: the
+same seed, size and rules give the same dict (timings are returned apart).
+
+``write_scenarios(dir, ...)`` writes the set as replay files instead (docs/evaluation.md).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alerting.core.config import load_rules
+from alerting.quality import Label, QualityMetrics, goals, parse_time, quality
+from alerting.replay import Replay
+from device_sims.children import (
+    DEFAULT_BEDS,
+    DEFAULT_DAYS,
+    DEFAULT_SEED,
+    KINDS,
+    ScenarioSet,
+    generate,
+)
+
+__all__ = ["EvalResult", "evaluate", "write_scenarios"]
+
+SCENARIO_FILE = "ward.jsonl"
+LABELLED_FILE = "ward_labelled.jsonl"
+TRUTH_FILE = "ground_truth.json"
+
+
+@dataclass(frozen=True, slots=True)
+class EvalResult:
+    #: the deterministic result (the JSON line)
+    result: dict[str, Any]
+    #: wall-clock seconds per phase (stderr only)
+    timings: dict[str, float]
+
+
+def _dumps(line: dict[str, Any]) -> str:
+    return json.dumps(line, separators=(",", ":"))
+
+
+def _subset(events: list[dict[str, Any]], labels: list[Label], days: dict[str, float],
+            beds: set[str]) -> QualityMetrics:
+    return quality(
+        [e for e in events if e["bed"] in beds],
+        [lb for lb in labels if lb.bed in beds],
+        {b: d for b, d in days.items() if b in beds},
+    )
+
+
+def _group(m: QualityMetrics) -> dict[str, Any]:
+    d = m.as_dict()
+    d["missed_beds"] = [o.bed for o in m.outcomes if not o.detected]
+    d["lead_times_h"] = {
+        o.bed: round(o.lead_time_h, 3) for o in m.outcomes if o.lead_time_h is not None
+    }
+    return d
+
+
+def evaluate(
+    seed: int = DEFAULT_SEED,
+    beds: int = DEFAULT_BEDS,
+    days: float = DEFAULT_DAYS,
+    *,
+    rules_path: Path | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> EvalResult:
+    """Generate the set, replay it through the alert core, and measure it."""
+    t0 = time.perf_counter()
+    rules = load_rules(rules_path)
+    sset = generate(seed, beds, days)
+    t1 = time.perf_counter()
+    rep = Replay(rules, unit="eval", warn=warn)
+    events: list[dict[str, Any]] = []
+    n = 0
+    for n, line in enumerate(sset.lines(), start=1):
+        events += rep.feed(_dumps(line), n)
+    t2 = time.perf_counter()
+    labels = [Label(parse_time(d["t"]), d["bed"], d["label"]) for d in sset.labels()]
+    bed_days = {b: (e - s).total_seconds() / 86400 for b, (s, e) in rep.spans.items()}
+    overall = quality(events, labels, bed_days)
+    by_kind = {}
+    for kind in KINDS:
+        members = {b.bed for b in sset.beds if b.kind == kind}
+        if members:
+            by_kind[kind] = _group(_subset(events, labels, bed_days, members))
+    by_system = {}
+    for system in sorted({b.system for b in sset.beds}):
+        members = {b.bed for b in sset.beds if b.system == system}
+        by_system[system] = _group(_subset(events, labels, bed_days, members))
+    false_by_rule: dict[str, int] = {}
+    stable = {b.bed for b in sset.beds if not b.deteriorates}
+    for e in events:
+        if e["event"] == "raised" and e["bed"] in stable:
+            key = f"{e['kind']}:{e['rule']}:{e['priority']}"
+            false_by_rule[key] = false_by_rule.get(key, 0) + 1
+    t3 = time.perf_counter()
+    head = overall.as_dict()
+    result: dict[str, Any] = {
+        **head,
+        "scenario_set_version": sset.version,
+        "seed": seed,
+        "days_per_bed": days,
+        "rules_version": rules.version,
+        "lines": n,
+        "alert_events": len(events),
+        "goals": goals(overall),
+        "by_kind": by_kind,
+        "by_system": by_system,
+        "raised_on_stable_beds_by_rule": dict(sorted(false_by_rule.items())),
+        "missed_beds": [o.bed for o in overall.outcomes if not o.detected],
+    }
+    timings = {
+        "generate_s": round(t1 - t0, 3),
+        "replay_s": round(t2 - t1, 3),
+        "metrics_s": round(t3 - t2, 3),
+        "total_s": round(t3 - t0, 3),
+        "lines_per_s": round(n / (t2 - t1), 1) if t2 > t1 else 0.0,
+    }
+    return EvalResult(result, timings)
+
+
+def _write_lines(path: Path, lines: Iterable[str]) -> int:
+    n = 0
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for text in lines:
+            f.write(text)
+            f.write("\n")
+            n += 1
+    tmp.replace(path)
+    return n
+
+
+def _labelled(sset: ScenarioSet) -> Iterable[str]:
+    labels = sset.labels()
+    i = 0
+    for line in sset.lines():
+        while i < len(labels) and labels[i]["t"] <= line["t"]:
+            yield _dumps(labels[i])
+            i += 1
+        yield _dumps(line)
+    for lb in labels[i:]:
+        yield _dumps(lb)
+
+
+def write_scenarios(
+    out: Path, seed: int = DEFAULT_SEED, beds: int = DEFAULT_BEDS, days: float = DEFAULT_DAYS
+) -> dict[str, Any]:
+    """Write the set into ``out`` (created): ``ward.jsonl`` (replay input and command lines),
+    ``ward_labelled.jsonl`` (the same with the label lines at their times) and
+    ``ground_truth.json``; returns what was written."""
+    sset = generate(seed, beds, days)
+    out.mkdir(parents=True, exist_ok=True)
+    n = _write_lines(out / SCENARIO_FILE, (_dumps(line) for line in sset.lines()))
+    n_lab = _write_lines(out / LABELLED_FILE, _labelled(sset))
+    truth = sset.truth()
+    truth["bed_days"] = round(sset.bed_days, 4)
+    truth["labels"] = sset.labels()
+    tmp = out / (TRUTH_FILE + ".tmp")
+    tmp.write_text(json.dumps(truth, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(out / TRUTH_FILE)
+    return {
+        "dir": str(out),
+        "files": [SCENARIO_FILE, LABELLED_FILE, TRUTH_FILE],
+        "lines": n,
+        "labelled_lines": n_lab,
+        "labels": len(truth["labels"]),
+        "beds": len(sset.beds),
+        "bed_days": round(sset.bed_days, 4),
+        "scenario_set_version": sset.version,
+        "seed": seed,
+    }
