@@ -85,6 +85,7 @@ def alerting_busy() -> str:
     b1.counters.update({"cannot_score": 3, "future": 4, "artefact": 2, "unconfirmed": 1})
     b2.counters.update({"hr_pr_disagree": 1})
     (svc.scores_published, svc.ignored, svc.commands_refused) = (17, 5, 1)
+    svc.observations = 240
     svc.dead_letters.update({"schema": 3, "fault": 1})
     svc.boundary.faults.update({"RuntimeError": 1})
 
