@@ -184,13 +184,28 @@ def connect_blocking(client: mqtt.Client, params: MqttParams, timeout: float = 1
     """Connect with a persistent session, start the network thread, wait for CONNACK.
 
     Returns whether the broker still had our session. Raises ``BrokerUnreachable`` (no TCP
-    connection, no CONNACK within ``timeout``), ``TlsFailed`` (certificate verification) or
-    ``BrokerRefused`` (bad credentials); all are ``MqttError``. The caller's own
-    ``on_connect`` (set before calling) still runs on every (re)connect.
+    connection, no CONNACK within ``timeout``), ``TlsFailed`` (certificate verification, ours
+    of the broker or the broker's of our client certificate) or ``BrokerRefused`` (bad
+    credentials); all are ``MqttError``. The caller's own ``on_connect`` and ``on_log`` (set
+    before calling) still run.
+
+    With TLS 1.3 the broker checks a client certificate *after* our side of the handshake has
+    completed: a refused certificate (unknown CA, expired, missing) arrives as a TLS alert on
+    the first read, which paho only logs before it reconnects. That log line is the one place
+    the reason is known, so it ends the wait at once as :class:`TlsFailed`, instead of a
+    misleading "no CONNACK" after the timeout.
     """
     done = threading.Event()
     outcome: dict[str, object] = {}
     user_on_connect: Any = client.on_connect
+    user_on_log: Any = client.on_log
+
+    def on_log(c: mqtt.Client, userdata: object, level: int, buf: str) -> None:
+        if not done.is_set() and level == mqtt.MQTT_LOG_ERR and _is_tls_alert(buf):
+            outcome["tls_alert"] = buf.split(": ", 1)[-1]
+            done.set()
+        if user_on_log is not None:
+            user_on_log(c, userdata, level, buf)
 
     def on_connect(
         c: mqtt.Client, userdata: object, flags: object, rc: object, props: object
@@ -203,6 +218,7 @@ def connect_blocking(client: mqtt.Client, params: MqttParams, timeout: float = 1
             user_on_connect(c, userdata, flags, rc, props)
 
     client.on_connect = on_connect
+    client.on_log = on_log
     try:
         client.connect(
             params.host,
@@ -217,11 +233,23 @@ def connect_blocking(client: mqtt.Client, params: MqttParams, timeout: float = 1
     if not done.wait(timeout):
         client.loop_stop()
         raise BrokerUnreachable(f"no CONNACK from {params.host}:{params.port} within {timeout} s")
+    if "tls_alert" in outcome:
+        client.loop_stop()
+        raise TlsFailed(
+            f"TLS with broker {params.host}:{params.port} failed: the broker refused the "
+            f"handshake ({outcome['tls_alert']}); check the client certificate "
+            f"({params.cert_file or 'none given'}): its CA, its validity, its key"
+        )
     rc = outcome["rc"]
     if getattr(rc, "is_failure", False):
         client.loop_stop()
         raise BrokerRefused(f"broker refused connection: {rc}")
     return bool(outcome["session_present"])
+
+
+def _is_tls_alert(log_line: str) -> bool:
+    """A paho error line carrying a TLS alert from the peer (``[SSL: TLSV13_ALERT_…]``)."""
+    return "[SSL: " in log_line and "_ALERT_" in log_line
 
 
 def connect_in_background(client: mqtt.Client, params: MqttParams) -> None:

@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,99 +104,54 @@ class TestPki:
     server_cert: Path
     server_key: Path
 
+    def client_cert(
+        self, identity: str, *, now: datetime | None = None, days: float = 2
+    ) -> tuple[Path, Path]:
+        """A client certificate (CN ``identity``) from this CA: ``(cert_file, key_file)`` under
+        ``clients/`` beside the CA. Made once per identity with the default ``now``; with an
+        explicit ``now`` (an expired or a not-yet-valid certificate) always a new pair."""
+        from servicekit.pki import check_identity, load_ca
+
+        check_identity(identity)
+        ca = load_ca(self.ca_file.parent)
+        out = self.ca_file.parent / "clients"
+        out.mkdir(mode=0o700, exist_ok=True)
+        name = identity if now is None else f"{identity}-{secrets.token_hex(4)}"
+        cert_file, key_file = out / f"{name}.pem", out / f"{name}.key"
+        if now is None and cert_file.exists() and key_file.exists():
+            return cert_file, key_file
+        pair = ca.client(identity, now=now or datetime.now(UTC), days=days)
+        ca.write_pair(cert_file, key_file, pair, replace=True)
+        return cert_file, key_file
+
 
 def make_test_pki(directory: Path, *, days: int = 2) -> TestPki:
-    """A test CA and a server certificate (SAN ``localhost``, ``127.0.0.1``), EC P-256.
+    """A test CA and a server certificate (SAN ``localhost``, ``127.0.0.1``), EC P-256
+    (``servicekit.pki``, about 15 ms). A CA already in ``directory`` is reused (a broker
+    restarted on its workdir keeps its CA); the server certificate is made anew.
 
-    Made with ``cryptography`` (about 15 ms), imported here so that only a TLS devstack needs it.
     Never for production: the CA key sits beside the certificates.
     """
     try:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-    except ImportError as exc:  # pragma: no cover - a dev dependency
+        from servicekit.pki import CertificateAuthority, load_ca
+    except ImportError as exc:  # pragma: no cover - a server dependency
         raise ServiceError("a TLS devstack needs `pip install cryptography`") from exc
-    import ipaddress
 
-    directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.now(UTC) - timedelta(minutes=5)  # tolerate small clock differences
-    until = now + timedelta(days=days)
-
-    def name(cn: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    def write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-        path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.TraditionalOpenSSL,
-                serialization.NoEncryption(),
-            )
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    if (directory / "ca.pem").exists():
+        ca = load_ca(directory)
+    else:
+        ca = CertificateAuthority.create(
+            directory, now=now, days=days, common_name=f"wardwatch test CA {secrets.token_hex(4)}"
         )
-        path.chmod(0o600)
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = name(f"wardwatch test CA {secrets.token_hex(4)}")
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(until)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
+    pki = TestPki(ca.cert_file, ca.key_file, directory / "server.pem", directory / "server.key")
+    ca.write_pair(
+        pki.server_cert,
+        pki.server_key,
+        ca.server(["localhost", "127.0.0.1"], now=now, days=days),
+        replace=True,
     )
-    srv_key = ec.generate_private_key(ec.SECP256R1())
-    srv = (
-        x509.CertificateBuilder()
-        .subject_name(name("localhost"))
-        .issuer_name(ca_name)
-        .public_key(srv_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(until)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    pki = TestPki(
-        directory / "ca.pem",
-        directory / "ca.key",
-        directory / "server.pem",
-        directory / "server.key",
-    )
-    pki.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    write_key(pki.ca_key, ca_key)
-    pki.server_cert.write_bytes(srv.public_bytes(serialization.Encoding.PEM))
-    write_key(pki.server_key, srv_key)
     return pki
 
 
@@ -264,6 +219,15 @@ class Mosquitto:
     with its client id bound to its username and literal ACLs for its own subtree. With
     ``tls=True`` the one listener is TLS (a throwaway CA made at the first start; no plaintext
     listener at all); ``port`` is always the broker's only port.
+
+    ``client_certs`` makes that listener mutual TLS (``require_certificate true``): a client
+    without a certificate from the broker's CA (or with an expired or not-yet-valid one) fails
+    the handshake. ``"password"``: the certificate *and* the dynamic-security password are
+    required (the plugin still binds gateways' client ids and revokes at once); ``"identity"``:
+    the certificate's CN is the username and any password is ignored
+    (``use_identity_as_username``; on 2.0.11 the plugin's password check and client-id binding
+    are then skipped, see docs/security.md). Clients get their certificates from
+    :meth:`TestPki.client_cert` (``params()`` does it for each user).
     """
 
     workdir: Path
@@ -272,6 +236,7 @@ class Mosquitto:
     proc: subprocess.Popen[bytes] | None = None
     tls: bool = False
     pki: TestPki | None = None
+    client_certs: str = ""  # "" | "password" | "identity" (mutual TLS; implies tls)
     limits: BrokerLimits = field(default_factory=BrokerLimits)
     gateways: dict[str, GatewayScope] = field(default_factory=dict)
 
@@ -286,6 +251,9 @@ class Mosquitto:
         return self.port if self.tls else 0
 
     def __post_init__(self) -> None:
+        if self.client_certs not in ("", "password", "identity"):
+            raise ValueError(f"client_certs {self.client_certs!r}: '', 'password' or 'identity'")
+        self.tls = self.tls or bool(self.client_certs)
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "data").mkdir(exist_ok=True)
         for user in SERVICE_USERS:
@@ -296,13 +264,20 @@ class Mosquitto:
         return "127.0.0.1"
 
     def params(self, user: str, **overrides: Any) -> MqttParams:
-        """Connection parameters for ``user`` (TLS with our CA when the broker is TLS-only)."""
+        """Connection parameters for ``user`` (TLS with our CA when the broker is TLS-only; with
+        ``client_certs``, a client certificate with CN ``user`` too)."""
+        cert_file = key_file = None
+        if self.client_certs:
+            assert self.pki is not None, "client certificates exist once the broker started"
+            cert_file, key_file = self.pki.client_cert(user)
         p = MqttParams(
             host=self.host,
             port=self.port,
             username=user,
             password=self.passwords[user],
             ca_file=self.ca_file if self.tls else None,
+            cert_file=cert_file,
+            key_file=key_file,
         )
         return replace(p, **overrides)
 
@@ -354,6 +329,10 @@ certfile {self.pki.server_cert}
 keyfile {self.pki.server_key}
 tls_version tlsv1.2
 """
+        if self.client_certs:
+            conf += "require_certificate true\n"
+        if self.client_certs == "identity":
+            conf += "use_identity_as_username true\n"
         return conf
 
     def _write_files(self) -> None:
@@ -411,7 +390,13 @@ tls_version tlsv1.2
         client.username_pw_set(user, password)
         if self.tls:
             assert self.pki is not None
-            client.tls_set(ca_certs=str(self.pki.ca_file), cert_reqs=ssl.CERT_REQUIRED)
+            cert = self.pki.client_cert(user) if self.client_certs else (None, None)
+            client.tls_set(
+                ca_certs=str(self.pki.ca_file),
+                certfile=str(cert[0]) if cert[0] else None,
+                keyfile=str(cert[1]) if cert[1] else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
 
         def on_connect(c: mqtt.Client, u: object, f: object, rc: object, p: object) -> None:
             ok.append(not getattr(rc, "is_failure", True))
@@ -661,6 +646,9 @@ class Stack:
     def env(self, mqtt_user: str, db: str = "wardwatch") -> dict[str, str]:
         """Environment variables for a service process (read by the services' settings)."""
         tls = {"WM_MQTT_CA_FILE": str(self.broker.ca_file)} if self.broker.tls else {}
+        if self.broker.client_certs:
+            p = self.broker.params(mqtt_user)
+            tls |= {"WM_MQTT_CERT_FILE": str(p.cert_file), "WM_MQTT_KEY_FILE": str(p.key_file)}
         return {
             "WM_MQTT_HOST": self.broker.host,
             "WM_MQTT_PORT": str(self.broker.port),
@@ -683,9 +671,12 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running_stack(workdir: Path, *, tls: bool = False) -> Iterator[Stack]:
-    """Start mosquitto (TLS-only with ``tls``) + influxd under ``workdir``; stop both on exit."""
-    broker = Mosquitto(workdir / "mosquitto", tls=tls)
+def running_stack(
+    workdir: Path, *, tls: bool = False, client_certs: str = ""
+) -> Iterator[Stack]:
+    """Start mosquitto (TLS-only with ``tls``, mutual TLS with ``client_certs``) + influxd
+    under ``workdir``; stop both on exit."""
+    broker = Mosquitto(workdir / "mosquitto", tls=tls, client_certs=client_certs)
     influx = Influx(workdir / "influxdb")
     stack = Stack(broker, influx)
     try:
