@@ -21,6 +21,21 @@ line that declares a different system or age updates it (``age_days`` counts fro
 alert) and a command for a bed that has no input line yet are reported through ``warn`` and
 replay goes on.
 
+*Label lines.* ``{"t": "...Z", "bed": "b07", "label": "deterioration"}`` (``label`` a short id:
+letters, digits, ``_ . -``, at most 64) marks a clinical event of the bed (ground truth, e.g.
+a transfer to intensive care). A label line yields no output line (the engine deadlines up to
+its ``t`` run, as before any line); the summary then gains ``labelled_events``, ``detected``,
+``median_lead_time_h`` and ``lead_times_h`` (see :mod:`alerting.replay_labels`). A label line
+carries ``t``, ``bed`` and ``label`` only. Without label lines these keys are absent, so the
+output of an unlabelled input is unchanged.
+
+*Extensions for stored history* (``wardwatch replay --from-influx`` writes them; a recording
+may use them too): ``inputs`` may also carry the engine's device keys that are not Appendix A
+keys -- ``pr_bpm`` (an oximeter's pulse rate; measured by default), ``oxygen.device``,
+``oxygen.flow_lpm`` and ``oxygen.fio2_pct`` (the parts of an oxygen item, as devices send
+them) -- and an input line may say ``"quality": "questionable"`` (or ``"valid"``, the default)
+for all its values: a questionable device value is taken only once confirmed, as live.
+
 Blank lines are skipped (they keep their line numbers, and are not counted as lines).
 
 *Time.* ``t`` never decreases; equal times apply in file order. Before a line at ``t`` every
@@ -39,6 +54,11 @@ not a JSON number or null.
 What the *scorer* refuses (an age outside the system's table, contradictory items, a value
 out of range) is not malformed: the engine raises ``cannot_score`` on that bed and goes on.
 Implausible device values are the engine's artefacts, not errors.
+
+*Resuming.* ``Replay.snapshot()`` is the engine's whole state plus what the summary counts
+(JSON-able); ``Replay.restore()`` resumes from it, so lines 1..N in one go yield the same
+events and summary as lines 1..k, a snapshot, then lines k+1..N on the restored replay. A
+first line before the snapshot's last time is refused (``StateAfterInput``).
 
 Output (``replay`` yields dicts; ``alerting.replay_cli`` prints them as JSON lines): one dict
 per alert event, keys in the pinned order ``EVENT_KEYS``, in the order the engine produced
@@ -59,12 +79,14 @@ from typing import Any
 from alerting.core import AlertEffect, BedInfo, Reading, UnitEngine, UnitRules
 from alerting.pews import INPUT_KEYS, SYSTEMS
 from alerting.pews import score as pews_score
+from alerting.replay_labels import LeadTimes
 from wardwire.models import (
     WIRE_TIME_MAX,
     WIRE_TIME_MIN,
     AlertEventType,
     AlertKind,
     Generation,
+    Quality,
     Source,
 )
 
@@ -74,6 +96,8 @@ __all__ = [
     "MEASURED_KEYS",
     "MalformedLine",
     "Replay",
+    "StateAfterInput",
+    "StateError",
     "replay",
 ]
 
@@ -81,23 +105,32 @@ __all__ = [
 EVENT_KEYS = ("t", "bed", "alert_id", "event", "kind", "rule", "priority", "level", "state")
 DEFAULT_SYSTEM = "bedside_pews"
 #: input keys a device measures (every other key is entered by a nurse)
-MEASURED_KEYS = frozenset({"hr_bpm", "rr_bpm", "spo2_pct", "sbp_mmhg", "temp_c"})
+MEASURED_KEYS = frozenset({"hr_bpm", "rr_bpm", "spo2_pct", "sbp_mmhg", "temp_c", "pr_bpm"})
+#: the engine's device keys beyond Appendix A (``alerting.core.items``): stored history has them
+ENGINE_KEYS = frozenset({"pr_bpm", "oxygen.device", "oxygen.flow_lpm", "oxygen.fio2_pct"})
 #: input keys whose value must be a JSON number (or null)
 NUMBER_KEYS = frozenset(
     {
         "hr_bpm", "rr_bpm", "spo2_pct", "sbp_mmhg", "crt_s", "temp_c",
         "hr_above_upper_normal_bpm", "rr_above_upper_normal_bpm",
+        "pr_bpm", "oxygen.flow_lpm", "oxygen.fio2_pct",
     }
 )
 COMMANDS = ("ack", "snooze")
 BED_KEYS = ("system", "dob", "age_days")
-LINE_KEYS = frozenset({"t", "bed", "inputs", "source", "command", "minutes", "by", *BED_KEYS})
+LINE_KEYS = frozenset(
+    {"t", "bed", "inputs", "source", "quality", "command", "minutes", "by", "label", *BED_KEYS}
+)
+LABEL_KEYS = frozenset({"t", "bed", "label"})
 BED_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+#: the version of ``Replay.snapshot()``'s layout
+STATE_VERSION = 1
 #: bed-days never below one second (a one-line file still gives finite rates)
 MIN_BED_DAYS = 1.0 / 86400
 PRIORITIES = ("high", "medium", "low")
-_INPUT_KEYS = frozenset(INPUT_KEYS)
+_INPUT_KEYS = frozenset(INPUT_KEYS) | ENGINE_KEYS
 _SOURCES = {"measured": Source.MEASURED, "entered": Source.ENTERED}
+_QUALITIES = {"valid": Quality.VALID, "questionable": Quality.QUESTIONABLE}
 
 
 class MalformedLine(Exception):
@@ -107,6 +140,14 @@ class MalformedLine(Exception):
         super().__init__(f"line {lineno}: {reason}")
         self.lineno = lineno
         self.reason = reason
+
+
+class StateAfterInput(MalformedLine):
+    """The input's first line is before the end of the restored state (replay it from there)."""
+
+
+class StateError(ValueError):
+    """A saved replay state that cannot be resumed here (another layout, unit or rules)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +194,14 @@ class Replay:
         self.raised: dict[str, dict[str, int]] = {
             k.value: dict.fromkeys(PRIORITIES, 0) for k in AlertKind
         }
+        #: labelled events and the clinical alerts before them (lead times)
+        self.leads = LeadTimes()
+        #: the time a restored state ended at (the first line must not be before it)
+        self.resumed_at: datetime | None = None
+        #: lines applied by this object (``lines`` counts those of a restored state too)
+        self.lines_here = 0
+        #: alert kind -> beds with an alert of that kind raised
+        self.alerted: dict[str, set[str]] = {}
         self._t_text: str | None = None
         self._t_value: datetime | None = None
 
@@ -220,7 +269,7 @@ class Replay:
         return None if new == old else new
 
     def _readings(
-        self, inputs: object, source: Source | None, t: datetime, lineno: int
+        self, inputs: object, source: Source | None, quality: Quality, t: datetime, lineno: int
     ) -> list[Reading]:
         if not isinstance(inputs, dict):
             raise MalformedLine(lineno, f"inputs: expected an object, got {_describe(inputs)}")
@@ -242,7 +291,7 @@ class Replay:
                     except OverflowError:
                         raise MalformedLine(lineno, f"inputs.{key}: number too large") from None
             src = source or (Source.MEASURED if key in MEASURED_KEYS else Source.ENTERED)
-            out.append(Reading(key, value, t, src))
+            out.append(Reading(key, value, t, src, quality=quality))
         return out
 
     # -- applying ---------------------------------------------------------------------------
@@ -254,6 +303,10 @@ class Replay:
             rec = json.loads(raw)
         except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
             raise MalformedLine(lineno, f"not JSON: {exc}") from None
+        return self.feed_record(rec, lineno)
+
+    def feed_record(self, rec: object, lineno: int) -> list[dict[str, Any]]:
+        """Apply one line already parsed from JSON (what :meth:`feed` does after parsing)."""
         if not isinstance(rec, dict):
             raise MalformedLine(lineno, f"expected a JSON object, got {type(rec).__name__}")
         unknown = [k for k in rec if k not in LINE_KEYS]
@@ -274,18 +327,51 @@ class Replay:
                 lineno, f"bed: {_describe(bed)} is not a bed id (letters, digits, _ . -)"
             )
         if self.last_t is not None and t < self.last_t:
+            if self.lines_here == 0 and self.resumed_at is not None:
+                raise StateAfterInput(
+                    lineno,
+                    f"t: {iso_utc(t)} is before the end of the saved state "
+                    f"({iso_utc(self.resumed_at)}): the state already holds a later time than "
+                    "this input's first line (resume with the input that follows it)",
+                )
             raise MalformedLine(
                 lineno, f"t: {iso_utc(t)} is before the previous line's {iso_utc(self.last_t)}"
             )
         has_inputs, command = "inputs" in rec, rec.get("command")
+        if "label" in rec:
+            extra = [k for k in rec if k not in LABEL_KEYS]
+            if extra:
+                raise MalformedLine(
+                    lineno,
+                    "a label line carries t, bed and label only, not "
+                    + ", ".join(map(repr, extra)),
+                )
+            label = rec["label"]
+            if not isinstance(label, str) or not BED_ID.match(label):
+                raise MalformedLine(
+                    lineno,
+                    f"label: {_describe(label)} is not a label id (letters, digits, _ . -; "
+                    "at most 64)",
+                )
+            effects = self._deadlines(t)
+            out = self._out(effects)
+            self.leads.label(bed, label, t)
+            self._applied(t)
+            return out
         if has_inputs and "command" in rec:
             raise MalformedLine(lineno, "a line carries inputs or a command, not both")
         if not has_inputs and "command" not in rec:
-            raise MalformedLine(lineno, "neither inputs nor command")
+            raise MalformedLine(lineno, "neither inputs nor command (nor a label)")
         if has_inputs:
             for k in ("minutes", "by"):
                 if k in rec:
                     raise MalformedLine(lineno, f"{k}: only on a command line")
+            q_raw = rec.get("quality", "valid")
+            quality = _QUALITIES.get(q_raw) if isinstance(q_raw, str) else None
+            if quality is None:
+                raise MalformedLine(
+                    lineno, f"quality: expected valid or questionable, got {_describe(q_raw)}"
+                )
             src_raw = rec.get("source")
             source = None
             if src_raw is not None:
@@ -295,7 +381,7 @@ class Replay:
                         lineno, f"source: expected measured or entered, got {_describe(src_raw)}"
                     )
             spec = self._spec(rec, lineno, bed)
-            readings = self._readings(rec["inputs"], source, t, lineno)
+            readings = self._readings(rec["inputs"], source, quality, t, lineno)
             effects = self._deadlines(t)
             if spec is not None:
                 effects += self._set_bed(bed, spec, t)
@@ -305,8 +391,9 @@ class Replay:
                 raise MalformedLine(
                     lineno, f"command: {_describe(command)} is not one of {', '.join(COMMANDS)}"
                 )
-            if "source" in rec:
-                raise MalformedLine(lineno, "source: only on an input line")
+            for k in ("source", "quality"):
+                if k in rec:
+                    raise MalformedLine(lineno, f"{k}: only on an input line")
             minutes = rec.get("minutes")
             if command == "snooze":
                 if isinstance(minutes, bool) or not isinstance(minutes, int | float):
@@ -333,14 +420,18 @@ class Replay:
                     self.warn(f"line {lineno}: {command} refused: {reason}")
             else:
                 self.warn(f"line {lineno}: {command} for bed {bed} (no input line yet): skipped")
-        self.last_t = t
-        self.lines += 1
+        self._applied(t)
         span = self.spans.get(bed)
         if span is not None:
             span[1] = t
         elif bed in self.engine.beds:
             self.spans[bed] = [t, t]
         return self._out(effects)
+
+    def _applied(self, t: datetime) -> None:
+        self.last_t = t
+        self.lines += 1
+        self.lines_here += 1
 
     def _deadlines(self, t: datetime) -> list[Any]:
         """Every engine deadline at or before ``t``, each at its own time."""
@@ -375,6 +466,8 @@ class Replay:
             if event == "raised":
                 row = self.raised[kind]
                 row[prio] = row.get(prio, 0) + 1
+                self.alerted.setdefault(kind, set()).add(a.bed_id)
+            self.leads.alert_event(a.bed_id, a.alert_id, kind, prio, event, e.at)
             out.append(
                 {
                     "t": iso_utc(e.at),
@@ -394,11 +487,13 @@ class Replay:
     def bed_days(self) -> float:
         return sum((b - a).total_seconds() for a, b in self.spans.values()) / 86400
 
-    def summary(self) -> dict[str, Any]:
-        """The final line: counts, bed-days and raised alerts per bed-day by kind and priority."""
+    def summary(self, *, beds_alerted: bool = False) -> dict[str, Any]:
+        """The final line: counts, bed-days and raised alerts per bed-day by kind and priority;
+        lead times when the input carried labels; with ``beds_alerted`` (``--compare``) also
+        how many beds had an alert of each kind raised."""
         days = self.bed_days()
         per = max(days, MIN_BED_DAYS)
-        return {
+        out: dict[str, Any] = {
             "lines": self.lines,
             "beds": len(self.engine.beds),
             "bed_days": round(days, 6),
@@ -410,6 +505,72 @@ class Replay:
             "commands_refused": self.refused,
             "engine": dict(sorted(self.engine.counters().items())),
         }
+        if beds_alerted:
+            out["beds_alerted"] = {k.value: len(self.alerted.get(k.value, ())) for k in AlertKind}
+        if self.leads.labels:
+            out.update(self.leads.summary())
+        return out
+
+    # -- resuming ---------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a later replay needs to go on as if it had read these lines itself."""
+        return {
+            "replay_state": STATE_VERSION,
+            "unit": self.engine.env.unit,
+            "rules_version": self.engine.env.rules.version,
+            "last_t": None if self.last_t is None else iso_utc(self.last_t),
+            "lines": self.lines,
+            "refused": self.refused,
+            "specs": {
+                b: [s.system, None if s.dob is None else s.dob.isoformat(), s.age_days]
+                for b, s in sorted(self.specs.items())
+            },
+            "spans": {b: [iso_utc(a), iso_utc(z)] for b, (a, z) in sorted(self.spans.items())},
+            "events": dict(self.events),
+            "raised": {k: dict(row) for k, row in self.raised.items()},
+            "alerted": {k: sorted(v) for k, v in sorted(self.alerted.items())},
+            "leads": self.leads.snapshot(),
+            "engine": self.engine.snapshot(),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Resume from :meth:`snapshot` (of a replay with this unit and rules version).
+
+        Raises:
+            StateError: another layout, unit or rules version, or a state that does not parse.
+        """
+        if not isinstance(state, dict) or state.get("replay_state") != STATE_VERSION:
+            raise StateError(f"not a replay state of version {STATE_VERSION}")
+        env = self.engine.env
+        if state.get("unit") != env.unit:
+            raise StateError(f"saved for unit {state.get('unit')!r}, this replay is {env.unit!r}")
+        if state.get("rules_version") != env.rules.version:
+            raise StateError(
+                f"saved with rules version {state.get('rules_version')!r}, these rules are "
+                f"{env.rules.version!r}"
+            )
+        try:
+            last = state["last_t"]
+            self.last_t = None if last is None else datetime.fromisoformat(last)
+            self.resumed_at = self.last_t
+            self.lines = int(state["lines"])
+            self.refused = int(state["refused"])
+            self.specs = {
+                b: _Spec(sys_, None if d is None else date.fromisoformat(d), days)
+                for b, (sys_, d, days) in state["specs"].items()
+            }
+            self.spans = {
+                b: [datetime.fromisoformat(a), datetime.fromisoformat(z)]
+                for b, (a, z) in state["spans"].items()
+            }
+            self.events.update({k: int(v) for k, v in state["events"].items()})
+            for k, row in state["raised"].items():
+                self.raised.setdefault(k, {}).update({p: int(n) for p, n in row.items()})
+            self.alerted = {k: set(v) for k, v in state["alerted"].items()}
+            self.leads = LeadTimes.restore(state["leads"])
+            self.engine.restore(state["engine"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StateError(f"the state does not parse: {type(exc).__name__}: {exc}") from exc
 
 
 def replay(
@@ -418,13 +579,23 @@ def replay(
     *,
     unit: str = "replay",
     warn: Callable[[str], None] | None = None,
+    state: dict[str, Any] | None = None,
+    done: Callable[[Replay], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Every alert event of the recorded stream ``lines``, then the summary dict.
 
+    ``state``: resume from a :meth:`Replay.snapshot`; ``done`` is called with the replay
+    after the last line, before the summary is yielded (to save its snapshot).
+
     Raises:
         MalformedLine: at the first malformed line (the events before it were yielded).
+        StateError: ``state`` cannot be resumed by this replay.
     """
     r = Replay(rules, unit=unit, warn=warn)
+    if state is not None:
+        r.restore(state)
     for lineno, raw in enumerate(lines, start=1):
         yield from r.feed(raw, lineno)
+    if done is not None:
+        done(r)
     yield r.summary()
