@@ -37,7 +37,8 @@ reserved bed is published after the window; its alert arriving means the engine'
 thread got through all that came before), divided by the observations published meanwhile:
 ``score_us_per_obs`` (everything the engine does: MQTT in, validation, scoring, alert decisions,
 its state file, score and alert messages out). ``engine_observations`` is the engine's own
-``wardwatch_alerting_observations_total`` (``/metrics``), the cross-check that it saw them all.
+``wardwatch_alerting_observations_total`` (``/metrics``) at the end: equal to
+``observations_published`` (warm-up included) when the engine saw every one.
 
 Prints progress to stderr and last one JSON line (``--json``: compact)::
 
@@ -240,6 +241,7 @@ class Load:
         self.ping_sent: dict[int, float] = {}
         self.rng = random.Random(args.seed + 1)
         self.observations = 0  # in the window (and the sentinel's batch)
+        self.observations_all = 0  # warm-up included: what the engine must have received
         self.messages = 0
         self.late_max_s = 0.0
         self.window_start: float | None = None
@@ -298,8 +300,10 @@ class Load:
                     if b.id in probes:
                         self.probe_sent[b.id] = sent
                         self.bad.add(b.id)
+                n_obs = len(self.by_gw[gw]) * len(VITALS)
+                self.observations_all += n_obs
                 if measured:
-                    self.observations += len(self.by_gw[gw]) * len(VITALS)
+                    self.observations += n_obs
                 self.messages += 1
                 yield topics.gateway_obs(SITE, UNIT, gw, root=ROOT), payload
                 if measured and ping_every and g % ping_every == 0:
@@ -312,6 +316,7 @@ class Load:
         payload = self.batch(sgw, total, {self.sentinel})
         self.probe_sent[self.sentinel] = time.monotonic()
         self.observations += len(self.by_gw[sgw]) * len(VITALS)
+        self.observations_all += len(self.by_gw[sgw]) * len(VITALS)
         self.messages += 1
         yield topics.gateway_obs(SITE, UNIT, sgw, root=ROOT), payload
 
@@ -380,6 +385,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         t = time.monotonic()
         wait_ready(proc, metrics_url, engine_log)
         log(f"engine ready in {time.monotonic() - t:.1f} s ({args.beds} beds)")
+        argv = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        if any(pw.encode() in argv for pw in broker.passwords.values()):
+            raise SystemExit("a broker password is on the engine's command line")
         args.engine_pid = proc.pid
         rx = Receiver(broker, topics.gateway_obs(SITE, "latency-ping", "ping", root=ROOT))
         rx.start()
@@ -439,6 +447,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "window_s": args.seconds,
             "warmup_s": args.warmup,
             "observations": obs,
+            "observations_published": load.observations_all,
             "engine_observations": None if engine_obs is None else int(engine_obs),
             "batches": load.messages,
             "mqtt_messages": pub.messages,  # batches and pings
