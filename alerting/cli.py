@@ -11,6 +11,7 @@ from servicekit.cli import (
     ContextOption,
     MetricsPortOption,
     WardOption,
+    context_source_or_exit,
     service_app,
     unit_context_or_exit,
 )
@@ -58,6 +59,14 @@ def run(
     crash_after_commit: Annotated[
         str | None, typer.Option(hidden=True, help="Test only: kill -9 after committing it.")
     ] = None,
+    context_cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep the last good registry context here (0600) and start and run on it while "
+            "the registry cannot be reached, with context_unavailable raised on every bed "
+            "(default: next to the state file, STATE.context.json; only for a registry URL)."
+        ),
+    ] = None,
     pager_url: Annotated[
         str | None,
         typer.Option(
@@ -84,7 +93,9 @@ def run(
     except RulesError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    unit = unit_context_or_exit(s, ward, context)
+    cache = context_cache if context_cache is not None else state.with_name(
+        state.name + ".context.json")
+    source, unit = context_source_or_exit(s, ward, context, cache)
     zone = unit.time_zone or unit_rules.time_zone
     if zone is not None:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -96,9 +107,7 @@ def run(
                        "Asia/Shanghai)", err=True)
             raise typer.Exit(2) from None
     from alerting.store import StoreError
-    from servicekit.context import load_unit_context
 
-    source = s.context_source(context or ward)
     try:
         service = AlertingService(
             s.mqtt_params(),
@@ -108,8 +117,9 @@ def run(
             root=s.topic_root,
             state=state,
             heartbeat_s=heartbeat_s,
-            context_loader=lambda: load_unit_context(source),
+            context_loader=source.load,
             context_refresh_s=context_refresh_s,
+            context_stale=lambda: source.last_error if source.stale else None,
             crash_after_commit=crash_after_commit,
             pager_url=pager_url,
         )

@@ -32,6 +32,7 @@ import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -68,6 +69,7 @@ from wardwire.models import (
     AlertState,
     ChartedSet,
     CommandAction,
+    ContextChanged,
     DeviceStatus,
     EngineState,
     EngineStatus,
@@ -125,6 +127,7 @@ class AlertingService:
         heartbeat_s: float = 5.0,
         context_loader: Callable[[], UnitContext] | None = None,
         context_refresh_s: float = 10.0,
+        context_stale: Callable[[], str | None] | None = None,
         crash_after_commit: str | None = None,
         pager_url: str | None = None,
         pager_options: Mapping[str, Any] | None = None,
@@ -139,6 +142,9 @@ class AlertingService:
         self.client_id = client_id or f"alerting-{ward.site}-{ward.unit}"
         self.heartbeat_s, self.context_loader = heartbeat_s, context_loader
         self.context_refresh_s = context_refresh_s
+        #: after a load: why the context it gave is not the registry's own answer (a cached
+        #: copy while the registry is down), or None (``servicekit.context.ContextSource``)
+        self.context_stale = context_stale
         #: test hook: kill -9 this process right after the commit of this event, before publish
         self.crash_after_commit = crash_after_commit
         #: the nurse-call / pager gateway (``alerting.pager``), fed every alert event published;
@@ -184,6 +190,7 @@ class AlertingService:
         self.command_topic = topics.alert_commands(ward.site, ward.unit, root=root)
         self.chart_topic = topics.charting(ward.site, ward.unit, root=root)
         self.tech_topic = topics.technical(ward.site, ward.unit, "ingest", root=root)
+        self.changes_topic = topics.context_changed(ward.site, ward.unit, root=root)
         self.status_topic = topics.engine_status(ward.site, ward.unit, self.client_id, root=root)
         self.boundary = MessageBoundary(SERVICE, self._on_message, self._dead_letter)
         self.mqtt = MqttSession(
@@ -197,6 +204,7 @@ class AlertingService:
                 (self.command_topic, 1),
                 (self.chart_topic, 1),
                 (self.tech_topic, 1),
+                *([(self.changes_topic, 1)] if context_loader is not None else []),
             ],
             on_message=self.boundary,
             will=(self.status_topic, self._status("lwt").model_dump_json().encode()),
@@ -217,6 +225,14 @@ class AlertingService:
         self._next_heartbeat: datetime | None = None
         self._next_context: datetime | None = None
         self._context_failing: str | None = None
+        #: the registry said our unit's context changed: re-read at the next tick
+        self._context_changed = threading.Event()
+        self.context_changes = 0
+        self.context_fallbacks = 0
+        self._context_ok_at: datetime | None = self.started_at
+        #: the context is read off the timer loop: one read at a time, applied by tick()
+        self._context_pool = ThreadPoolExecutor(1, thread_name_prefix="context")
+        self._context_fetch: Future[tuple[UnitContext | None, str | None]] | None = None
         self._last_tick = 0.0
         self.liveness = Liveness(SERVICE)
         #: set once the broker granted the subscriptions (readiness)
@@ -282,6 +298,11 @@ class AlertingService:
                 return
             if msg.topic == self.tech_topic:
                 self._on_technical(TechnicalEvent.model_validate_json(msg.payload))
+                return
+            if msg.topic == self.changes_topic:
+                ContextChanged.model_validate_json(msg.payload)  # a bad one is dead-lettered
+                self.context_changes += 1
+                self._context_changed.set()
                 return
             t = topics.parse_gateway_topic(msg.topic, root=self.root)
             if not msg.payload and t.leaf != "obs":
@@ -646,35 +667,53 @@ class AlertingService:
         if self._next_heartbeat is None or now >= self._next_heartbeat:
             self._publish_status("heartbeat")
             self._next_heartbeat = now + timedelta(seconds=self.heartbeat_s)
-        if self.context_loader is not None and (
+        fetch = self._context_fetch
+        if fetch is not None and fetch.done():
+            self._context_fetch = None
+            self._apply_loaded(now, fetch.result())
+        if self.context_loader is not None and self._context_fetch is None and (
             self._next_context is None or now >= self._next_context
+            or self._context_changed.is_set()
         ):
+            self._context_changed.clear()
             self._next_context = now + timedelta(seconds=self.context_refresh_s)
-            self.refresh_context(now)
+            self._context_fetch = self._context_pool.submit(self._load_context)
 
     def refresh_context(self, now: datetime) -> None:
         """Read the unit context again and apply what changed, without a restart. A context
         that cannot be read raises ``context_unavailable`` on every bed (the engine goes on
-        with the context it has, and says so)."""
+        with the context it has, and says so). The timer loop does the reading on a thread of
+        its own (:meth:`tick`), so a registry that does not answer never delays a timer."""
+        self._apply_loaded(now, self._load_context())
+
+    def _load_context(self) -> tuple[UnitContext | None, str | None]:
+        """``(context, None)`` fresh, ``(context, why)`` a cached copy, ``(None, why)`` none."""
         assert self.context_loader is not None
         try:
             ward = self.context_loader()
             if (ward.site, ward.unit) != (self.ward.site, self.ward.unit):
                 raise ValueError(f"the context now names {ward.site}/{ward.unit}")
         except Exception as exc:  # noqa: BLE001 - any failure is reported, and we go on
-            why = " ".join(str(exc).split())[:200] or type(exc).__name__
-            if self._context_failing is None:
-                log.error("unit context cannot be refreshed: %s", why)
-            self._context_failing = why
-            with self._lock:
-                self._publish(self.engine.on_context(False, f"unit context not refreshed: {why}",
-                                                     now))
+            return None, f"unit context not refreshed: {exc}"
+        stale = self.context_stale() if self.context_stale is not None else None
+        return ward, None if stale is None else f"running on the cached unit context: {stale}"
+
+    def _apply_loaded(self, now: datetime, loaded: tuple[UnitContext | None, str | None]) -> None:
+        ward, stale = loaded
+        if ward is None:
+            self._context_not_fresh(now, stale or "unit context not refreshed")
             return
         with self._lock:
             effects: list[Effect] = []
-            if self._context_failing is not None:
-                self._context_failing = None
-                effects += self.engine.on_context(True, "unit context refreshed", now)
+            if stale is not None:
+                # the cached copy: applied (it is the last the registry said), and the beds
+                # keep context_unavailable until the registry answers again
+                self._context_not_fresh(now, stale)
+            else:
+                self._context_ok_at = now
+                if self._context_failing is not None:
+                    self._context_failing = None
+                    effects += self.engine.on_context(True, "unit context refreshed", now)
             journal: list[Entry] = []
             if ward != self.ward:
                 before = {b.id: b.patient for b in self.ward.beds}
@@ -689,6 +728,23 @@ class AlertingService:
                 self.ward = ward
                 effects += self._apply_context(ward, now)
             self._publish(effects, journal)
+
+    def _context_not_fresh(self, now: datetime, why: str) -> None:
+        """The unit context in use is not the registry's answer of now: ``context_unavailable``
+        on every bed (the engine goes on with the context it has, and says so)."""
+        why = " ".join(why.split())[:240]
+        self.context_fallbacks += 1
+        if self._context_failing is None:
+            log.error("%s", why)
+        self._context_failing = why
+        with self._lock:
+            self._publish(self.engine.on_context(False, why, now))
+
+    def context_age_s(self, now: datetime | None = None) -> float:
+        """Seconds since the unit context was last read fresh from its source."""
+        if self._context_ok_at is None:
+            return 0.0
+        return max(0.0, ((now or self.clock()) - self._context_ok_at).total_seconds())
 
     # -- run ---------------------------------------------------------------------------------
     def metrics_text(self) -> str:
@@ -719,6 +775,27 @@ class AlertingService:
             "wardwatch_alerting_live",
             "1 while the engine's timer loop has run within three ticks (and paho is alive)",
             [(u, float(self.is_live()))],
+        )
+        yield gauge(
+            "wardwatch_alerting_context_stale",
+            "1 while the unit context in use is not the registry's answer of now (a cached copy, "
+            "or the registry unreachable): context_unavailable is raised on every bed",
+            [(u, float(self._context_failing is not None))],
+        )
+        yield gauge(
+            "wardwatch_alerting_context_age_seconds",
+            "seconds since the unit context was last read fresh from its source",
+            [(u, self.context_age_s())],
+        )
+        yield counter(
+            "wardwatch_alerting_context_fallbacks_total",
+            "context reads that kept the cached or last context",
+            [(u, self.context_fallbacks)],
+        )
+        yield counter(
+            "wardwatch_alerting_context_changes_total",
+            "the registry's change events for this unit received (each makes a re-read)",
+            [(u, self.context_changes)],
         )
         yield gauge(
             "wardwatch_alerting_recovered_alerts",
@@ -836,6 +913,8 @@ class AlertingService:
                     if left:
                         log.error("pages not delivered at shutdown: %s", ", ".join(left))
                 self.mqtt.stop()
+                # a read in flight is abandoned (its thread ends when its timeout does)
+                self._context_pool.shutdown(wait=False, cancel_futures=True)
                 if self.store is not None:
                     self.store.close()
                 if server is not None:

@@ -8,9 +8,11 @@ from typing import Annotated
 import typer
 
 from servicekit.cli import (
+    ContextCacheOption,
     ContextOption,
     MetricsPortOption,
     WardOption,
+    context_source_or_exit,
     service_app,
 )
 
@@ -32,13 +34,7 @@ def run(
     subscription: Annotated[
         str, typer.Option(help="exclusive (one worker per unit) or shared (several per unit).")
     ] = "exclusive",
-    context_cache: Annotated[
-        Path | None,
-        typer.Option(
-            help="Keep the last good registry context here (0600) and run on it while the "
-            "registry cannot be reached (default: no cache)."
-        ),
-    ] = None,
+    context_cache: ContextCacheOption = None,
     drain_timeout: Annotated[
         float,
         typer.Option(help="On SIGTERM, write what was taken for at most this many seconds."),
@@ -47,7 +43,6 @@ def run(
     """Consume observation batches and write them to InfluxDB (ack after write)."""
     from ingest.core import WardIndex
     from ingest.service import IngestOptions, IngestService
-    from servicekit.context import ContextSource, UnitContextError
     from servicekit.runner import run_until_signal, setup_logging
     from servicekit.settings import ServiceSettings
 
@@ -69,14 +64,7 @@ def run(
         subscription="shared" if subscription == "shared" else "exclusive",
         drain_timeout_s=drain_timeout,
     )
-    source = ContextSource(s.context_source(context or ward), context_cache)
-    try:
-        unit = source.load()
-    except UnitContextError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
-    if source.stale:
-        typer.echo(f"warning: starting on the cached unit context: {source.last_error}", err=True)
+    source, unit = context_source_or_exit(s, ward, context, context_cache)
     service = IngestService(s.mqtt_params(), WardIndex(unit), opts, context_source=source)
     raise typer.Exit(run_until_signal(service))
 

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from servicekit.context import ContextSource
     from servicekit.settings import ServiceSettings
     from wardwire.context import UnitContext
 
-__all__ = ["ContextOption", "MetricsPortOption", "WardOption", "service_app",
-           "unit_context_or_exit"]
+__all__ = ["ContextCacheOption", "ContextOption", "MetricsPortOption", "WardOption",
+           "context_source_or_exit", "service_app", "unit_context_or_exit"]
 
 WardOption = Annotated[Path | None, typer.Option(help="Ward file (default $WM_WARD_FILE).")]
 ContextOption = Annotated[
@@ -21,6 +22,13 @@ ContextOption = Annotated[
     typer.Option(
         help="Unit context source: a ward file path or the registry's http(s) URL (default "
         "$WM_CONTEXT, else the ward file)."
+    ),
+]
+ContextCacheOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Keep the last good registry context here (0600) and run on it while the "
+        "registry cannot be reached, saying so (metrics, technical event)."
     ),
 ]
 MetricsPortOption = Annotated[
@@ -48,7 +56,30 @@ def unit_context_or_exit(
     from servicekit.context import UnitContextError, load_unit_context
 
     try:
-        return load_unit_context(settings.context_source(context or ward))
+        return load_unit_context(
+            settings.context_source(context or ward), ca_file=settings.registry_ca_file
+        )
     except UnitContextError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+
+
+def context_source_or_exit(
+    settings: ServiceSettings, ward: Path | None, context: str | None, cache: Path | None
+) -> tuple[ContextSource, UnitContext]:
+    """The unit context source (with its cache for a registry URL) and its first context; a
+    service may start on the cache while the registry is down (a warning on stderr says so).
+    Exit 2 if there is neither."""
+    from servicekit.context import ContextSource, UnitContextError
+
+    source = ContextSource(
+        settings.context_source(context or ward), cache, ca_file=settings.registry_ca_file
+    )
+    try:
+        unit = source.load()
+    except UnitContextError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    if source.stale:
+        typer.echo(f"warning: starting on the cached unit context: {source.last_error}", err=True)
+    return source, unit
