@@ -4,11 +4,14 @@ patients and their history (``docs/registry.md``), and the ward file (``docs/war
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from registry.cli_assets import bed_app, device_app, gateway_app, site_app, unit_app
+from registry.cli_base import set_actor
 from registry.cli_care import register
+from registry.cli_users import audit_app, user_app
 from servicekit.cli import service_app
 
 app = service_app("Beds, devices, gateways, patients and their history (registry, ward file).")
@@ -17,7 +20,18 @@ app.add_typer(unit_app, name="unit")
 app.add_typer(bed_app, name="bed")
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(device_app, name="device")
+app.add_typer(user_app, name="user")
+app.add_typer(audit_app, name="audit")
 register(app)
+
+
+@app.callback()
+def _registry(
+    as_user: Annotated[str | None, typer.Option(
+        "--as", envvar="WM_USER", help="Who the audit log names for this command (default: "
+        "the OS user).")] = None,
+) -> None:
+    set_actor(as_user)
 
 
 @app.command("check-ward")

@@ -23,11 +23,13 @@ __all__ = [
     "DbOption",
     "JsonOption",
     "TimeOption",
+    "actor",
     "emit",
     "fail",
     "open_engine",
     "parse_time",
     "run",
+    "set_actor",
     "split_path",
 ]
 
@@ -52,6 +54,28 @@ TimeOption = Annotated[
         "2025-06-01T14:02:00+08:00 or ...Z (default: now).",
     ),
 ]
+
+
+#: who the audit log names for this command: ``--as USER``, else the OS user
+_ACTOR: list[str] = []
+
+
+def set_actor(user: str | None) -> None:
+    _ACTOR[:] = [user] if user else []
+
+
+def actor() -> str:
+    """``cli:`` and the ``--as`` user, else the OS user running the command."""
+    import getpass
+
+    if _ACTOR:
+        return f"cli:{_ACTOR[0]}"
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid (a container)
+        import os
+
+        return f"cli:uid{os.getuid()}"
 
 
 def fail(reason: str) -> NoReturn:
@@ -102,13 +126,17 @@ def run(db: str | None, action: Callable[[Session, datetime], T]) -> T:
     from pydantic import ValidationError
     from sqlalchemy.exc import DBAPIError
 
+    from registry import audit
     from registry.db import transaction
     from registry.errors import RegistryError
 
     engine = open_engine(db)
     try:
         with transaction(engine) as session:
-            return action(session, datetime.now(UTC))
+            now = datetime.now(UTC)
+            audit.act_as(session, actor())
+            audit.at_time(session, now)
+            return action(session, now)
     except RegistryError as exc:
         fail(exc.reason)
     except ValidationError as exc:

@@ -191,8 +191,14 @@ def show_user(session: Session, user: str, *, now: datetime) -> UserView:
 
 
 def _revoke_all(session: Session, u: User, now: datetime) -> None:
+    live = list(session.scalars(select(Token.id).where(
+        Token.user_pk == u.pk, Token.revoked_at.is_(None), Token.expires_at > now)))
+    # a bulk update bypasses the session events: recorded here, by id
     session.execute(update(Token).where(Token.user_pk == u.pk, Token.revoked_at.is_(None))
                     .values(revoked_at=now))
+    if live:
+        audit.record(session, None, "tokens.revoke", f"users/{u.pk} ({u.id})",
+                     {"tokens": sorted(live)}, now=now)
 
 
 def set_password(session: Session, user: str, password: str, *, now: datetime) -> UserView:
