@@ -10,7 +10,8 @@ never compared unknowingly).
 What is modelled (sources and limits: docs/evaluation.md):
 
 * **Baselines** from the Fleming 2011 centiles of heart and respiratory rate by age
-  (``HR_CENTILES``, ``RR_CENTILES``): a child sits at its own centile (z ~ N(0, 0.5)), and
+  (``HR_CENTILES``, ``RR_CENTILES``): a child sits at its own centile (z ~ N(0, 0.5), kept
+  between the 10th and 90th), and
   slow autocorrelated variation plus measurement noise move it minute by minute. Systolic
   pressure, temperature and SpO2 around typical values for age.
 * **Sleep and circadian dips**: asleep at night (and an afternoon nap under 3 years) HR about
@@ -70,6 +71,8 @@ __all__ = [
     "generate",
 ]
 
+#: days per month, as the scorer counts them (alerting/pews/age.py)
+DAYS_PER_MONTH = 365.25 / 12
 #: bump whenever the lines generated for a given (seed, beds, days) change
 SCENARIO_SET_VERSION = "1"
 #: the ward's first minute (a Monday, midnight UTC; the ward clock is UTC)
@@ -83,6 +86,8 @@ DEFAULT_DAYS = 1.5
 # Table 2 (centiles 1, 10, 25, 50, 75, 90, 99 by age band; ages in months, half-open).
 CENTILES = (1, 10, 25, 50, 75, 90, 99)
 _Z = (-2.3263, -1.2816, -0.6745, 0.0, 0.6745, 1.2816, 2.3263)
+#: a child's baseline centile stays within +-Z_WELL (inside the 10th-90th centiles)
+Z_WELL = 1.2
 HR_CENTILES: tuple[tuple[int, int, tuple[int, ...]], ...] = (
     (0, 3, (107, 123, 133, 143, 154, 164, 181)),
     (3, 6, (104, 120, 129, 140, 150, 159, 175)),
@@ -308,12 +313,15 @@ class _Child:
         self.index = index
         self.bed = f"b{index + 1:02d}"
         self.kind, self.system, self.band = kind, system, band
-        lo_d, hi_d = int(lo_m * 30.44) + (7 if lo_m == 0 else 1), int(hi_m * 30.44) - 2
+        lo_d = int(lo_m * DAYS_PER_MONTH) + (7 if lo_m == 0 else 1)
+        hi_d = int(hi_m * DAYS_PER_MONTH) - 2
         self.age_days = rng.randint(lo_d, max(lo_d, hi_d))
-        self.months = self.age_days / 30.44
+        self.months = self.age_days / DAYS_PER_MONTH
         self.start_min = (index * 17) % 60
         self.total = max(60, int(days * 1440))
-        z_hr, z_rr = rng.gauss(0, 0.5), rng.gauss(0, 0.5)
+        # a well child's own centile: N(0, 0.5), kept within the 10th-90th centiles
+        z_hr = max(-Z_WELL, min(Z_WELL, rng.gauss(0, 0.5)))
+        z_rr = max(-Z_WELL, min(Z_WELL, rng.gauss(0, 0.5)))
         self.hr0 = centile_value(HR_CENTILES, self.months, z_hr)
         self.rr0 = centile_value(RR_CENTILES, self.months, z_rr)
         self.sbp0 = _sbp_median(self.months) + rng.gauss(0, 5)
