@@ -18,6 +18,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from servicekit.context import ContextSource, UnitContextError
 from servicekit.faults import MessageBoundary
 from servicekit.mqtt import MqttParams, MqttSession
 from wardwire import topics
@@ -26,6 +27,7 @@ from wardwire.models import (
     Alert,
     AlertEvent,
     AlertKind,
+    ContextChanged,
     EngineState,
     EngineStatus,
     GatewayStatus,
@@ -71,9 +73,24 @@ class WardView:
     #: rejected messages by reason kind (malformed, identity, fault)
     rejections: dict[str, int] = field(default_factory=dict)
     root: str = topics.ROOT
+    #: why the unit context shown is not the registry's answer of now (None: it is)
+    context_stale: str | None = None
+    #: set by the registry's change event for this unit: the shell re-reads the context
+    context_changed: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.beds = {b.id: BedView() for b in self.ward.beds}
+
+    def set_context(self, ward: UnitContext, stale: str | None = None) -> None:
+        """A re-read unit context: a new bed gets a row, a bed no longer in the unit loses its
+        row; what is known of the other beds stays (the next messages bring the rest)."""
+        if (ward.site, ward.unit) != (self.ward.site, self.ward.unit):
+            raise ValueError(f"the context now names {ward.site}/{ward.unit}, not "
+                             f"{self.ward.site}/{self.ward.unit}")
+        with self.lock:
+            self.ward = ward
+            self.beds = {b.id: self.beds.get(b.id) or BedView() for b in ward.beds}
+            self.context_stale = stale
 
     def filters(self, root: str) -> list[tuple[str, int]]:
         w = self.ward
@@ -84,6 +101,7 @@ class WardView:
             (topics.alert_state(w.site, w.unit, "+", "+", root=root), 1),
             (topics.alert_events(w.site, w.unit, root=root), 1),
             (f"{root}/alerting/{w.site}/{w.unit}/engine/+", 1),
+            (topics.context_changed(w.site, w.unit, root=root), 1),
         ]
 
     def on_message(self, topic: str, payload: bytes) -> None:
@@ -105,8 +123,12 @@ class WardView:
             self.rejections[kind] = self.rejections.get(kind, 0) + 1
 
     def _route(self, topic: str, payload: bytes) -> None:
-        t = topics.parse_topic(topic, root=self.root)
         w = self.ward
+        if topic == topics.context_changed(w.site, w.unit, root=self.root):
+            ContextChanged.model_validate_json(payload)
+            self.context_changed.set()
+            return
+        t = topics.parse_topic(topic, root=self.root)
         if (t.site, t.unit) != (w.site, w.unit):
             raise topics.IdentityMismatch(
                 f"topic of {t.site}/{t.unit} is outside {w.site}/{w.unit}"
@@ -179,7 +201,11 @@ def render(view: WardView, title: str = "", now: datetime | None = None) -> Grou
     head = title or f"{view.ward.site}/{view.ward.unit}"
     if not watched:
         head += "  [NOT MONITORED: no alert engine]"
-    t = Table(title=head, expand=True, title_style="" if watched else "bold white on red")
+    stale = view.context_stale
+    if stale is not None:
+        head += f"  [BEDS AS LAST KNOWN: registry not answering: {stale[:80]}]"
+    alarm = not watched or stale is not None
+    t = Table(title=head, expand=True, title_style="bold white on red" if alarm else "")
     for col in ("bed", *VITALS, "score", "alerts"):
         t.add_column(col)
     with view.lock:
@@ -222,15 +248,43 @@ def subscribe_view(
     return session
 
 
-def run_board(params: MqttParams, ward: UnitContext, *, root: str = topics.ROOT) -> None:
-    """Show the board until Ctrl-C."""
+def refresh_context(view: WardView, source: ContextSource) -> None:
+    """Re-read the unit context into the view; a failure is shown on the board, never raised."""
+    try:
+        ctx = source.load()
+        view.set_context(ctx, source.last_error if source.stale else None)
+    except (UnitContextError, ValueError) as exc:
+        log.error("unit context not refreshed: %s", exc)
+        with view.lock:
+            view.context_stale = " ".join(str(exc).split())
+
+
+def _context_loop(view: WardView, source: ContextSource, stop: threading.Event,
+                  every_s: float) -> None:
+    while not stop.is_set():
+        view.context_changed.wait(every_s)
+        view.context_changed.clear()
+        if not stop.is_set():
+            refresh_context(view, source)
+
+
+def run_board(params: MqttParams, ward: UnitContext, *, root: str = topics.ROOT,
+              source: ContextSource | None = None, refresh_s: float = 10.0) -> None:
+    """Show the board until Ctrl-C. With a registry ``source`` the beds follow the registry:
+    re-read every ``refresh_s`` and at once on its change event; shown as last known (and
+    said in red) while it does not answer."""
     from rich.live import Live
 
     view = WardView(ward)
+    if source is not None and source.stale:
+        view.context_stale = source.last_error
     client = subscribe_view(
         view, params, f"console-board-{datetime.now(UTC).timestamp():.0f}", root
     )
     stop = threading.Event()
+    if source is not None and source.is_url:
+        threading.Thread(target=_context_loop, args=(view, source, stop, refresh_s),
+                         name="context-refresh", daemon=True).start()
     try:
         with (
             contextlib.suppress(KeyboardInterrupt),
@@ -239,4 +293,6 @@ def run_board(params: MqttParams, ward: UnitContext, *, root: str = topics.ROOT)
             while not stop.wait(0.5):
                 live.update(render(view))
     finally:
+        stop.set()
+        view.context_changed.set()
         client.stop()
