@@ -11,6 +11,7 @@ import typer
 from registry.cli_assets import bed_app, device_app, gateway_app, site_app, unit_app
 from registry.cli_base import set_actor
 from registry.cli_care import register
+from registry.cli_gateway import register_gateway_commands
 from registry.cli_users import audit_app, user_app
 from servicekit.cli import service_app
 
@@ -19,6 +20,7 @@ app.add_typer(site_app, name="site")
 app.add_typer(unit_app, name="unit")
 app.add_typer(bed_app, name="bed")
 app.add_typer(gateway_app, name="gateway")
+register_gateway_commands(gateway_app)
 app.add_typer(device_app, name="device")
 app.add_typer(user_app, name="user")
 app.add_typer(audit_app, name="audit")

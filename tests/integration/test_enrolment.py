@@ -1,0 +1,316 @@
+"""Gateway enrolment through the registry (``wardwatch registry gateway enroll|rotate|revoke|
+reconcile``) on a real mosquitto (dynamic security, as the devstack and deploy/ configure it),
+a real registry database, a real edge agent, ingest and InfluxDB.
+
+Authorisation is checked by delivery, never by the PUBACK alone: an admin watcher subscribed to
+everything sees a marker published after each attack, and nothing refused may arrive before it
+(``arrived_before``); a positive control in each test proves delivery works.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from device_sims.monitor import SimulatedMonitor
+from device_sims.scenarios import Scenario
+from edge_agent.agent import EdgeAgent
+from edge_agent.config import EdgeConfig, load_edge_config
+from ingest.core import WardIndex
+from ingest.service import IngestOptions, IngestService
+from registry.cli import app
+from servicekit import dynsec
+from servicekit.mqtt import BrokerRefused, MqttError, MqttParams, connect_blocking, make_client
+from tests.helpers.mqtt import collector, params
+from tests.helpers.wait import wait_until
+from tests.integration.test_broker_security import Client, arrived_before, not_authorized
+from wardwatch.devstack import Mosquitto, Stack
+from wardwire import topics
+from wardwire.context import BedContext, GatewayContext, UnitContext
+from wardwire.models import DeviceState
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Registry:
+    """The registry CLI, in process, on a database of this test's own, reaching ``broker`` as
+    the registry identity through ``WM_*`` (as an operator's shell would)."""
+
+    db: str
+    env: dict[str, str]
+    runner: CliRunner
+    broker: Mosquitto
+
+    def __call__(self, *args: str, code: int = 0) -> str:
+        r = self.runner.invoke(app, [*args, "--db", self.db], env=self.env,
+                               catch_exceptions=False)
+        assert r.exit_code == code, (args, r.exit_code, r.stdout, r.stderr)
+        return r.stdout + r.stderr if code else r.stdout
+
+
+def make_registry(broker: Mosquitto, tmp: Path, root: str, site: str = "s1") -> Registry:
+    pw_file = tmp / "registry.pass"
+    pw_file.write_text(broker.passwords["registry"] + "\n")
+    pw_file.chmod(0o600)
+    env = {"WM_MQTT_HOST": broker.host, "WM_MQTT_PORT": str(broker.port),
+           "WM_MQTT_USERNAME": "registry", "WM_MQTT_PASSWORD_FILE": str(pw_file),
+           "WM_MQTT_PASSWORD": "", "WM_TOPIC_ROOT": root, "WM_USER": "it-admin"}
+    reg = Registry(f"sqlite:///{tmp / 'registry.db'}", env, CliRunner(), broker)
+    reg("site", "add", site)
+    reg("unit", "add", f"{site}/u1", "--time-zone", "UTC", "--generation", "test")
+    reg("unit", "add", f"{site}/u2", "--time-zone", "UTC", "--generation", "test")
+    reg("bed", "add", f"{site}/u1/b0")
+    return reg
+
+
+@pytest.fixture
+def registry(stack: Stack, tmp_path: Path, topic_root: str) -> Registry:
+    return make_registry(stack.broker, tmp_path, topic_root)
+
+
+def enrolled(reg: Registry, gw: str, *extra: str) -> dict[str, Any]:
+    out = json.loads(reg("gateway", "enroll", gw, "--unit", "s1/u1", "--json", *extra))
+    reg.broker.passwords[gw] = out["broker"]["password"]  # for the test's own connections
+    return out
+
+
+def test_enroll_gives_a_confined_bound_identity_and_a_config_the_edge_agent_loads(
+    registry: Registry, stack: Stack, topic_root: str, tmp_path: Path
+) -> None:
+    gw, other = f"gw-{uuid.uuid4().hex[:6]}", f"gw-{uuid.uuid4().hex[:6]}"
+    out_file = tmp_path / "gw.toml"
+    note = registry("gateway", "enroll", gw, "--unit", "u1", "--site", "s1", "--bed", "b0",
+                    "--out", str(out_file), "--outbox", str(tmp_path / "ob.db"))
+    assert f"config written to {out_file} (0600)" in note
+    assert stat.S_IMODE(out_file.stat().st_mode) == 0o600
+    cfg = load_edge_config(out_file)  # the printed config, as is
+    password = cfg.broker.resolved_password()
+    assert password and len(password) >= 40 and password not in note
+    assert (cfg.gateway.id, cfg.gateway.site, cfg.gateway.unit) == (gw, "s1", "u1")
+    assert cfg.broker.topic_root == topic_root and cfg.broker.port == stack.broker.port
+    assert json.loads(registry("bed", "show", "s1/u1/b0", "--json"))["gateway"] == gw
+    stack.broker.passwords[gw] = password
+    enrolled(registry, other)  # a neighbour in the same unit
+
+    watch = collector(stack.broker, "admin", ["#"])
+    c = Client.open(stack.broker.params(gw), gw)
+    try:
+        own = topics.gateway_obs("s1", "u1", gw, root=topic_root)
+        assert not c.publish(own, b"own").is_failure
+        c.subscribe("#")  # the SUBACK is no read check: delivery is (below)
+        forbidden = [
+            topics.gateway_obs("s1", "u1", other, root=topic_root),  # another gateway
+            topics.gateway_obs("s2", "u1", gw, root=topic_root),  # another site
+            topics.gateway_obs("s1", "u2", gw, root=topic_root),  # another unit
+            topics.gateway_obs("s1", "u1", gw, root="xx/v1"),  # another root
+            topics.ack_commands("s1", "u1", root=topic_root),  # a command
+            topics.alert_events("s1", "u1", root=topic_root),  # an alert
+            topics.charting("s1", "u1", root=topic_root),  # a charted set
+            topics.context_changed("s1", "u1", root=topic_root),  # a registry event
+            dynsec.CONTROL_TOPIC,  # the broker's own admin
+        ]
+        for t in forbidden:
+            assert not_authorized(c.publish(t, b"forbidden " + t.encode())), t
+        # what the gateway subscribed to (#) delivers it nothing, even what it published
+        watch_admin = Client.open(stack.broker.params("admin"), f"adm-{uuid.uuid4().hex[:6]}")
+        watch_admin.publish(topics.score("s1", "u1", "b0", root=topic_root), b"score")
+        assert not c.publish(own, b"marker").is_failure
+        got = arrived_before(watch, b"marker")
+        assert [p for t, p in got if t.startswith(topic_root) or t.startswith("xx/")
+                or t.startswith("$")] == [b"own", b"score"]
+        watch_admin.close()
+        with c.cond:
+            assert c.messages == []
+        # the client id is bound: the gateway's credentials with another id are refused, and
+        # another identity cannot take the gateway's client id
+        p = stack.broker.params(gw, session_expiry_s=0)
+        with pytest.raises(BrokerRefused):
+            connect_blocking(make_client(p, client_id=f"{gw}-2"), p, timeout=5)
+        q = stack.broker.params(other, session_expiry_s=0)
+        with pytest.raises(BrokerRefused):
+            connect_blocking(make_client(q, client_id=gw), q, timeout=5)
+        anon = MqttParams(host=stack.broker.host, port=stack.broker.port, session_expiry_s=0)
+        with pytest.raises(MqttError, match="refused"):
+            connect_blocking(make_client(anon, client_id=gw), anon, timeout=5)
+        assert c.client.is_connected()
+    finally:
+        c.close()
+        watch.close()
+
+
+def test_revoke_kicks_a_connected_gateway_and_it_cannot_come_back(
+    registry: Registry, stack: Stack
+) -> None:
+    gw = f"gw-{uuid.uuid4().hex[:6]}"
+    enrolled(registry, gw)
+    c = Client.open(stack.broker.params(gw), gw)
+    try:
+        assert "revoked gateway" in registry("gateway", "revoke", gw)
+        with c.cond:
+            assert c.cond.wait_for(lambda: c.disconnects, 10), "not disconnected"
+        assert not stack.broker.try_connect(gw, stack.broker.passwords[gw], client_id=gw)
+        # revoking again is harmless and says so; rotate refuses a revoked gateway
+        assert "already revoked" in registry("gateway", "revoke", gw)
+        assert "no broker identity" in registry("gateway", "rotate", gw, code=2)
+        # enrol again: a new password works, the old one stays refused
+        new = enrolled(registry, gw)["broker"]["password"]
+        assert stack.broker.try_connect(gw, new, client_id=gw)
+    finally:
+        c.close()
+
+
+def test_refusals_are_clear_and_change_nothing(registry: Registry, stack: Stack) -> None:
+    gw = f"gw-{uuid.uuid4().hex[:6]}"
+    assert "unknown unit" in registry("gateway", "enroll", gw, "--unit", "s1/nope", code=2)
+    assert "gateway 'b d' is not an id" in registry("gateway", "enroll", "b d", "--unit",
+                                                    "s1/u1", code=2)
+    assert "service identity" in registry("gateway", "enroll", "ingest", "--unit", "s1/u1",
+                                          code=2)
+    assert "unknown gateway" in registry("gateway", "revoke", gw, code=2)
+    enrolled(registry, gw)
+    assert "serves s1/u1, not s1/u2" in registry("gateway", "enroll", gw, "--unit", "s1/u2",
+                                                 code=2)
+    # a registry password file others may read is refused; a wrong password is exit 1 and
+    # writes nothing
+    gw2 = f"gw-{uuid.uuid4().hex[:6]}"
+    good = registry.env["WM_MQTT_PASSWORD_FILE"]
+    bad = Path(good).with_name("wrong.pass")
+    bad.write_text("wrong")
+    bad.chmod(0o644)
+    registry.env["WM_MQTT_PASSWORD_FILE"] = str(bad)
+    assert "lets others read it" in registry("gateway", "enroll", gw2, "--unit", "s1/u1",
+                                             code=2)
+    bad.chmod(0o600)
+    assert "cannot connect to the broker" in registry("gateway", "enroll", gw2, "--unit",
+                                                      "s1/u1", code=1)
+    registry.env["WM_MQTT_PASSWORD_FILE"] = good
+    assert "unknown gateway" in registry("gateway", "show", gw2, code=2)
+    # what a crash between the database and the broker leaves (the row, no identity):
+    # enrolling again converges
+    registry("gateway", "add", "s1/u1", gw2)
+    assert not stack.broker.try_connect(gw2, "anything", client_id=gw2)
+    enrolled(registry, gw2)
+    assert stack.broker.try_connect(gw2, stack.broker.passwords[gw2], client_id=gw2)
+
+
+def test_reconcile_finds_and_removes_what_the_registry_does_not_back(
+    private_broker: Mosquitto, tmp_path: Path
+) -> None:
+    root = f"r{uuid.uuid4().hex[:6]}/v1"
+    reg = make_registry(private_broker, tmp_path, root)
+    enrolled(reg, "gw-keep")
+    enrolled(reg, "gw-retired")
+    reg("gateway", "retire", "gw-retired")
+    private_broker.add_user("gw-orphan", site="s1", unit="u1", root=root)  # by hand, unknown
+    reg("gateway", "add", "s1/u1", "gw-never")  # registered, never enrolled
+    report = json.loads(reg("gateway", "reconcile", "--json", code=3))
+    assert {(i["gateway"], i["fixed"]) for i in report["items"]} == {
+        ("gw-orphan", False), ("gw-retired", False), ("gw-never", False)}
+    fixed = reg("gateway", "reconcile", "--fix", code=3)
+    assert "gw-orphan: broker identity for a gateway the registry does not know (removed)" \
+        in fixed
+    assert "gw-never: active in the registry, no broker identity: enroll it" in fixed
+    assert not private_broker.try_connect("gw-orphan", private_broker.passwords["gw-orphan"],
+                                          client_id="gw-orphan")
+    assert private_broker.try_connect("gw-keep", private_broker.passwords["gw-keep"],
+                                      client_id="gw-keep")
+    enrolled(reg, "gw-never")
+    assert "in step" in reg("gateway", "reconcile")
+
+
+# -- data through the enrolled identity, and a rotation that loses nothing ----------------------
+@pytest.fixture
+def monitors(tmp_path: Path) -> Iterator[dict[str, SimulatedMonitor]]:
+    mons = {
+        f"d{i}": SimulatedMonitor(f"d{i}", Scenario("stable", seed=i), tmp_path / "tty" / f"d{i}",
+                                  period_s=0.01, max_frames=50)
+        for i in range(2)
+    }
+    for m in mons.values():
+        m.open()
+    yield mons
+    for m in mons.values():
+        m.close()
+
+
+def test_an_enrolled_gateways_data_is_stored_and_rotation_loses_nothing(
+    registry: Registry, stack: Stack, topic_root: str, influx_db: str, tmp_path: Path,
+    monitors: dict[str, SimulatedMonitor],
+) -> None:
+    gw = f"gw-{uuid.uuid4().hex[:6]}"
+    for i, (dev, mon) in enumerate(monitors.items()):
+        registry("device", "add", dev, "--manufacturer", "WW", "--model", "M1", "--serial",
+                 f"SN{uuid.uuid4().hex[:8]}", "--driver", "wwmon", "--port", str(mon.link))
+        registry("bed", "add", f"s1/u1/b{i + 10}")
+    enrolled(registry, gw, "--outbox", str(tmp_path / "outbox.db"))  # registers the gateway
+    for i, dev in enumerate(monitors):
+        registry("device", "assign", dev, f"s1/u1/b{i + 10}", "--gateway", gw)
+    cfg_v1 = tmp_path / "v1.toml"
+    registry("gateway", "rotate", gw, "--outbox", str(tmp_path / "outbox.db"), "--out",
+             str(cfg_v1))
+    cfg = load_edge_config(cfg_v1)
+    assert [d.port for d in cfg.devices] == [str(m.link) for m in monitors.values()]
+    ward = UnitContext(site="s1", unit="u1", gateways=[GatewayContext(id=gw)],
+                       generation="test",
+                       beds=[BedContext(id=f"b{i}", gateway=gw, devices=[d])
+                             for i, d in enumerate(monitors)])
+    ing = IngestService(params(stack.broker, "ingest"), WardIndex(ward), IngestOptions(
+        influx_url=stack.influx.url, influx_db=influx_db, influx_user="ingest",
+        influx_password=stack.influx.writer_password, topic_root=topic_root,
+        worker_id=f"ingest-{gw}", linger_s=0.05))
+    threads = [threading.Thread(target=ing.run, daemon=True)]
+    threads[0].start()
+    assert ing.ready.wait(10)
+    agent = run_agent(cfg, threads)
+    try:
+        wait_until(lambda: all(d.health.state is DeviceState.CONNECTED for d in agent.drivers))
+        first, second = monitors.values()
+        first.start()
+        assert first.done.wait(30)
+        wait_until(lambda: stack.influx.count(influx_db) >= first.emitted, timeout=60)
+        # rotate while connected: the agent is disconnected and refused with its old password
+        cfg_v2 = tmp_path / "v2.toml"
+        registry("gateway", "rotate", gw, "--outbox", str(tmp_path / "outbox.db"), "--out",
+                 str(cfg_v2))
+        wait_until(lambda: not agent.mqtt or not agent.mqtt.connected.is_set(), timeout=10)
+        second.start()  # read while refused: kept in the outbox
+        assert second.done.wait(30)
+        wait_until(lambda: agent.outbox.stats().depth >= second.emitted, timeout=30)
+        assert stack.influx.count(influx_db) == first.emitted
+        agent.stop()
+        threads[1].join(30)
+        new = load_edge_config(cfg_v2)
+        assert new.broker.password != cfg.broker.password
+        agent = run_agent(cfg.model_copy(update={"broker": new.broker}), threads)
+        total = first.emitted + second.emitted
+        wait_until(lambda: stack.influx.count(influx_db) >= total, timeout=60)
+        wait_until(lambda: agent.outbox.stats().depth == 0)
+        assert stack.influx.count(influx_db) == total  # every reading, once
+    finally:
+        agent.stop()
+        ing.stop()
+        for t in threads:
+            t.join(30)
+    assert ing.counters.dead_lettered == 0
+    assert ing.seq.gaps_total == 0
+
+
+def run_agent(cfg: EdgeConfig, threads: list[threading.Thread]) -> EdgeAgent:
+    agent = EdgeAgent(cfg)
+    t = threading.Thread(target=agent.run, daemon=True)
+    t.start()
+    if len(threads) > 1:
+        threads[1] = t
+    else:
+        threads.append(t)
+    return agent
