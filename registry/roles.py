@@ -137,6 +137,7 @@ RULES: Final[dict[tuple[str, str], Permission]] = {
     ("POST", "/users/{user}/enable"): P.USERS,
     ("POST", "/users/{user}/tokens"): P.USERS,
     ("GET", "/audit"): P.AUDIT,
+    ("GET", "/audit/verify"): P.AUDIT,
 }
 
 

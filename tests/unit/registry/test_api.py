@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from registry.api import create_app
 from registry.db import transaction
 from registry.unitcontext import unit_context
+from tests.unit.registry.authn import bearer, token_for
 from tests.unit.registry.test_service import snapshot
 from wardwire.context import UnitContext
 
@@ -26,7 +27,9 @@ NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def client(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine, clock=lambda: NOW)) as c:
+    """A unit manager's client (sites, units, devices, patients: most routes)."""
+    headers = bearer(token_for(engine, "unit_manager", now=NOW))
+    with TestClient(create_app(engine, clock=lambda: NOW), headers=headers) as c:
         yield c
 
 
@@ -51,7 +54,7 @@ def seed(c: TestClient) -> None:
     ok(c.post("/patients", json={"id": "P-1a2b3c", "dob": "2022-03-14"}), 201)
 
 
-def test_the_workflow_over_http(client: TestClient) -> None:
+def test_the_workflow_over_http(client: TestClient, engine: Engine) -> None:
     c = client
     seed(c)
     t = (NOW - timedelta(hours=2)).isoformat()
@@ -72,7 +75,8 @@ def test_the_workflow_over_http(client: TestClient) -> None:
     ok(c.post("/devices/mon-01/unassign", json={}))
     ok(c.patch("/devices/mon-01", json={"firmware": "2.1.0"}))
     five_ago = (NOW - timedelta(minutes=5)).isoformat()
-    seen = ok(c.post("/devices/mon-01/seen", json={"time": five_ago}))
+    service = bearer(token_for(engine, "service", now=NOW))  # a service reports devices seen
+    seen = ok(c.post("/devices/mon-01/seen", json={"time": five_ago}, headers=service))
     assert seen["last_seen"] == "2025-06-01T11:55:00Z" and seen["firmware"] == "2.1.0"
     assert ok(c.post("/devices/mon-01/retire"))["status"] == "retired"
     history = c.get("/devices/mon-01/assignments").json()
