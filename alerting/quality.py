@@ -70,6 +70,7 @@ __all__ = [
     "outcomes",
     "parse_time",
     "quality",
+    "wilson_interval",
 ]
 
 DETERIORATION = "deterioration"
@@ -179,6 +180,20 @@ def median(xs: Iterable[float]) -> float | None:
         return None
     mid = n // 2
     return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``k / n`` (95 % by default): small samples
+    of deteriorating beds give wide intervals, and 18 of 18 is not 1.0 for sure."""
+    if n <= 0 or not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}")
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    lo = 0.0 if k == 0 else max(0.0, min(p, centre - half))
+    hi = 1.0 if k == n else min(1.0, max(p, centre + half))
+    return lo, hi
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from alerting.core.config import load_rules
-from alerting.quality import Label, QualityMetrics, goals, parse_time, quality
+from alerting.quality import (
+    Label,
+    QualityMetrics,
+    activations,
+    goals,
+    median,
+    parse_time,
+    quality,
+    wilson_interval,
+)
 from alerting.replay import Replay
 from device_sims.children import (
     DEFAULT_BEDS,
@@ -105,8 +114,38 @@ def evaluate(
         if e["event"] == "raised" and e["bed"] in stable:
             key = f"{e['kind']}:{e['rule']}:{e['priority']}"
             false_by_rule[key] = false_by_rule.get(key, 0) + 1
+    # per deteriorating bed: the first alert in the window, and the first after the course
+    # began (an earlier one, from crying or noise, counts for sensitivity by definition)
+    acts = activations(events)
+    per_bed = []
+    after: list[float] = []
+    outcome = {o.bed: o for o in overall.outcomes}
+    for b in sset.beds:
+        if b.event is None or b.onset is None:
+            continue
+        o = outcome[b.bed]
+        first_after = next(
+            (a.t for a in acts if a.bed == b.bed and b.onset <= a.t <= b.event), None
+        )
+        lead_after = (
+            None if first_after is None else (b.event - first_after).total_seconds() / 3600
+        )
+        if lead_after is not None:
+            after.append(lead_after)
+        per_bed.append({
+            "bed": b.bed, "kind": b.kind, "system": b.system, "band": b.band,
+            "course_h": round((b.event - b.onset).total_seconds() / 3600, 2),
+            "lead_time_h": None if o.lead_time_h is None else round(o.lead_time_h, 3),
+            "lead_time_after_onset_h": None if lead_after is None else round(lead_after, 3),
+        })
+    n_det = overall.deteriorating_beds
+    lo, hi = wilson_interval(overall.detected_beds, n_det) if n_det else (None, None)
     t3 = time.perf_counter()
     head = overall.as_dict()
+    head["sensitivity_ci95"] = None if lo is None or hi is None else [round(lo, 4), round(hi, 4)]
+    head["sensitivity_after_onset"] = round(len(after) / n_det, 4) if n_det else None
+    m_after = median(after)
+    head["median_lead_time_after_onset_h"] = None if m_after is None else round(m_after, 3)
     result: dict[str, Any] = {
         **head,
         "scenario_set_version": sset.version,
@@ -120,6 +159,7 @@ def evaluate(
         "by_system": by_system,
         "raised_on_stable_beds_by_rule": dict(sorted(false_by_rule.items())),
         "missed_beds": [o.bed for o in overall.outcomes if not o.detected],
+        "deteriorating": per_bed,
     }
     timings = {
         "generate_s": round(t1 - t0, 3),

@@ -18,6 +18,7 @@ from alerting.quality import (
     outcomes,
     parse_time,
     quality,
+    wilson_interval,
 )
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
@@ -170,3 +171,21 @@ def test_wider_window_never_detects_less(events: list[dict[str, object]], labels
     wide = quality(events, labels, days, window_h=24)
     assert wide.detected_beds >= narrow.detected_beds
     assert wide.false_alerts == narrow.false_alerts
+
+
+def test_wilson_interval() -> None:
+    lo, hi = wilson_interval(18, 18)
+    assert 0.8 < lo < 0.85 and hi == 1.0
+    lo, hi = wilson_interval(0, 10)
+    assert lo == 0.0 and 0.25 < hi < 0.35
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)
+    with pytest.raises(ValueError):
+        wilson_interval(0, 0)
+
+
+@given(st.integers(1, 500).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))))
+def test_wilson_contains_the_estimate(kn: tuple[int, int]) -> None:
+    k, n = kn
+    lo, hi = wilson_interval(k, n)
+    assert 0.0 <= lo <= k / n <= hi <= 1.0
