@@ -268,14 +268,21 @@ def serve_cmd(
     watch_s: Annotated[float, typer.Option(
         min=0.2, max=3600, help="With --mqtt: look for changes this often (seconds), besides "
         "after every write request.")] = 2.0,
+    tls_cert: Annotated[Path | None, typer.Option(
+        help="Serve HTTPS with this certificate (PEM, e.g. from `wardwatch certs init`); "
+        "needs --tls-key.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(
+        help="The certificate's private key (PEM; refused unless only its owner may read it)."
+    )] = None,
 ) -> None:
-    """Serve the REST API (OpenAPI at /openapi.json)."""
+    """Serve the REST API (OpenAPI at /openapi.json); HTTPS with --tls-cert/--tls-key."""
     import socket
 
     import uvicorn
 
     from registry.api import create_app
 
+    tls = _tls_files(tls_cert, tls_key)
     engine = open_engine(db)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -287,7 +294,8 @@ def serve_cmd(
     sock.listen(128)  # connections wait in the backlog from now on, until uvicorn accepts
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
-    typer.echo(f"serving http://{shown}:{bound} ({engine.url.render_as_string()})", nl=True)
+    scheme = "https" if tls else "http"
+    typer.echo(f"serving {scheme}://{shown}:{bound} ({engine.url.render_as_string()})", nl=True)
     asgi: Any = create_app(engine)
     broker = notifier = None
     if mqtt:
@@ -304,7 +312,9 @@ def serve_cmd(
         notifier.start()
         asgi.state.broker = broker
         asgi = PokeOnWrite(asgi, notifier)
-    config = uvicorn.Config(asgi, log_level="warning", access_log=False)
+    config = uvicorn.Config(asgi, log_level="warning", access_log=False,
+                            ssl_certfile=tls[0] if tls else None,
+                            ssl_keyfile=tls[1] if tls else None)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
@@ -313,6 +323,23 @@ def serve_cmd(
         if broker is not None:
             broker.stop()
         engine.dispose()
+
+
+def _tls_files(cert: Path | None, key: Path | None) -> tuple[str, str] | None:
+    """The HTTPS certificate and key, checked before anything listens (exit 2 with why)."""
+    import ssl
+
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        fail("--tls-cert and --tls-key go together")
+    try:
+        if key.stat().st_mode & 0o077:
+            fail(f"{key}: a private key readable by others is refused (chmod 600 it)")
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        fail(f"cannot use {cert} with {key}: {getattr(exc, 'strerror', None) or exc}")
+    return str(cert), str(key)
 
 
 def register(app: typer.Typer) -> None:

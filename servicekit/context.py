@@ -4,7 +4,10 @@ Today the source is a ward file (TOML, written by a biomedical engineer or the d
 is the registry's API. Services call :func:`load_unit_context` with whatever the operator gave
 (``--context`` / ``WM_CONTEXT``): a path, or an ``http(s)://`` URL that answers ``GET`` with the
 unit context as JSON. Moving a unit from the file to the registry is a URL change, not a code
-change.
+change. An ``https://`` registry is verified against the system's trust store or, with
+``ca_file`` (``WM_REGISTRY_CA_FILE``), against that CA alone (e.g. the one ``wardwatch certs
+init`` made); a failed verification is an error that says so, never a silent fallback to plain
+HTTP.
 
 Ward file example::
 
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import tempfile
 import tomllib
 import urllib.error
@@ -80,15 +84,35 @@ def dump_ward_file(ctx: UnitContext) -> str:
     return dump_model(ctx)
 
 
-def _fetch(url: str, timeout_s: float) -> UnitContext:
-    req = urllib.request.Request(url, headers={"Accept": "application/json"})
+def _tls_context(url: str, ca_file: Path | None) -> ssl.SSLContext | None:
+    """Certificate and host-name verification for an https URL: against ``ca_file`` only when
+    given, else the system's trust store."""
+    if not url.startswith("https://"):
+        return None
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+        return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise UnitContextError(f"{url}: cannot use the CA file {ca_file}: {exc}") from exc
+
+
+def _fetch(url: str, timeout_s: float, ca_file: Path | None = None) -> UnitContext:
+    req = urllib.request.Request(url, headers={"Accept": "application/json"})
+    tls = _tls_context(url, ca_file)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s, context=tls) as resp:
             body = resp.read(MAX_CONTEXT_BYTES + 1)
     except urllib.error.HTTPError as exc:
         raise UnitContextError(f"{url}: the context source answered {exc.code} {exc.reason}") \
             from exc
     except (urllib.error.URLError, OSError) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        if isinstance(reason, ssl.SSLError):
+            trust = f"the CA in {ca_file}" if ca_file else "the system's trust store"
+            raise UnitContextError(
+                f"{url}: TLS with the context source failed: "
+                f"{getattr(reason, 'verify_message', None) or reason} (verified against {trust}; "
+                "WM_REGISTRY_CA_FILE names the registry's CA)"
+            ) from exc
         raise UnitContextError(f"{url}: cannot reach the context source: {exc}") from exc
     if len(body) > MAX_CONTEXT_BYTES:
         raise UnitContextError(f"{url}: context larger than {MAX_CONTEXT_BYTES} bytes")
@@ -102,11 +126,14 @@ def _fetch(url: str, timeout_s: float) -> UnitContext:
         raise UnitContextError(f"{url}: not JSON: {exc}") from exc
 
 
-def load_unit_context(source: str | Path, *, timeout_s: float = 10.0) -> UnitContext:
-    """The unit context from a ward file path or a registry URL (``http://``, ``https://``)."""
+def load_unit_context(
+    source: str | Path, *, timeout_s: float = 10.0, ca_file: Path | None = None
+) -> UnitContext:
+    """The unit context from a ward file path or a registry URL (``http://``, ``https://``;
+    an https registry verified against ``ca_file`` when given, else the system's trust store)."""
     text = str(source)
     if text.startswith(("http://", "https://")):
-        return _fetch(text, timeout_s)
+        return _fetch(text, timeout_s, ca_file)
     if text.startswith("file://"):
         text = text.removeprefix("file://")
     elif "://" in text:
@@ -164,10 +191,11 @@ class ContextSource:
     """
 
     def __init__(self, source: str | Path, cache_path: Path | None = None, *,
-                 timeout_s: float = 10.0) -> None:
+                 timeout_s: float = 10.0, ca_file: Path | None = None) -> None:
         self.source = source
         self.cache_path = cache_path
         self.timeout_s = timeout_s
+        self.ca_file = ca_file
         self.stale = False
         self.last_error: str | None = None
         self.last_ok_at: datetime | None = None
@@ -184,11 +212,13 @@ class ContextSource:
 
     def load(self) -> UnitContext:
         if not self.is_url or self.cache_path is None:
-            ctx = load_unit_context(self.source, timeout_s=self.timeout_s)
+            ctx = load_unit_context(self.source, timeout_s=self.timeout_s,
+                                    ca_file=self.ca_file)
             self.stale, self.last_error, self.last_ok_at = False, None, utcnow()
             return ctx
         try:
-            ctx = load_unit_context(self.source, timeout_s=self.timeout_s)
+            ctx = load_unit_context(self.source, timeout_s=self.timeout_s,
+                                    ca_file=self.ca_file)
         except UnitContextError as exc:
             self.last_error = str(exc)
             try:

@@ -33,6 +33,9 @@ class ServiceSettings(BaseSettings):
     #: where the unit context comes from: a ward file path or the registry's URL (overrides
     #: ``ward_file`` when set)
     context: str | None = None
+    #: the CA that signed an ``https://`` registry's certificate (unset: the system's trust
+    #: store); separate from ``mqtt_ca_file``, since the registry may sit behind another CA
+    registry_ca_file: Path | None = None
     log_level: str = "INFO"
 
     def context_source(self, cli_value: str | Path | None = None) -> str:
