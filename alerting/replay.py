@@ -569,7 +569,7 @@ class Replay:
             self.alerted = {k: set(v) for k, v in state["alerted"].items()}
             self.leads = LeadTimes.restore(state["leads"])
             self.engine.restore(state["engine"])
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (LookupError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise StateError(f"the state does not parse: {type(exc).__name__}: {exc}") from exc
 
 

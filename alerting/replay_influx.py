@@ -305,6 +305,31 @@ class InfluxReader:
             f"AND time >= '{_q_time(a)}' AND time < '{_q_time(b)}'"
         )
 
+    def next_time(self, unit: str, generation: str, a: datetime, b: datetime) -> datetime | None:
+        """The time of the first stored row (device or charted) in ``[a, b)``, or None."""
+        db = self.target.db
+        where = (
+            f"WHERE \"unit\" = '{unit}' AND \"generation\" = '{generation}' "
+            f"AND time >= '{_q_time(a)}' AND time < '{_q_time(b)}'"
+        )
+        found = self._select(
+            f'SELECT "value" FROM "{db}"."{OBS_RP}"."{OBS_MEASUREMENT}" {where} LIMIT 1'
+        )
+        if not self.charted_missing:
+            try:
+                found += self._select(
+                    f'SELECT "charted_at" FROM "{db}"."{CHARTED_RP}"."{CHARTED_MEASUREMENT}" '
+                    f"{where} LIMIT 1"
+                )
+            except InfluxError as exc:
+                if "retention policy not found" not in str(exc):
+                    raise
+                self.charted_missing = True
+        if not found:
+            return None
+        ns = min(int(r["time"]) for r in found)
+        return _EPOCH + timedelta(microseconds=ns // 1000)
+
     def charted(
         self, unit: str, generation: str, a: datetime, b: datetime
     ) -> list[dict[str, Any]]:
@@ -324,6 +349,12 @@ class InfluxReader:
             return []
 
 
+#: a page that returned more rows than this halves the next page (memory stays bounded when
+#: the data is denser than ``page`` assumed); one with fewer than a quarter doubles it again
+PAGE_ROWS = 100_000
+MIN_PAGE = timedelta(seconds=1)
+
+
 def stream(
     reader: InfluxReader,
     conv: Converter,
@@ -332,15 +363,32 @@ def stream(
     start: datetime,
     end: datetime,
     page: timedelta,
+    page_rows: int = PAGE_ROWS,
 ) -> Iterator[dict[str, Any]]:
-    """The replay lines of ``[start, end)``, read one ``page`` of time at a time (memory is
-    bounded by one page of rows, whatever the range)."""
+    """The replay lines of ``[start, end)``, read one page of time at a time.
+
+    Memory is bounded by one page of rows, whatever the range: a page that returned more than
+    ``page_rows`` rows halves the next one (down to a second), and a sparse one doubles it back
+    (up to ``page``). After an empty page the reader is asked where the next stored row is, so
+    a long range with little data (a month of one bed's spot checks, a unit closed for a
+    week) costs a few queries per gap, not one per page."""
     if page <= timedelta(0):
         raise ValueError("page must be positive")
+    size = page
     a = start
     while a < end:
-        b = min(a + page, end)
+        b = min(a + size, end)
         obs = reader.obs(unit, conv.generation, a, b)
         chart = reader.charted(unit, conv.generation, a, b)
+        rows = len(obs) + len(chart)
         yield from conv.page(obs, chart)
         a = b
+        if rows > page_rows:
+            size = max(size / 2, MIN_PAGE)
+        elif rows < page_rows // 4:
+            size = min(size * 2, page)
+        if rows == 0 and a < end:
+            nxt = reader.next_time(unit, conv.generation, a, end)
+            if nxt is None:
+                return
+            a = max(a, nxt)

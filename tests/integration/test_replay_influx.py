@@ -204,6 +204,18 @@ def test_paging_and_resuming_across_ranges_give_the_same_bytes(
     assert again.exit_code == 2 and "before the end of the saved state" in again.output
 
 
+def test_a_range_much_longer_than_the_data_skips_the_empty_stretches(
+    env: dict[str, str], ward_file: Path
+) -> None:
+    exact = replay(env, "--ward", str(ward_file))
+    wide = replay(env, "--ward", str(ward_file), start=T0 - timedelta(days=20),
+                  end=T0 + timedelta(days=2))
+    assert wide.exit_code == 0, wide.output
+    assert wide.stdout == exact.stdout
+    queries = int(wide.stderr.split(" queries")[0].rsplit(" ", 1)[1])
+    assert queries < 100  # 22 days of 5-minute pages would be 12,672 queries
+
+
 def test_only_the_chosen_generation_is_read(env: dict[str, str], ward_file: Path) -> None:
     res = runner.invoke(app, [
         "replay", "--from-influx", "--unit", "u1", "--start", iso(T0),

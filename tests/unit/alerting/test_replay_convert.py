@@ -190,19 +190,48 @@ class FakeReader:
     def charted(self, unit: str, gen: str, a: datetime, b: datetime) -> list[dict[str, Any]]:
         return []
 
+    def next_time(self, unit: str, gen: str, a: datetime, b: datetime) -> datetime | None:
+        lo, hi = (int(x.timestamp() * 1e9) for x in (a, b))
+        times = [r["time"] for r in self.rows if lo <= r["time"] < hi]
+        return T0 + timedelta(microseconds=(min(times) - NS0) // 1000) if times else None
+
 
 @settings(max_examples=50, deadline=None)
-@given(page_s=st.integers(1, 4000), n=st.integers(0, 60))
-def test_paging_never_changes_the_lines(page_s: int, n: int) -> None:
-    rows = [obs(i * 97.0, "b1", "HR", 80.0 + i) for i in range(n)]
+@given(
+    page_s=st.integers(1, 4000),
+    gaps=st.lists(st.integers(0, 30 * 86400), max_size=40),
+    page_rows=st.integers(1, 50),
+)
+def test_paging_never_changes_the_lines(page_s: int, gaps: list[int], page_rows: int) -> None:
+    times = sorted({g + 0.5 for g in gaps})
+    rows = [obs(s, "b1", "HR", 80.0 + i % 50) for i, s in enumerate(times)]
     specs = {"b1": BedSpec("bedside_pews", date(2021, 1, 1))}
     one = Converter(specs).page(rows, [])
     reader = FakeReader(rows)
     paged = list(stream(reader, Converter(specs), unit="u1",  # type: ignore[arg-type]
-                        start=T0, end=T0 + timedelta(seconds=97 * 60 + 1),
-                        page=timedelta(seconds=page_s)))
+                        start=T0, end=T0 + timedelta(days=31),
+                        page=timedelta(seconds=page_s), page_rows=page_rows))
     assert paged == one
     assert all(b - a <= timedelta(seconds=page_s) for a, b in reader.windows)
+
+
+def test_a_long_sparse_range_costs_queries_per_gap_not_per_page() -> None:
+    rows = [obs(0, "b1", "HR", 80.0), obs(20 * 86400, "b1", "HR", 81.0)]
+    reader = FakeReader(rows)
+    lines = list(stream(reader, Converter({"b1": BedSpec("bedside_pews", date(2021, 1, 1))}),
+                        unit="u1", start=T0, end=T0 + timedelta(days=30),  # type: ignore[arg-type]
+                        page=timedelta(minutes=5)))
+    assert len(lines) == 2 and len(reader.windows) <= 4  # not 8,640 pages of five minutes
+
+
+def test_a_dense_page_halves_the_next() -> None:
+    rows = [obs(s / 10, "b1", "HR", 80.0) for s in range(6000)]  # 10 rows a second
+    reader = FakeReader(rows)
+    list(stream(reader, Converter({"b1": BedSpec("bedside_pews", date(2021, 1, 1))}),
+                unit="u1", start=T0, end=T0 + timedelta(minutes=10),  # type: ignore[arg-type]
+                page=timedelta(minutes=5), page_rows=500))
+    sizes = [b - a for a, b in reader.windows]
+    assert sizes[0] == timedelta(minutes=5) and min(sizes) < timedelta(minutes=1)
 
 
 def test_stream_refuses_a_page_of_no_time() -> None:
