@@ -305,3 +305,35 @@ def test_stdout_is_byte_identical_across_processes_with_labels_state_and_compare
         assert b"lines/s" in one.stderr and b"lines/s" not in one.stdout
         outs.append((one.stdout, two.stdout, state.read_bytes()))
     assert outs[0] == outs[1]
+
+
+def test_a_replay_killed_mid_run_leaves_the_saved_state_as_it_was(tmp_path: Path) -> None:
+    """kill -9 while resuming: the state file is the one of the last finished run (written
+    only at the end, atomically), so the same input resumes from it again."""
+    state = tmp_path / "state.json"
+    k = 40
+    a = run("--input", str(write(tmp_path, RESUME_LINES[:k], "a.jsonl")), "--json",
+            "--state", str(state))
+    assert a.exit_code == 0, a.output
+    before = state.read_bytes()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wardwatch.cli", "replay", "--input", "-", "--json",
+         "--state", str(state)],
+        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write(("\n".join(RESUME_LINES[k:]) + "\n").encode())
+        proc.stdin.flush()  # stdin stays open: the replay is still running
+        first = json.loads(proc.stdout.readline())  # it has replayed into part b
+        assert first["bed"] == "b1"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert state.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl", "state.json"]
+    b = run("--input", str(write(tmp_path, RESUME_LINES[k:], "b.jsonl")), "--json",
+            "--state", str(state))
+    whole = run("--input", str(write(tmp_path, RESUME_LINES, "all.jsonl")), "--json")
+    assert parsed(a.stdout)[0] + parsed(b.stdout)[0] == parsed(whole.stdout)[0]
