@@ -209,8 +209,9 @@ def replay(
         str, typer.Option(help="--from-influx: which stored data: real, test or demo.")
     ] = "real",
     page_minutes: Annotated[
-        float, typer.Option(help="--from-influx: read this many minutes of history per query.")
-    ] = 5.0,
+        float,
+        typer.Option(help="--from-influx: at most this many minutes of history per query."),
+    ] = 60.0,
     save_input: Annotated[
         Path | None,
         typer.Option(help="--from-influx: also write the replay lines read to this file (0600)."),

@@ -353,6 +353,8 @@ class InfluxReader:
 #: the data is denser than ``page`` assumed); one with fewer than a quarter doubles it again
 PAGE_ROWS = 100_000
 MIN_PAGE = timedelta(seconds=1)
+#: the first page: small, so a dense unit's first query is not its largest
+FIRST_PAGE = timedelta(minutes=1)
 
 
 def stream(
@@ -367,14 +369,15 @@ def stream(
 ) -> Iterator[dict[str, Any]]:
     """The replay lines of ``[start, end)``, read one page of time at a time.
 
-    Memory is bounded by one page of rows, whatever the range: a page that returned more than
-    ``page_rows`` rows halves the next one (down to a second), and a sparse one doubles it back
-    (up to ``page``). After an empty page the reader is asked where the next stored row is, so
+    Memory is bounded by one page of rows, whatever the range: pages start at a minute (or
+    ``page`` if shorter); a page that returned more than ``page_rows`` rows halves the next
+    one (down to a second), and one with fewer than a quarter of that doubles it (up to
+    ``page``). After an empty page the reader is asked where the next stored row is, so
     a long range with little data (a month of one bed's spot checks, a unit closed for a
     week) costs a few queries per gap, not one per page."""
     if page <= timedelta(0):
         raise ValueError("page must be positive")
-    size = page
+    size = min(page, FIRST_PAGE)
     a = start
     while a < end:
         b = min(a + size, end)

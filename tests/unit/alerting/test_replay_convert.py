@@ -231,7 +231,18 @@ def test_a_dense_page_halves_the_next() -> None:
                 unit="u1", start=T0, end=T0 + timedelta(minutes=10),  # type: ignore[arg-type]
                 page=timedelta(minutes=5), page_rows=500))
     sizes = [b - a for a, b in reader.windows]
-    assert sizes[0] == timedelta(minutes=5) and min(sizes) < timedelta(minutes=1)
+    assert sizes[0] == timedelta(minutes=1) and min(sizes) < timedelta(minutes=1)
+
+
+def test_pages_grow_to_the_largest_on_sparse_data() -> None:
+    rows = [obs(s * 60.0, "b1", "HR", 80.0) for s in range(600)]  # a row a minute
+    reader = FakeReader(rows)
+    list(stream(reader, Converter({"b1": BedSpec("bedside_pews", date(2021, 1, 1))}),
+                unit="u1", start=T0, end=T0 + timedelta(hours=10),  # type: ignore[arg-type]
+                page=timedelta(minutes=60)))
+    sizes = [b - a for a, b in reader.windows]
+    assert sizes[:4] == [timedelta(minutes=m) for m in (1, 2, 4, 8)]
+    assert max(sizes) == timedelta(minutes=60) and len(sizes) < 20
 
 
 def test_stream_refuses_a_page_of_no_time() -> None:
