@@ -24,7 +24,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Body, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from sqlalchemy import Engine
@@ -34,6 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry import assets, audit, care, roles, users
+from registry import enroll as enrolment
 from registry.db import transaction
 from registry.errors import (
     Forbidden,
@@ -522,6 +523,40 @@ def create_app(
     def discharge(admission: AdmissionRef, req: Annotated[TimeRequest | None, Body()] = None,
                   ) -> AdmissionView:
         return run(lambda s, t: care.discharge(s, admission, req or TimeRequest(), now=t))
+
+    # -- gateway enrolment (registry.enroll): a broker identity, its secret answered once --
+    def broker_admin(request: Request) -> Any:
+        broker = getattr(request.app.state, "broker", None)
+        if broker is None:
+            raise Unavailable("no broker connection (serve --mqtt): the registry cannot enrol, "
+                              "rotate or revoke gateways")
+        return broker
+
+    @app.post("/gateways/{gateway}/enroll", status_code=201, tags=["gateways"])
+    def enroll_gateway(gateway: GatewayId, req: enrolment.EnrollRequest, request: Request,
+                       response: Response) -> enrolment.Enrollment:
+        """Register the gateway (if new) and make its broker identity; the answer holds its
+        password and edge config, once (biomed, admin)."""
+        b = broker_admin(request)
+        response.headers["Cache-Control"] = "no-store"
+        return enrolment.enroll(engine, b, gateway, req, broker=b.target(), actor=me().user,
+                                now=now)
+
+    @app.post("/gateways/{gateway}/rotate", tags=["gateways"])
+    def rotate_gateway(gateway: GatewayId, request: Request, response: Response,
+                       req: Annotated[enrolment.RotateRequest | None, Body()] = None,
+                       ) -> enrolment.Enrollment:
+        """New credentials for an enrolled gateway; the old ones stop working at once."""
+        b = broker_admin(request)
+        response.headers["Cache-Control"] = "no-store"
+        return enrolment.rotate(engine, b, gateway, req, broker=b.target(), actor=me().user,
+                                now=now)
+
+    @app.post("/gateways/{gateway}/revoke", tags=["gateways"])
+    def revoke_gateway(gateway: GatewayId, request: Request) -> enrolment.Revocation:
+        """Remove the gateway's broker identity: disconnected at once, refused from then on."""
+        return enrolment.revoke(engine, broker_admin(request), gateway, actor=me().user,
+                                now=now)
 
     # -- alerts: a nurse's command, handed to the broker ----------------------------------
     def alert_command(site: str, unit: str, alert_id: str, action: CommandAction,

@@ -17,10 +17,13 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from paho.mqtt.reasoncodes import ReasonCode
 
+from registry.enroll import BrokerTarget, DynsecChannel
+from servicekit import dynsec
 from servicekit.mqtt import MqttParams, MqttSession
 from wardwire import topics
 from wardwire.models import ContextChanged
@@ -37,10 +40,16 @@ class RegistryBroker:
     def __init__(self, params: MqttParams, *, client_id: str | None = None,
                  root: str = topics.ROOT) -> None:
         self.root = root
+        # gateway enrolment (registry.enroll): dynamic-security requests on this connection,
+        # their answers matched by correlation data
+        self.dynsec = DynsecChannel()
         self.session = MqttSession(
             params, client_id or f"registry-{socket.gethostname()}"[:64],
             log_name="registry.broker",
+            subscriptions=[(dynsec.RESPONSE_TOPIC, 1)],
+            on_message=self.dynsec.on_message,
         )
+        self.dynsec.session = self.session
         self._lock = threading.Lock()
         self.published = 0
         self.refused = 0
@@ -54,6 +63,18 @@ class RegistryBroker:
 
     def stop(self) -> None:
         self.session.stop()
+
+    def control(
+        self, commands: Sequence[Mapping[str, Any]], timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """Run dynamic-security commands as the registry identity (``registry.enroll``)."""
+        return self.dynsec.control(commands, timeout)
+
+    def target(self) -> BrokerTarget:
+        """Where a gateway enrolled by this registry connects, by default: this broker."""
+        p = self.session.params
+        return BrokerTarget(host=p.host, port=p.port,
+                            ca_file=str(p.ca_file) if p.ca_file else None, topic_root=self.root)
 
     def _done(self, what: str) -> Callable[[ReasonCode], None]:
         def done(rc: ReasonCode) -> None:

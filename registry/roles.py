@@ -47,6 +47,7 @@ class Permission(StrEnum):
     ALERTS = "alerts"  # acknowledge, snooze, escalate, resolve an alert
     USERS = "users"  # user accounts and their tokens
     AUDIT = "audit"  # read the audit log
+    CREDENTIALS = "credentials"  # enrol, rotate, revoke a gateway's broker identity
 
 
 STAFF: Final = frozenset({Role.NURSE, Role.NURSE_IN_CHARGE, Role.BIOMED, Role.UNIT_MANAGER,
@@ -65,6 +66,7 @@ GRANTS: Final[dict[Permission, frozenset[Role]]] = {
     Permission.ALERTS: NURSES,
     Permission.USERS: frozenset({Role.ADMIN}),
     Permission.AUDIT: frozenset({Role.ADMIN, Role.UNIT_MANAGER}),
+    Permission.CREDENTIALS: frozenset({Role.BIOMED, Role.ADMIN}),
 }
 
 #: why a role lacks a permission, said in the 403 answer
@@ -78,6 +80,7 @@ WHAT: Final[dict[Permission, str]] = {
     Permission.ALERTS: "act on alerts",
     Permission.USERS: "manage users",
     Permission.AUDIT: "read the audit log",
+    Permission.CREDENTIALS: "enrol, rotate or revoke a gateway's broker identity",
 }
 
 P = Permission
@@ -101,6 +104,9 @@ RULES: Final[dict[tuple[str, str], Permission]] = {
     ("GET", "/gateways"): P.READ,
     ("GET", "/gateways/{gateway}"): P.READ,
     ("POST", "/gateways/{gateway}/retire"): P.ASSETS,
+    ("POST", "/gateways/{gateway}/enroll"): P.CREDENTIALS,
+    ("POST", "/gateways/{gateway}/rotate"): P.CREDENTIALS,
+    ("POST", "/gateways/{gateway}/revoke"): P.CREDENTIALS,
     ("GET", "/units/{site}/{unit}/beds"): P.READ,
     ("POST", "/units/{site}/{unit}/beds"): P.ASSETS,
     ("GET", "/units/{site}/{unit}/beds/{bed}"): P.READ,
