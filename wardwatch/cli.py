@@ -37,6 +37,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "sim": Subcommand("device_sims.cli", "Simulated bedside devices."),
     "pews": Subcommand("alerting.pews.cli", "Score PEWS observation sets; list tables."),
     "replay": Subcommand("alerting.replay_cli", "Run the alert engine over a recorded stream."),
+    "certs": Subcommand("wardwatch.certs", "Development and demo certificates (CA, server, "
+                        "clients)."),
 }
 
 
@@ -146,7 +148,12 @@ def eval_(
     from wardwatch.evaluate import write_scenarios as write
 
     if write_scenarios is not None:
-        typer.echo(json.dumps(write(write_scenarios, seed, beds, days)))
+        try:
+            written = write(write_scenarios, seed, beds, days)
+        except OSError as exc:
+            sys.stderr.write(f"eval: cannot write the scenarios to {write_scenarios}: {exc}\n")
+            raise typer.Exit(1) from None
+        typer.echo(json.dumps(written))
         return
 
     def warn(msg: str) -> None:

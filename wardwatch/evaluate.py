@@ -174,12 +174,16 @@ def evaluate(
 def _write_lines(path: Path, lines: Iterable[str]) -> int:
     n = 0
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for text in lines:
-            f.write(text)
-            f.write("\n")
-            n += 1
-    tmp.replace(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for text in lines:
+                f.write(text)
+                f.write("\n")
+                n += 1
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no half-written file is left behind
+        raise
     return n
 
 

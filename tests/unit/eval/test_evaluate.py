@@ -79,3 +79,12 @@ def test_written_scenarios_replay_to_the_same_metrics(tmp_path: Path) -> None:
     result = json.loads(ev.stdout.strip().splitlines()[-1])
     for key, value in m.items():
         assert result[key] == value, key
+
+
+def test_write_scenarios_onto_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    target = tmp_path / "taken"
+    target.write_text("mine\n")
+    res = runner.invoke(app, ["eval", "--write-scenarios", str(target), *SMALL])
+    assert res.exit_code == 1
+    assert "cannot write the scenarios" in res.stderr and res.stdout == ""
+    assert target.read_text() == "mine\n"  # nothing lost
