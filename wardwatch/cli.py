@@ -37,6 +37,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "sim": Subcommand("device_sims.cli", "Simulated bedside devices."),
     "pews": Subcommand("alerting.pews.cli", "Score PEWS observation sets; list tables."),
     "replay": Subcommand("alerting.replay_cli", "Run the alert engine over a recorded stream."),
+    "certs": Subcommand("wardwatch.certs", "Development and demo certificates (CA, server, "
+                        "clients)."),
 }
 
 
