@@ -55,9 +55,11 @@ from datetime import UTC, datetime
 __all__ = [
     "ALERTING_PRIORITIES",
     "ALL_PRIORITIES",
+    "CLINICAL",
     "DEFAULT_WINDOW_H",
     "DETERIORATION",
     "GOALS",
+    "TECHNICAL",
     "AlertActivation",
     "BedOutcome",
     "Label",
