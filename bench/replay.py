@@ -2,6 +2,7 @@
 
     python bench/replay.py                      # 40 beds x 720 lines (12 h at 1 line/min)
     python bench/replay.py --beds 40 --minutes 1440 --keep /tmp/ward.jsonl
+    python bench/replay.py --labels             # + a label line per deteriorating bed at the end
 
 Writes a recording of ``--beds`` beds, one line per bed per minute for ``--minutes`` minutes
 (``beds x minutes`` device lines, plus an hourly charted set per bed merged into that minute's
@@ -17,6 +18,11 @@ The recording is realistic in shape, not clinically validated: ages from newborn
 baseline, about 15 % of beds deteriorating over the run (HR and RR rising, SpO2 falling), now
 and then a probe off (``spo2_pct: null``) or an artefact (``hr_bpm: 400``). Seeded: the same
 arguments give the same file.
+
+Two more in-process phases check the extensions of issue 17: ``resume`` replays the first
+half, keeps ``Replay.snapshot()`` (through JSON, as ``--state`` does), resumes on the second
+half and says whether the output is the same bytes as one pass; ``compare`` feeds every line
+to two replays (the default rules twice, as ``--compare`` does) and gives its lines/s.
 
 Prints one JSON line per phase and last ``{"lines", "seconds", "lines_per_s", ...}`` for the
 subprocess run (start-up included), with the in-process figures, the number of alert events,
@@ -57,7 +63,7 @@ def _baseline(age_days: float) -> tuple[float, float, float]:
     return BASELINES[-1][1:]
 
 
-def generate(path: Path, beds: int, minutes: int, seed: int) -> int:
+def generate(path: Path, beds: int, minutes: int, seed: int, labels: bool = False) -> int:
     """Write the recording; returns the number of lines."""
     rnd = random.Random(seed)
     t0 = datetime(2024, 5, 1, 6, 0, tzinfo=UTC)
@@ -112,6 +118,12 @@ def generate(path: Path, beds: int, minutes: int, seed: int) -> int:
                 if b["worse"] and m % 30 == 29:
                     f.write(json.dumps({"t": t, "bed": b["bed"], "command": "ack"}) + "\n")
                     n += 1
+        if labels:
+            t = (t0 + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
+            for b in ward:
+                if b["worse"]:
+                    f.write(json.dumps({"t": t, "bed": b["bed"], "label": "deterioration"}) + "\n")
+                    n += 1
     return n
 
 
@@ -135,6 +147,39 @@ def in_process(path: Path) -> tuple[float, int, bytes]:
     return seconds, events, ("\n".join(out) + "\n").encode()
 
 
+def resumed(path: Path) -> tuple[float, bytes]:
+    """The first half, the state through JSON, then the second half on the restored replay."""
+    from alerting.core import load_rules
+    from alerting.replay import replay
+
+    rules = load_rules(None)
+    lines = path.read_bytes().splitlines(keepends=True)
+    half = len(lines) // 2
+    started = time.perf_counter()
+    saved: list[dict[str, object]] = []
+    out = [json.dumps(d) for d in replay(lines[:half], rules,
+                                         done=lambda r: saved.append(r.snapshot()))][:-1]
+    state = json.loads(json.dumps(saved[0], sort_keys=True))
+    out += [json.dumps(d) for d in replay(lines[half:], rules, state=state)]
+    return time.perf_counter() - started, ("\n".join(out) + "\n").encode()
+
+
+def compared(path: Path) -> float:
+    """Both rule packs in one pass, as ``--compare`` does (the default rules twice)."""
+    from alerting.core import load_rules
+    from alerting.replay import Replay
+
+    a, b = Replay(load_rules(None)), Replay(load_rules(None))
+    started = time.perf_counter()
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            a.feed(raw, lineno)
+            b.feed(raw, lineno)
+    a.summary(beds_alerted=True)
+    b.summary(beds_alerted=True)
+    return time.perf_counter() - started
+
+
 def as_subprocess(path: Path) -> tuple[float, bytes]:
     started = time.perf_counter()
     res = subprocess.run(
@@ -150,14 +195,22 @@ def main() -> None:
     ap.add_argument("--minutes", type=int, default=720, help="lines per bed (1 a minute)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--keep", type=Path, help="write the recording here (kept)")
+    ap.add_argument("--labels", action="store_true",
+                    help="end with a label line per deteriorating bed (lead times in the summary)")
     args = ap.parse_args()
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or Path(tmp) / "ward.jsonl"
-        lines = generate(path, args.beds, args.minutes, args.seed)
+        lines = generate(path, args.beds, args.minutes, args.seed, args.labels)
         s_in, events, out_in = in_process(path)
         print(json.dumps({"phase": "in_process", "lines": lines, "seconds": round(s_in, 3),
                           "lines_per_s": round(lines / s_in), "events": events}), flush=True)
+        s_res, out_res = resumed(path)
+        print(json.dumps({"phase": "resume", "lines": lines, "seconds": round(s_res, 3),
+                          "same_output": out_res == out_in}), flush=True)
+        s_cmp = compared(path)
+        print(json.dumps({"phase": "compare", "lines": lines, "seconds": round(s_cmp, 3),
+                          "lines_per_s": round(lines / s_cmp)}), flush=True)
         s_sub, out_sub = as_subprocess(path)
     print(json.dumps({
         "lines": lines,
@@ -168,6 +221,8 @@ def main() -> None:
         "beds": args.beds,
         "events": events,
         "same_output": out_in == out_sub,
+        "resume_same_output": out_res == out_in,
+        "compare_lines_per_s": round(lines / s_cmp),
         "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "cpus": os.cpu_count(),
     }))
