@@ -53,12 +53,14 @@ def unit_context_or_exit(
     settings: ServiceSettings, ward: Path | None = None, context: str | None = None
 ) -> UnitContext:
     """The unit context from ``--context``, ``--ward`` or the settings; exit 2 if unusable."""
-    from servicekit.context import UnitContextError, load_unit_context
+    from servicekit.context import UnitContextError, load_unit_context, read_token_file
 
     try:
-        return load_unit_context(
-            settings.context_source(context or ward), ca_file=settings.registry_ca_file
-        )
+        source = settings.context_source(context or ward)
+        token = settings.registry_token_value()
+        if settings.registry_token_file is not None and source.startswith(("http:", "https:")):
+            token = read_token_file(settings.registry_token_file)
+        return load_unit_context(source, ca_file=settings.registry_ca_file, token=token)
     except UnitContextError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
@@ -73,7 +75,8 @@ def context_source_or_exit(
     from servicekit.context import ContextSource, UnitContextError
 
     source = ContextSource(
-        settings.context_source(context or ward), cache, ca_file=settings.registry_ca_file
+        settings.context_source(context or ward), cache, ca_file=settings.registry_ca_file,
+        token=settings.registry_token_value(), token_file=settings.registry_token_file,
     )
     try:
         unit = source.load()

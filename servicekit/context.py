@@ -54,6 +54,7 @@ __all__ = [
     "dump_ward_file",
     "load_unit_context",
     "load_ward_file",
+    "read_token_file",
 ]
 
 #: A context document larger than this is refused (a unit has tens of beds, not millions).
@@ -95,15 +96,41 @@ def _tls_context(url: str, ca_file: Path | None) -> ssl.SSLContext | None:
         raise UnitContextError(f"{url}: cannot use the CA file {ca_file}: {exc}") from exc
 
 
-def _fetch(url: str, timeout_s: float, ca_file: Path | None = None) -> UnitContext:
-    req = urllib.request.Request(url, headers={"Accept": "application/json"})
+def read_token_file(path: Path) -> str:
+    """A registry bearer token from ``path``: its first line, the file readable by its owner
+    only (a token is a credential: refused if group or others may read it)."""
+    try:
+        mode = path.stat().st_mode
+        if mode & 0o077:
+            raise UnitContextError(
+                f"{path}: the registry token file may be read by others (mode "
+                f"{mode & 0o777:o}): chmod 600 it")
+        token = path.read_text(encoding="utf-8").split("\n", 1)[0].strip()
+    except OSError as exc:
+        raise UnitContextError(f"{path}: cannot read the registry token: {exc}") from exc
+    if not token:
+        raise UnitContextError(f"{path}: the registry token file is empty")
+    return token
+
+
+def _fetch(url: str, timeout_s: float, ca_file: Path | None = None,
+           token: str | None = None) -> UnitContext:
+    headers = {"Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, headers=headers)
     tls = _tls_context(url, ca_file)
     try:
         with urllib.request.urlopen(req, timeout=timeout_s, context=tls) as resp:
             body = resp.read(MAX_CONTEXT_BYTES + 1)
     except urllib.error.HTTPError as exc:
-        raise UnitContextError(f"{url}: the context source answered {exc.code} {exc.reason}") \
-            from exc
+        hint = ""
+        if exc.code in (401, 403):
+            hint = (" (the registry needs a token: WM_REGISTRY_TOKEN_FILE names a 0600 file "
+                    "holding a service user's token)" if not token else
+                    " (the token in WM_REGISTRY_TOKEN_FILE / WM_REGISTRY_TOKEN was refused)")
+        raise UnitContextError(
+            f"{url}: the context source answered {exc.code} {exc.reason}{hint}") from exc
     except (urllib.error.URLError, OSError) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         if isinstance(reason, ssl.SSLError):
@@ -127,13 +154,14 @@ def _fetch(url: str, timeout_s: float, ca_file: Path | None = None) -> UnitConte
 
 
 def load_unit_context(
-    source: str | Path, *, timeout_s: float = 10.0, ca_file: Path | None = None
+    source: str | Path, *, timeout_s: float = 10.0, ca_file: Path | None = None,
+    token: str | None = None,
 ) -> UnitContext:
     """The unit context from a ward file path or a registry URL (``http://``, ``https://``;
     an https registry verified against ``ca_file`` when given, else the system's trust store)."""
     text = str(source)
     if text.startswith(("http://", "https://")):
-        return _fetch(text, timeout_s, ca_file)
+        return _fetch(text, timeout_s, ca_file, token)
     if text.startswith("file://"):
         text = text.removeprefix("file://")
     elif "://" in text:
@@ -191,11 +219,16 @@ class ContextSource:
     """
 
     def __init__(self, source: str | Path, cache_path: Path | None = None, *,
-                 timeout_s: float = 10.0, ca_file: Path | None = None) -> None:
+                 timeout_s: float = 10.0, ca_file: Path | None = None,
+                 token: str | None = None, token_file: Path | None = None) -> None:
         self.source = source
         self.cache_path = cache_path
         self.timeout_s = timeout_s
         self.ca_file = ca_file
+        #: the registry bearer token, or the 0600 file holding it (re-read at every load, so a
+        #: rotated token is picked up without a restart)
+        self.token = token
+        self.token_file = token_file
         self.stale = False
         self.last_error: str | None = None
         self.last_ok_at: datetime | None = None
@@ -210,15 +243,20 @@ class ContextSource:
             return None
         return max(0.0, ((now or utcnow()) - self.last_ok_at).total_seconds())
 
+    def _load(self) -> UnitContext:
+        token = self.token
+        if self.is_url and self.token_file is not None:
+            token = read_token_file(self.token_file)
+        return load_unit_context(self.source, timeout_s=self.timeout_s, ca_file=self.ca_file,
+                                 token=token)
+
     def load(self) -> UnitContext:
         if not self.is_url or self.cache_path is None:
-            ctx = load_unit_context(self.source, timeout_s=self.timeout_s,
-                                    ca_file=self.ca_file)
+            ctx = self._load()
             self.stale, self.last_error, self.last_ok_at = False, None, utcnow()
             return ctx
         try:
-            ctx = load_unit_context(self.source, timeout_s=self.timeout_s,
-                                    ca_file=self.ca_file)
+            ctx = self._load()
         except UnitContextError as exc:
             self.last_error = str(exc)
             try:

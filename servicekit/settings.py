@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from servicekit.mqtt import MqttParams
@@ -36,6 +37,11 @@ class ServiceSettings(BaseSettings):
     #: the CA that signed an ``https://`` registry's certificate (unset: the system's trust
     #: store); separate from ``mqtt_ca_file``, since the registry may sit behind another CA
     registry_ca_file: Path | None = None
+    #: a 0600 file holding the registry bearer token of this service's user (role ``service``,
+    #: ``wardwatch registry user token USER --out FILE``); or the token itself in
+    #: ``WM_REGISTRY_TOKEN`` (never on the command line)
+    registry_token_file: Path | None = None
+    registry_token: SecretStr | None = None
     log_level: str = "INFO"
 
     def context_source(self, cli_value: str | Path | None = None) -> str:
@@ -44,6 +50,10 @@ class ServiceSettings(BaseSettings):
         if cli_value is not None:
             return str(cli_value)
         return self.context if self.context is not None else str(self.ward_file)
+
+    def registry_token_value(self) -> str | None:
+        """``WM_REGISTRY_TOKEN``'s value (the file, when set, is read by the context source)."""
+        return self.registry_token.get_secret_value() if self.registry_token else None
 
     def mqtt_params(self) -> MqttParams:
         return MqttParams(
