@@ -94,13 +94,16 @@ def test_a_login_token_works_until_it_expires(client: TestClient, clock: Clock) 
     assert r.status_code == 401 and "expired" in r.json()["reason"]
 
 
-@pytest.mark.parametrize("token", [
+BAD_TOKENS = [
     "", "Bearer", "wwt_", "wwt_0123456789abcdef_" + "A" * 43, "x" * 10_000, "wwt_zz_zz",
     "wwt_0123456789abcdef_" + "A" * 42 + "\u00e9",
-])
-def test_bad_tokens_are_401(client: TestClient, token: str) -> None:
-    r = client.get("/me", headers={"Authorization": f"Bearer {token}".encode("latin-1")})
-    assert r.status_code == 401 and r.json()["reason"]
+]
+
+
+def test_bad_tokens_are_401(client: TestClient) -> None:
+    for token in BAD_TOKENS:
+        r = client.get("/me", headers={"Authorization": f"Bearer {token}".encode("latin-1")})
+        assert r.status_code == 401 and r.json()["reason"], token
 
 
 def test_a_wrong_secret_for_a_real_token_id_is_401(client: TestClient) -> None:
