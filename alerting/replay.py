@@ -555,10 +555,13 @@ class Replay:
             self.resumed_at = self.last_t
             self.lines = int(state["lines"])
             self.refused = int(state["refused"])
-            self.specs = {
-                b: _Spec(sys_, None if d is None else date.fromisoformat(d), days)
-                for b, (sys_, d, days) in state["specs"].items()
-            }
+            self.specs = {}
+            for b, (sys_, d, days) in state["specs"].items():
+                if sys_ not in SYSTEMS or not (
+                    days is None or (isinstance(days, int | float) and math.isfinite(days))
+                ):
+                    raise ValueError(f"specs[{b!r}]: {sys_!r}, {days!r}")
+                self.specs[b] = _Spec(sys_, None if d is None else date.fromisoformat(d), days)
             self.spans = {
                 b: [datetime.fromisoformat(a), datetime.fromisoformat(z)]
                 for b, (a, z) in state["spans"].items()

@@ -268,7 +268,10 @@ def replay(
             unit_id, start, end, ward, registry, generation, page_minutes, warn, source_note
         )
         if save_input is not None:
-            fd = os.open(save_input, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                fd = os.open(save_input, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            except OSError as exc:
+                raise _fail(f"--save-input: cannot write {save_input}: {exc.strerror}") from None
             os.fchmod(fd, 0o600)
             save = os.fdopen(fd, "w", encoding="utf-8")
     else:
@@ -333,7 +336,14 @@ def replay(
             save.close()
     out.flush()
     if state_path is not None:
-        _write_state(state_path, replays[0].snapshot())
+        try:
+            _write_state(state_path, replays[0].snapshot())
+        except OSError as exc:
+            raise _fail(
+                f"--state: cannot write {state_path}: {exc.strerror or exc} (the output above "
+                "is complete; the saved state is the previous one)",
+                EXIT_SOURCE,
+            ) from None
     elapsed = time.perf_counter() - started
     lines = replays[0].lines_here
     rate = lines / elapsed if elapsed > 0 else 0.0

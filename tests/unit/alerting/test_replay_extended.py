@@ -201,6 +201,9 @@ def test_a_state_ending_after_the_first_line_is_refused() -> None:
         ({"rules_version": "zz"}, "rules version"),
         ({"spans": {"b1": ["nope", "nope"]}}, "does not parse"),
         ({"engine": {"version": 1}}, "does not parse"),
+        ({"specs": {"b1": ["no_such_system", None, 3]}}, "does not parse"),
+        ({"specs": {"b1": ["bedside_pews", None, "old"]}}, "does not parse"),
+        ({"leads": {"recent": {"b1": [["x"]]}}}, "does not parse"),
     ],
 )
 def test_a_state_that_cannot_be_resumed_is_refused(change: dict[str, Any], why: str) -> None:
@@ -236,6 +239,18 @@ def test_cli_state_resume_file_mode_and_refusals(tmp_path: Path) -> None:
     state.write_text("{not json")
     bad = run("--input", str(tmp_path / "b.jsonl"), "--json", "--state", str(state))
     assert bad.exit_code == 2 and "not a replay state" in bad.output
+
+
+def test_cli_a_state_or_saved_input_that_cannot_be_written(tmp_path: Path) -> None:
+    data = str(write(tmp_path, RESUME_LINES[:5]))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    res = run("--input", data, "--json", "--state", str(blocker / "state.json"))
+    assert res.exit_code == 2 and "cannot read" in res.output  # refused before replaying
+    assert res.stdout == ""
+    res = run("--from-influx", "--unit", "u1", "--start", ts(0), "--end", ts(60),
+              "--ward", data, "--save-input", str(blocker / "x.jsonl"))
+    assert res.exit_code == 2
 
 
 def test_cli_state_is_not_written_when_a_line_is_malformed(tmp_path: Path) -> None:
