@@ -53,14 +53,12 @@ def check_ward(path: Path) -> None:
 def show(
     context: str = typer.Argument(help="A ward file path or a registry URL."),
 ) -> None:
-    """Print a unit's context as JSON (what the services see), from a ward file or a URL."""
-    from servicekit.context import UnitContextError, load_unit_context
+    """Print a unit's context as JSON (what the services see), from a ward file or a URL (with
+    the token in WM_REGISTRY_TOKEN_FILE or WM_REGISTRY_TOKEN, the CA in WM_REGISTRY_CA_FILE)."""
+    from servicekit.cli import unit_context_or_exit
+    from servicekit.settings import ServiceSettings
 
-    try:
-        ctx = load_unit_context(context)
-    except UnitContextError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+    ctx = unit_context_or_exit(ServiceSettings(), context=context)
     typer.echo(ctx.model_dump_json(indent=2))
 
 

@@ -2,12 +2,14 @@
 
 ``servicekit.context`` loading the server's context URL gets the same ``UnitContext`` as
 ``export-context``; the CLI and the API write to the same SQLite file at once; a backup taken
-while the server writes is a consistent registry; the server stops cleanly on SIGTERM.
+while the server writes is a consistent registry; the server stops cleanly on SIGTERM. The API
+is used with tokens the CLI issued (a unit manager's, a service's), as an operator would.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -33,11 +35,27 @@ class Server:
     url: str
     db: str
     proc: subprocess.Popen[str]
+    #: bearer tokens the CLI issued: a unit manager's (writes) and a service's (contexts)
+    manager: str = ""
+    service: str = ""
+
+    def auth(self, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.manager}"}
 
 
-def registry(*args: str, code: int = 0) -> str:
+def issue_tokens(db: str) -> tuple[str, str]:
+    registry("user", "add", "um", "--role", "unit_manager", "--password-stdin", "--db", db,
+             stdin="correct horse battery\n")
+    registry("user", "add", "svc", "--role", "service", "--db", db)
+    return (registry("user", "token", "um", "--db", db).strip(),
+            registry("user", "token", "svc", "--days", "1", "--db", db).strip())
+
+
+def registry(*args: str, code: int = 0, stdin: str | None = None,
+             env: dict[str, str] | None = None) -> str:
     proc = subprocess.run([sys.executable, "-m", "registry", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=120, check=False)
+                          capture_output=True, text=True, timeout=120, check=False,
+                          input=stdin, env=None if env is None else {**os.environ, **env})
     assert proc.returncode == code, (args, proc.stdout, proc.stderr)
     return proc.stdout if code == 0 else proc.stderr
 
@@ -53,7 +71,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
         assert proc.stdout is not None
         first = proc.stdout.readline()  # printed once the socket listens (bounded: timeout)
         assert first.startswith("serving http://127.0.0.1:"), first + proc.stderr.read()
-        yield Server(first.split()[1], db, proc)
+        yield Server(first.split()[1], db, proc, *issue_tokens(db))
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -80,16 +98,18 @@ def seed(db: str) -> None:
 def test_servicekit_reads_the_same_context_from_the_running_server(server: Server) -> None:
     seed(server.db)
     url = f"{server.url}/units/demo/picu/context"
-    loaded = load_unit_context(url)
+    with pytest.raises(UnitContextError, match=r"401.*WM_REGISTRY_TOKEN_FILE"):
+        load_unit_context(url)  # no token
+    loaded = load_unit_context(url, token=server.service)
     exported = UnitContext.model_validate_json(
         registry("export-context", "--unit", "demo/picu", "--db", server.db))
     assert loaded == exported
     assert loaded.beds[0].admission is not None and loaded.beds[0].patient == "P-1a2b3c"
     assert loaded.bed_of("gw-a", "mon-01") == loaded.beds[0]
-    shown = json.loads(registry("show", url))
+    shown = json.loads(registry("show", url, env={"WM_REGISTRY_TOKEN": server.service}))
     assert UnitContext.model_validate(shown) == loaded
     with pytest.raises(UnitContextError, match="404"):
-        load_unit_context(f"{server.url}/units/demo/nope/context")
+        load_unit_context(f"{server.url}/units/demo/nope/context", token=server.service)
     doc = httpx.get(f"{server.url}/openapi.json", timeout=10).json()
     assert doc["info"]["title"] == "wardwatch registry"
 
@@ -97,14 +117,14 @@ def test_servicekit_reads_the_same_context_from_the_running_server(server: Serve
 def test_cli_and_api_write_at_once_and_a_backup_taken_meanwhile_is_consistent(
     server: Server, tmp_path: Path
 ) -> None:
-    with httpx.Client(base_url=server.url, timeout=30) as c:
+    with httpx.Client(base_url=server.url, timeout=30, headers=server.auth()) as c:
         for path, body in (("/sites", {"id": "demo"}),
                            ("/units", {"site": "demo", "id": "picu", "time_zone": "UTC"})):
             assert c.post(path, json=body).status_code == 201
     errors: list[str] = []
 
     def api_writer() -> None:
-        with httpx.Client(base_url=server.url, timeout=30) as c:
+        with httpx.Client(base_url=server.url, timeout=30, headers=server.auth()) as c:
             for i in range(40):
                 r = c.post("/devices", json={"id": f"api-{i}", "manufacturer": "Acme",
                                              "model": "X", "serial_number": f"API-{i}",
@@ -129,14 +149,16 @@ def test_cli_and_api_write_at_once_and_a_backup_taken_meanwhile_is_consistent(
                 head_revision(),)
             devices = conn.execute("SELECT count(*) FROM devices").fetchone()[0]
             assert 0 <= devices <= 40
-    listed = httpx.get(f"{server.url}/devices", timeout=10).json()
+    listed = httpx.get(f"{server.url}/devices", timeout=10, headers=server.auth()).json()
     assert len(listed) == 40
-    # restore the first backup under the running server: it serves the restored registry
+    # restore the first backup under the running server: it serves the restored registry (its
+    # users and their tokens too: the backups were taken after the tokens were issued)
     assert "restored" in registry("restore", str(backups[0]), "--db", server.db)
-    after = httpx.get(f"{server.url}/devices", timeout=10).json()
+    after = httpx.get(f"{server.url}/devices", timeout=10, headers=server.auth()).json()
     with closing(sqlite3.connect(backups[0])) as conn:
         assert len(after) == conn.execute("SELECT count(*) FROM devices").fetchone()[0]
-    r = httpx.post(f"{server.url}/sites", json={"id": "after"}, timeout=10)
+    r = httpx.post(f"{server.url}/sites", json={"id": "after"}, timeout=10,
+                   headers=server.auth())
     assert r.status_code == 201, r.text
 
 
