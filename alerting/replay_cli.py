@@ -2,7 +2,8 @@
 
     wardwatch replay --input FILE --json [--config UNIT_RULES] [--state PATH]
     wardwatch replay --from-influx --unit U --start T --end T (--ward FILE | --registry URL)
-                     [--generation real|test|demo] [--page-minutes N] [--save-input FILE] ...
+                     [--generation real|test|demo] [--page-minutes N] [--save-input FILE]
+                     [--labels FILE] ...
     wardwatch replay ... --compare RULES_A RULES_B [--json]
 
 The shell around ``alerting.replay``: reads the file (``-``: stdin) line by line, or the
@@ -216,6 +217,12 @@ def replay(
         Path | None,
         typer.Option(help="--from-influx: also write the replay lines read to this file (0600)."),
     ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            help="--from-influx: label lines (JSON, in time order) merged in by time: lead times."
+        ),
+    ] = None,
 ) -> None:
     """Run the alert engine on event time over a recorded stream; print every alert event."""
     started = time.perf_counter()
@@ -230,7 +237,8 @@ def replay(
         raise _fail("give --input FILE or --from-influx (one of them)")
     if not from_influx:
         for name, v in (("--start", start), ("--end", end), ("--ward", ward),
-                        ("--registry", registry), ("--save-input", save_input)):
+                        ("--registry", registry), ("--save-input", save_input),
+                        ("--labels", labels)):
             if v is not None:
                 raise _fail(f"{name}: only with --from-influx")
     if compare is not None and (config is not None or state_path is not None):
@@ -267,6 +275,17 @@ def replay(
         records = _influx_records(
             unit_id, start, end, ward, registry, generation, page_minutes, warn, source_note
         )
+        if labels is not None:
+            from alerting.replay_influx import LabelsError, read_labels, with_labels
+
+            try:
+                with labels.open(encoding="utf-8") as fh:
+                    marks = read_labels(fh)
+            except (OSError, UnicodeDecodeError) as exc:
+                raise _fail(f"--labels: cannot read {labels}: {exc}") from None
+            except LabelsError as exc:
+                raise _fail(f"--labels: {labels}: {exc}") from None
+            records = with_labels(records, marks)
         if save_input is not None:
             try:
                 fd = os.open(save_input, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -65,10 +65,13 @@ __all__ = [
     "BedSpec",
     "Converter",
     "InfluxReader",
+    "LabelsError",
     "bed_specs",
     "chart_items",
     "obs_input",
+    "read_labels",
     "stream",
+    "with_labels",
 ]
 
 OBS_RP, OBS_MEASUREMENT = "raw", "obs"
@@ -395,3 +398,57 @@ def stream(
             if nxt is None:
                 return
             a = max(a, nxt)
+
+
+# -- labels from elsewhere -------------------------------------------------------------------
+class LabelsError(ValueError):
+    """A labels file that cannot be merged (1-based line number and why)."""
+
+
+def read_labels(lines: Iterable[str]) -> list[tuple[datetime, dict[str, Any]]]:
+    """Label lines (``{"t", "bed", "label"}``, JSON, in time order) with their parsed times.
+
+    Only what merging needs is checked here (JSON objects with an aware ``t``, in order, and a
+    ``label`` key); the replay checks the rest of each line as it does any label line.
+
+    Raises:
+        LabelsError: naming the line.
+    """
+    out: list[tuple[datetime, dict[str, Any]]] = []
+    for n, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw)
+        except ValueError as exc:
+            raise LabelsError(f"line {n}: not JSON: {exc}") from None
+        if not isinstance(rec, dict) or "label" not in rec:
+            raise LabelsError(f"line {n}: not a label line (an object with t, bed and label)")
+        try:
+            t = datetime.fromisoformat(str(rec.get("t")))
+        except ValueError:
+            raise LabelsError(f"line {n}: t: not an ISO-8601 time") from None
+        if t.tzinfo is None or t.utcoffset() is None:
+            raise LabelsError(f"line {n}: t: no time zone")
+        t = t.astimezone(UTC)
+        if out and t < out[-1][0]:
+            raise LabelsError(f"line {n}: t: before the previous label's (keep them in order)")
+        out.append((t, rec))
+    return out
+
+
+def with_labels(
+    lines: Iterable[dict[str, Any]], labels: list[tuple[datetime, dict[str, Any]]]
+) -> Iterator[dict[str, Any]]:
+    """The replay lines with the labels merged in by time; a label goes after the lines of its
+    own time (so an alert raised at that time counts before it). Labels before the first line
+    come first; those after the last come last."""
+    i = 0
+    for rec in lines:
+        t = datetime.fromisoformat(rec["t"])
+        while i < len(labels) and labels[i][0] < t:
+            yield labels[i][1]
+            i += 1
+        yield rec
+    for _, lab in labels[i:]:
+        yield lab

@@ -184,6 +184,33 @@ def test_stored_history_replays_with_ages_from_the_ward_file(
     assert again.exit_code == 0 and again.stdout == res.stdout
 
 
+def test_labels_from_a_file_give_lead_times_on_stored_history(
+    env: dict[str, str], ward_file: Path, tmp_path: Path
+) -> None:
+    labels = tmp_path / "labels.jsonl"
+    end = T0 + timedelta(minutes=MINUTES)
+    labels.write_text("".join(
+        json.dumps({"t": iso(end), "bed": b, "label": "deterioration"}) + "\n"
+        for b in ("b1", "b2")
+    ))
+    res = replay(env, "--ward", str(ward_file), "--labels", str(labels))
+    assert res.exit_code == 0, res.output
+    events, summary = parsed(res.stdout)
+    assert summary["labelled_events"] == 2 and summary["detected"] == 1
+    first = next(e for e in events if e["bed"] == "b1" and e["kind"] == "clinical")
+    lead = (end - datetime.fromisoformat(first["t"])).total_seconds() / 3600
+    assert summary["lead_times_h"] == [pytest.approx(lead, abs=1e-4), None]
+    plain = parsed(replay(env, "--ward", str(ward_file)).stdout)[0]
+    # a label line has no output line of its own; like any line, it lets the engine's timers
+    # run up to its time (here: an escalation between the last reading and the label)
+    assert events[: len(plain)] == plain
+    last = T0 + timedelta(minutes=MINUTES - 1)
+    assert all(last < datetime.fromisoformat(e["t"]) <= end for e in events[len(plain):])
+    labels.write_text('{"t": "nope", "bed": "b1", "label": "x"}\n')
+    bad = replay(env, "--ward", str(ward_file), "--labels", str(labels))
+    assert bad.exit_code == 2 and "--labels" in bad.output
+
+
 def test_paging_and_resuming_across_ranges_give_the_same_bytes(
     env: dict[str, str], ward_file: Path, tmp_path: Path
 ) -> None:

@@ -20,7 +20,17 @@ from pydantic import ValidationError
 from alerting.core import default_rules
 from alerting.core.items import from_observation
 from alerting.replay import Replay
-from alerting.replay_influx import BedSpec, Converter, bed_specs, chart_items, obs_input, stream
+from alerting.replay_influx import (
+    BedSpec,
+    Converter,
+    LabelsError,
+    bed_specs,
+    chart_items,
+    obs_input,
+    read_labels,
+    stream,
+    with_labels,
+)
 from ingest.storage import charted_fields, charted_items
 from wardwire.context import BedContext, GatewayContext, UnitContext
 from wardwire.models import Generation, Observation, Quality, TimeSource
@@ -249,3 +259,30 @@ def test_stream_refuses_a_page_of_no_time() -> None:
     with pytest.raises(ValueError, match="positive"):
         list(stream(FakeReader([]), Converter({}), unit="u1",  # type: ignore[arg-type]
                     start=T0, end=T0 + timedelta(seconds=1), page=timedelta(0)))
+
+
+def test_labels_merge_in_by_time_after_the_lines_of_their_time() -> None:
+    recs = [{"t": "2024-05-01T10:00:00Z", "bed": "b1", "inputs": {}},
+            {"t": "2024-05-01T10:01:00Z", "bed": "b1", "inputs": {}}]
+    text = [json.dumps({"t": t, "bed": "b1", "label": n}) for t, n in (
+        ("2024-05-01T09:00:00Z", "before"), ("2024-05-01T10:00:00Z", "same"),
+        ("2024-05-01T12:00:00+02:00", "between"), ("2024-05-01T11:00:00Z", "after"))]
+    merged = list(with_labels(iter(recs), read_labels(["", *text])))
+    assert [r.get("label", "line") for r in merged] == [
+        "before", "line", "same", "between", "line", "after"]
+
+
+@pytest.mark.parametrize(
+    ("lines", "why"),
+    [
+        (["{oops"], "line 1: not JSON"),
+        (['{"t": "2024-05-01T10:00:00Z", "bed": "b1", "inputs": {}}'], "not a label line"),
+        (['{"t": "yesterday", "bed": "b1", "label": "x"}'], "not an ISO-8601"),
+        (['{"t": "2024-05-01T10:00:00", "bed": "b1", "label": "x"}'], "no time zone"),
+        (['{"t": "2024-05-01T10:00:00Z", "bed": "b1", "label": "x"}',
+          '{"t": "2024-05-01T09:00:00Z", "bed": "b1", "label": "x"}'], "line 2: t: before"),
+    ],
+)
+def test_a_labels_file_that_cannot_be_merged(lines: list[str], why: str) -> None:
+    with pytest.raises(LabelsError, match=why):
+        read_labels(lines)
