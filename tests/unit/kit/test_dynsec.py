@@ -1,0 +1,138 @@
+"""servicekit.dynsec (pure): the broker identity model, the dynamic-security commands and the
+reading of the plugin's answers; registry.enroll's pure parts (the reconciliation plan, the
+edge config it prints)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edge_agent.config import load_edge_config
+from registry.enroll import BrokerTarget, _Target, edge_config, reconcile_plan
+from servicekit import dynsec
+from servicekit.dynsec import DynsecError, GatewayScope
+
+IDS = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,12}", fullmatch=True)
+
+
+def test_a_gateway_scope_is_one_literal_publish_acl_under_its_own_subtree() -> None:
+    s = GatewayScope("gw-1", "s1", "picu", "wm/v1")
+    assert s.role == "gateway-gw-1"
+    assert [a.as_json() for a in s.acls()] == [
+        {"acltype": "publishClientSend", "topic": "wm/v1/gw/s1/picu/gw-1/#", "allow": True}]
+    for bad in ({"gateway": "+"}, {"site": "#"}, {"unit": "a/b"}, {"gateway": "ingest"},
+                {"gateway": "registry"}, {"root": "wm/+"}, {"gateway": ""}):
+        kw = {"gateway": "gw", "site": "s", "unit": "u", "root": "wm/v1", **bad}
+        with pytest.raises(ValueError):
+            GatewayScope(**kw)
+
+
+def test_the_upsert_replaces_whatever_the_broker_held_and_binds_the_client_id() -> None:
+    cmds = dynsec.gateway_upsert(GatewayScope("gw-1", "s1", "u1"), "pw")
+    assert [c["command"] for c in cmds] == ["deleteClient", "deleteRole", "createRole",
+                                            "createClient"]
+    create = cmds[-1]
+    assert (create["username"], create["clientid"], create["roles"]) == (
+        "gw-1", "gw-1", [{"rolename": "gateway-gw-1"}])
+
+
+def test_answers_are_checked_command_by_command_with_the_plugins_reason() -> None:
+    cmds = dynsec.gateway_upsert(GatewayScope("gw-1", "s1", "u1"), "pw")
+    ok = [{"command": c["command"]} for c in cmds]
+    gone = [{"command": "deleteClient", "error": "Client not found"},
+            {"command": "deleteRole", "error": "Role not found"}, *ok[2:]]
+    assert dynsec.check(cmds, gone, tolerate=dynsec.upsert_tolerates()) == gone
+    with pytest.raises(DynsecError, match="deleteClient: Client not found"):
+        dynsec.check(cmds, gone)
+    exists = [*ok[:3], {"command": "createClient", "error": "Client already exists"}]
+    with pytest.raises(DynsecError, match="broker refused createClient: Client already exists"):
+        dynsec.check(cmds, exists, tolerate=dynsec.upsert_tolerates())
+    with pytest.raises(DynsecError, match="3 responses to 4 commands"):
+        dynsec.check(cmds, ok[:3])
+    with pytest.raises(DynsecError, match="answered as 'createRole'"):
+        dynsec.check(cmds, [ok[0], ok[2], ok[1], ok[3]])
+
+
+@pytest.mark.parametrize("payload", [b"", b"not json", b"[]", b'{"responses": 3}',
+                                     b'{"responses": [1]}', b"\xff\xfe"])
+def test_an_unreadable_answer_is_a_clear_error(payload: bytes) -> None:
+    with pytest.raises(DynsecError):
+        dynsec.parse_responses(payload)
+
+
+def test_gateway_clients_are_read_from_a_verbose_list_and_services_left_out() -> None:
+    answer = {"command": "listClients", "data": {"clients": [
+        {"username": "ingest", "roles": [{"rolename": "service-ingest"}]},
+        {"username": "gw-1", "roles": [{"rolename": "gateway-gw-1"}]},
+        {"username": "gw-2", "roles": [{"rolename": "gateway-gw-1"}]},
+        {"username": "gw-3", "roles": [{"rolename": "gateway-gw-3"},
+                                       {"rolename": "gateway-gw-4"}]},
+    ]}}
+    assert dynsec.gateway_clients(answer) == {"gw-1": "gw-1", "gw-2": None, "gw-3": None}
+    for bad in ({}, {"data": {"clients": [{"roles": []}]}}, {"data": []}):
+        with pytest.raises(DynsecError):
+            dynsec.gateway_clients(bad)
+
+
+def test_the_stored_password_is_the_plugins_form() -> None:
+    stored = dynsec.stored_password("secret", salt=b"0123456789ab")
+    assert stored["iterations"] == 101
+    assert dynsec.matches_stored("secret", stored)
+    assert not dynsec.matches_stored("Secret", stored)
+
+
+def test_a_password_is_fresh_and_only_its_fingerprint_shown() -> None:
+    a, b = dynsec.new_password(), dynsec.new_password()
+    assert a != b and len(a) >= 43
+    fp = dynsec.fingerprint(a)
+    assert fp.startswith("sha256:") and len(fp) == 23 and a not in fp
+
+
+@given(
+    registry=st.dictionaries(IDS, st.sampled_from(["active", "retired"]), max_size=8),
+    broker=st.dictionaries(IDS, st.one_of(st.none(), IDS), max_size=8),
+)
+def test_reconcile_removes_only_what_the_registry_does_not_back(
+    registry: dict[str, str], broker: dict[str, str | None]
+) -> None:
+    broker = {k: (k if v is not None else None) for k, v in broker.items()}
+    plan = reconcile_plan(registry, broker)
+    assert [g for g, _, _ in plan] == sorted(g for g, _, _ in plan)
+    for gw, _finding, removable in plan:
+        if removable:  # never an identity an active registry gateway holds properly
+            assert gw in broker
+            assert registry.get(gw) != "active" or broker[gw] is None
+        else:
+            assert registry.get(gw) == "active" and gw not in broker
+    # applying the plan leaves a registry and a broker in step (but for the enrolments owed)
+    left = {g: v for g, v in broker.items()
+            if not any(g == p and r for p, _, r in plan)}
+    assert all(registry.get(g) == "active" and v == g for g, v in left.items())
+    owed = {g for g, s in registry.items() if s == "active" and g not in broker}
+    assert {g for g, _, r in plan if not r} == owed
+
+
+def test_the_printed_edge_config_is_loaded_by_the_edge_agent_as_is(tmp_path: Path) -> None:
+    t = _Target("gw-1", "s1", "picu", "test",
+                (("mon-1", "wwmon", "/dev/ttyUSB0", None),
+                 ("hr-1", "ble_hr", None, "AA:BB:CC:DD:EE:FF")), ("nodriver",))
+    pw = 'p"w\\\n#=x'  # quoting, escapes, comment and newline characters survive
+    broker = BrokerTarget(host="mqtt.ward.example", port=8883, ca_file="/etc/ww/ca.pem",
+                          topic_root="wm/v1")
+    text = edge_config(t, broker, pw, outbox_path="/var/lib/ww/ob.db",
+                       fingerprint=dynsec.fingerprint(pw), at=datetime(2026, 1, 1, tzinfo=UTC))
+    path = tmp_path / "gw.toml"
+    path.write_text(text)
+    cfg = load_edge_config(path)
+    assert cfg.broker.resolved_password() == pw
+    assert (cfg.broker.host, cfg.broker.port, cfg.broker.username) == (
+        "mqtt.ward.example", 8883, "gw-1")
+    assert cfg.broker.tls is not None and str(cfg.broker.tls.ca_file) == "/etc/ww/ca.pem"
+    assert [d.id for d in cfg.devices] == ["mon-1", "hr-1"]
+    assert cfg.gateway.generation.value == "test"
+    assert json.dumps(cfg.model_dump(mode="json"))  # a complete, valid config
