@@ -1,8 +1,12 @@
 """``wardwatch demo``: the whole stack with a simulated ward, on this machine.
 
-It starts a real mosquitto and influxd (``devstack``), writes a ward file and one edge config
-per gateway (four beds per gateway), starts the ingest, alerting and edge agent *processes*
-exactly as an operator would (``python -m ...``), then simulated monitors on ptys. After the
+It starts a real mosquitto and influxd (``devstack``) and a registry of its own
+(``registry serve --mqtt`` as the registry's broker identity), seeds the registry through its
+REST API (site, unit, gateways, beds, devices, patients, admissions; a unit manager's token),
+enrols every gateway through the API (a biomedical engineer's token; four beds per gateway) and
+runs each edge agent on the config the registry printed for it. It starts the ingest, alerting
+and edge agent *processes* exactly as an operator would (``python -m ...``; the services read
+the unit context from the registry with a service token), then simulated monitors on ptys. After the
 run it stops the monitors, lets the gateways drain and shut down in order, waits for ingest to
 write everything, and reports what was published, what InfluxDB holds, and which beds alerted.
 
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -32,14 +37,7 @@ from alerting.core.config import UnitRules
 from console.board import WardView, render, subscribe_view
 from device_sims.monitor import SimulatedMonitor
 from device_sims.scenarios import Scenario
-from edge_agent.config import (
-    BrokerSection,
-    DeviceSection,
-    EdgeConfig,
-    GatewaySection,
-    OutboxSection,
-    dump_edge_config,
-)
+from edge_agent.config import dump_edge_config
 from servicekit.context import dump_ward_file, load_unit_context
 from servicekit.metrics import parse_metric
 from servicekit.tomlio import dump_model
@@ -163,13 +161,15 @@ class Demo:
         log.close()
 
     def start(self) -> None:
-        ward_path = self.workdir / "ward.toml"
+        ward_path = self.workdir / "ward.toml"  # kept for reference (wardwatch registry show)
         ward_path.write_text(dump_ward_file(self.ward), encoding="utf-8")
         self.stack.influx.create_database(DB)
         rules_path = self.workdir / "alerting-rules.toml"
         rules_path.write_text(dump_model(demo_rules(self.opts)), encoding="utf-8")
-        self.context_url = self.start_registry(ward_path)
-        common = {"WM_CONTEXT": self.context_url}
+        self.context_url = self.start_registry()
+        self.edge_configs = self.enroll_gateways()
+        common = {"WM_CONTEXT": self.context_url,
+                  "WM_REGISTRY_TOKEN_FILE": str(self.tokens["service"])}
         self.metrics = {"ingest": free_port(), "alerting": free_port()}
         extra = {
             "ingest": ["--context-cache", str(self.workdir / "ingest-context.json")],
@@ -188,49 +188,42 @@ class Demo:
         self.wait_ready()
         for mon in self.monitors.values():
             mon.open()
-        for gw in self.ward.gateways:
-            password = self.stack.broker.add_user(
-                gw.id, site=self.ward.site, unit=self.ward.unit, root=topics.ROOT
-            )
-            cfg = EdgeConfig(
-                gateway=GatewaySection(
-                    id=gw.id,
-                    site=self.ward.site,
-                    unit=self.ward.unit,
-                    generation=self.opts.generation,
-                ),
-                broker=BrokerSection(
-                    host=self.stack.broker.host,
-                    port=self.stack.broker.port,
-                    username=gw.id,
-                    password=password,
-                ),
-                outbox=OutboxSection(path=self.workdir / f"outbox-{gw.id}.db", linger_ms=500),
-                heartbeat_s=5,
-                devices=[
-                    DeviceSection(
-                        id=b.devices[0], driver="wwmon", port=str(self.monitors[b.id].link)
-                    )
-                    for b in self.ward.beds_of_gateway(gw.id)
-                ],
-            )
-            path = self.workdir / f"edge-{gw.id}.toml"
-            path.write_text(dump_edge_config(cfg), encoding="utf-8")
-            self._spawn(f"edge-{gw.id}", ["edge_agent", "run", "--config", str(path)], {})
+        for gw, path in self.edge_configs.items():
+            self._spawn(f"edge-{gw}", ["edge_agent", "run", "--config", str(path)], {})
 
-    def start_registry(self, ward_path: Path, deadline_s: float = 30.0) -> str:
-        """Load the demo's ward into a registry of its own, serve it, and return the unit
-        context URL the services read (as a real unit's would come from its registry)."""
+    # -- the registry: users, served with its broker identity, seeded through its API --------
+    def start_registry(self, deadline_s: float = 30.0) -> str:
+        """A registry of the demo's own: its users (a unit manager who seeds the ward, a
+        biomedical engineer who enrols the gateways, the services' token), ``registry serve
+        --mqtt`` as the registry identity, the ward seeded through the REST API; returns the
+        unit context URL the services read (as a real unit's would come from its registry)."""
+        from pydantic import SecretStr
+
+        from registry import users
+        from registry.db import open_database, transaction
+        from registry.users import UserRequest
+
         db = f"sqlite:///{(self.workdir / 'registry.db').resolve()}"
-        with (self.workdir / "registry.log").open("ab") as log:
-            subprocess.run(
-                [sys.executable, "-m", "registry", "import-ward", str(ward_path),
-                 "--time-zone", self.ward.time_zone or "UTC", "--db", db],
-                stdout=log, stderr=log, stdin=subprocess.DEVNULL, check=True, timeout=60,
-            )
+        engine = open_database(db)
+        self.tokens: dict[str, Path] = {}
+        try:
+            with transaction(engine) as s:
+                now = datetime.now(UTC)
+                for user, role in (("demo-manager", "unit_manager"), ("demo-biomed", "biomed"),
+                                   ("demo-services", "service")):
+                    pw = None if role == "service" else SecretStr(secrets.token_urlsafe(24))
+                    users.add_user(s, UserRequest.model_validate(
+                        {"id": user, "role": role, "password": pw}), now=now)
+                    token = users.issue_token(s, user, now=now).token
+                    path = self.workdir / f"{user}.token"
+                    _write_private(path, token + "\n")
+                    self.tokens[role] = path
+        finally:
+            engine.dispose()
         port = free_port()
-        self._spawn("registry", ["registry", "serve", "--db", db, "--port", str(port)], {})
-        base = f"http://127.0.0.1:{port}"
+        self._spawn("registry", ["registry", "serve", "--db", db, "--port", str(port), "--mqtt"],
+                    self.stack.env("registry", DB))
+        self.registry_url = base = f"http://127.0.0.1:{port}"
         end = time.monotonic() + deadline_s
         with httpx.Client(timeout=1.0) as http:
             while True:
@@ -241,11 +234,75 @@ class Demo:
                 if time.monotonic() > end:
                     raise RuntimeError(f"registry not ready after {deadline_s} s")
                 time.sleep(0.05)  # readiness poll while the registry starts
+        self.seed_registry()
         url = f"{base}/units/{self.ward.site}/{self.ward.unit}/context"
-        served = load_unit_context(url, timeout_s=5)
+        served = load_unit_context(url, timeout_s=5, token=self._token("service"))
         if served.device_index().keys() != self.ward.device_index().keys():
             raise RuntimeError(f"{url}: the registry's context is not the demo's ward")
         return url
+
+    def _token(self, role: str) -> str:
+        return self.tokens[role].read_text(encoding="utf-8").strip()
+
+    def _api(self, role: str, path: str, body: dict[str, Any], *, retry_503_s: float = 0.0,
+             ) -> Any:
+        """POST to the registry as ``role``'s user; refused: RuntimeError with the reason."""
+        end = time.monotonic() + retry_503_s
+        with httpx.Client(base_url=self.registry_url, timeout=30,
+                          headers={"Authorization": f"Bearer {self._token(role)}"}) as http:
+            while True:
+                r = http.post(path, json=body)
+                if r.status_code == 503 and time.monotonic() < end:
+                    time.sleep(0.1)  # the registry's broker connection is still coming up
+                    continue
+                if r.is_error:
+                    raise RuntimeError(f"registry POST {path}: {r.status_code} {r.text[:300]}")
+                return r.json()
+
+    def seed_registry(self) -> None:
+        """The demo's ward through the registry's API, as a unit manager would enter it."""
+        w = self.ward
+        mgr = "unit_manager"
+        self._api(mgr, "/sites", {"id": w.site, "name": "wardwatch demo hospital"})
+        self._api(mgr, "/units", {"site": w.site, "id": w.unit, "time_zone": w.time_zone,
+                                  "scoring_system": w.scoring_system,
+                                  "generation": w.generation.value})
+        for gw in w.gateways:
+            self._api(mgr, f"/units/{w.site}/{w.unit}/gateways", {"id": gw.id})
+        for i, bed in enumerate(w.beds):
+            self._api(mgr, f"/units/{w.site}/{w.unit}/beds", {"id": bed.id,
+                                                              "gateway": bed.gateway})
+            for dev in bed.devices:
+                self._api(mgr, "/devices", {
+                    "id": dev, "manufacturer": "wardwatch", "model": "simulated monitor",
+                    "serial_number": f"SIM{i + 1:05d}", "driver": "wwmon",
+                    "port": str(self.monitors[bed.id].link)})
+                self._api(mgr, "/assignments", {"device": dev, "site": w.site,
+                                                "unit": w.unit, "bed": bed.id})
+            if bed.patient and bed.dob:
+                self._api(mgr, "/patients", {"id": bed.patient, "dob": bed.dob.isoformat()})
+                self._api(mgr, "/admissions", {"patient": bed.patient, "site": w.site,
+                                               "unit": w.unit, "bed": bed.id})
+
+    def enroll_gateways(self) -> dict[str, Path]:
+        """Each gateway's broker identity through the registry (as the biomedical engineer),
+        and its edge config as the registry printed it (demo timings on top)."""
+        from edge_agent.config import load_edge_config
+
+        paths: dict[str, Path] = {}
+        for gw in self.ward.gateways:
+            out = self._api("biomed", f"/gateways/{gw.id}/enroll", {
+                "site": self.ward.site, "unit": self.ward.unit,
+                "outbox_path": str(self.workdir / f"outbox-{gw.id}.db"),
+            }, retry_503_s=15.0)
+            path = self.workdir / f"edge-{gw.id}.toml"
+            _write_private(path, out["config"])
+            cfg = load_edge_config(path)  # the registry's config, loadable as is
+            cfg = cfg.model_copy(update={
+                "outbox": cfg.outbox.model_copy(update={"linger_ms": 500}), "heartbeat_s": 5})
+            _write_private(path, dump_edge_config(cfg))
+            paths[gw.id] = path
+        return paths
 
     def restart_engine(self) -> None:
         """kill -9 the alert engine, then start it again on its state file, as a supervisor
@@ -301,6 +358,9 @@ class Demo:
     def stop_devices_and_drain(self) -> None:
         for mon in self.monitors.values():
             mon.stop()
+        # the gateways still read what the monitors wrote last (a pty does not keep it for the
+        # next reader); stop them once it is stored, or at the deadline
+        self.wait_stored(self.published(), deadline_s=30.0)
         for name, p in self.procs.items():
             if name.startswith("edge-"):
                 p.send_signal(signal.SIGTERM)
@@ -345,7 +405,9 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         # that the kernel hands to the next run.
         for sig in (signal.SIGTERM, signal.SIGHUP):
             cleanup.callback(signal.signal, sig, signal.signal(sig, signal.default_int_handler))
-        stack = cleanup.enter_context(running_stack(workdir / "services"))
+        # TLS only (issue 16): the broker's one listener is TLS, no plaintext listener; every
+        # process verifies it against the devstack's CA (WM_MQTT_CA_FILE, [broker.tls])
+        stack = cleanup.enter_context(running_stack(workdir / "services", tls=True))
         demo = Demo(opts, stack, workdir)
         cleanup.callback(demo.stop_services)
         view = WardView(demo.ward)
@@ -416,6 +478,8 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
             "redelivered_events": view.redelivered,
             "probe_off_alert_held": _held(view.events, demo.probe_off_bed),
             "context_source": "registry",
+            "mqtt_tls_only": stack.broker.tls,
+            "enrolled_gateways": sorted(demo.edge_configs),
             "duration_s": round(time.monotonic() - t0, 1),
             "workdir": str(workdir),
         }
@@ -492,6 +556,14 @@ def _held(events: Any, bed: str) -> bool:
     return held and lost and not resolved
 
 
+def _write_private(path: Path, text: str) -> None:
+    """A file holding a secret: created 0600 (replacing an older one)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def _demo_params(stack: Stack) -> Any:
     from servicekit.mqtt import MqttParams
 
@@ -500,4 +572,5 @@ def _demo_params(stack: Stack) -> Any:
         port=stack.broker.port,
         username="demo",
         password=stack.broker.passwords["demo"],
+        ca_file=stack.broker.ca_file,
     )
