@@ -49,8 +49,10 @@ line's, a missing or invalid ``bed`` id, neither or both of ``inputs`` and ``com
 unknown command, a snooze without a number of ``minutes`` (or NaN), ``minutes`` / ``by`` on an
 input line or ``source`` on a command line, an unknown ``system``, a ``dob`` that is not an ISO
 date, an ``age_days`` that is not a finite non-negative number, both ``dob`` and ``age_days``,
-and a numeric input key (``hr_bpm`` ... ``temp_c``, the Brighton excess keys) whose value is
-not a JSON number or null.
+and a numeric input key (``hr_bpm`` ... ``temp_c``, the Brighton excess keys, ``pr_bpm``,
+``oxygen.flow_lpm``, ``oxygen.fio2_pct``) whose value is not a JSON number or null; a
+``quality`` other than ``valid`` / ``questionable``, or on a command line; a label line with
+any key beside ``t``, ``bed`` and ``label``, or a ``label`` that is not a short id.
 What the *scorer* refuses (an age outside the system's table, contradictory items, a value
 out of range) is not malformed: the engine raises ``cannot_score`` on that bed and goes on.
 Implausible device values are the engine's artefacts, not errors.
