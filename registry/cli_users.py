@@ -153,7 +153,9 @@ def audit_verify(db: DbOption = None, json: JsonOption = False) -> None:
     elif verdict.broken is None:
         typer.echo(f"ok: {verdict.checked} records, the chain is intact")
     else:
-        typer.echo(f"broken at record {verdict.broken.seq}: {verdict.broken.reason}")
+        seq = verdict.broken.seq
+        typer.echo(f"broken at record {seq}: "
+                   f"{verdict.broken.reason.removeprefix(f'record {seq}: ')}")
     if verdict.broken is not None:
         raise typer.Exit(1)
 
