@@ -214,8 +214,18 @@ class BedScenario:
     event: datetime | None
     #: when the deterioration course starts (``None`` for stable children)
     onset: datetime | None
-    #: (t seconds from START, bed order, line dict): replay input and command lines
-    lines: tuple[tuple[int, int, dict[str, Any]], ...] = field(repr=False)
+    #: what rebuilds the child: (seed, index, kind, system, band, from month, to month, days)
+    source: tuple[int, int, str, str, str, int, int, float] = field(repr=False)
+
+    def iter_lines(self) -> Iterator[tuple[int, int, dict[str, Any]]]:
+        """(t seconds from START, bed order, line dict): the bed's replay input and command
+        lines in time order, generated afresh (the same every time; memory: one child)."""
+        return _Child(*self.source).iter_lines()
+
+    @property
+    def lines(self) -> tuple[tuple[int, int, dict[str, Any]], ...]:
+        """``iter_lines()``, all of them."""
+        return tuple(self.iter_lines())
 
     @property
     def deteriorates(self) -> bool:
@@ -248,8 +258,9 @@ class ScenarioSet:
     beds: tuple[BedScenario, ...]
 
     def lines(self) -> Iterator[dict[str, Any]]:
-        """Every bed's input and command lines, merged in time order (ties: bed order)."""
-        for _t, _o, line in heapq.merge(*(b.lines for b in self.beds),
+        """Every bed's input and command lines, merged in time order (ties: bed order);
+        streamed: memory grows with the beds, not with the days."""
+        for _t, _o, line in heapq.merge(*(b.iter_lines() for b in self.beds),
                                         key=lambda x: (x[0], x[1])):
             yield line
 
@@ -309,6 +320,7 @@ class _Child:
 
     def __init__(self, seed: int, index: int, kind: str, system: str, band: str,
                  lo_m: int, hi_m: int, days: float) -> None:
+        self.source = (seed, index, kind, system, band, lo_m, hi_m, days)
         self.rng = rng = random.Random(seed * 1_000_003 + index * 7919 + 1)
         self.index = index
         self.bed = f"b{index + 1:02d}"
@@ -484,12 +496,30 @@ class _Child:
         return {key: items[key] for key in CHARTED_KEYS[self.system]}
 
     # -- the lines --------------------------------------------------------------------------
-    def generate(self) -> BedScenario:
+    def scenario(self) -> BedScenario:
+        start = START + timedelta(minutes=self.start_min)
+        end = start + timedelta(minutes=self.total - 1)
+        return BedScenario(
+            bed=self.bed, kind=self.kind, system=self.system, band=self.band,
+            age_days=self.age_days, start=start, end=end,
+            event=(start + timedelta(minutes=self.event_min)
+                   if self.event_min is not None else None),
+            onset=(start + timedelta(minutes=self.onset_min)
+                   if self.onset_min is not None else None),
+            source=self.source,
+        )
+
+    def iter_lines(self) -> Iterator[tuple[int, int, dict[str, Any]]]:
+        """The bed's lines in time order (once per ``_Child``: it consumes its generator)."""
         rng = self.rng
         t0 = self.start_min * 60
         order = self.index
-        lines: list[tuple[int, int, dict[str, Any]]] = []
         bed = self.bed
+
+        def at(t: int, line: dict[str, Any]) -> tuple[int, int, dict[str, Any]]:
+            line["t"] = _iso(START + timedelta(seconds=t))
+            return (t, order, line)
+
         o2 = 0  # index into _O2_STEPS
         low_since: int | None = None
         next_set = 0
@@ -537,37 +567,20 @@ class _Child:
                     line["system"] = self.system
                     line["age_days"] = self.age_days
                     first = False
-                lines.append((t, order, line))
+                yield at(t, line)
             if m >= next_set and not first:
                 s = st["s"]
                 spot = {"sbp_mmhg": round(st["sbp"] + rng.gauss(0, 4)),
                         "temp_c": round(st["temp"] + rng.gauss(0, 0.1), 1)}
-                lines.append((t + 20, order, {"t": "", "bed": bed, "inputs": spot}))
-                lines.append((t + 30, order, {"t": "", "bed": bed,
-                                              "inputs": self.charted(st, o2)}))
-                lines.append((t + 40, order, {"t": "", "bed": bed, "command": "ack",
-                                              "by": "sim-nurse"}))
+                yield at(t + 20, {"t": "", "bed": bed, "inputs": spot})
+                yield at(t + 30, {"t": "", "bed": bed, "inputs": self.charted(st, o2)})
+                yield at(t + 40, {"t": "", "bed": bed, "command": "ack", "by": "sim-nurse"})
                 hours = 1 if s >= 0.3 or o2 > 0 else self.nurse_h
                 next_set = m + hours * 60 + rng.randint(-10, 10)
             elif m == nurse_round and not first:
-                lines.append((t + 45, order, {"t": "", "bed": bed, "command": "ack",
-                                              "by": "sim-nurse"}))
+                yield at(t + 45, {"t": "", "bed": bed, "command": "ack", "by": "sim-nurse"})
             if m >= nurse_round:
                 nurse_round = m + 30
-        for t, _o, line in lines:
-            line["t"] = _iso(START + timedelta(seconds=t))
-        lines.sort(key=lambda x: x[0])
-        start = START + timedelta(minutes=self.start_min)
-        end = start + timedelta(minutes=self.total - 1)
-        return BedScenario(
-            bed=bed, kind=self.kind, system=self.system, band=self.band,
-            age_days=self.age_days, start=start, end=end,
-            event=(start + timedelta(minutes=self.event_min)
-                   if self.event_min is not None else None),
-            onset=(start + timedelta(minutes=self.onset_min)
-                   if self.onset_min is not None else None),
-            lines=tuple(lines),
-        )
 
 
 def assign(beds: int) -> list[tuple[str, str, str, int, int]]:
@@ -597,5 +610,5 @@ def generate(seed: int = DEFAULT_SEED, beds: int = DEFAULT_BEDS,
         raise ValueError(f"days must be in [1/24, 30], got {days}")
     out = []
     for i, (kind, system, band, lo, hi) in enumerate(assign(beds)):
-        out.append(_Child(seed, i, kind, system, band, lo, hi, days).generate())
+        out.append(_Child(seed, i, kind, system, band, lo, hi, days).scenario())
     return ScenarioSet(SCENARIO_SET_VERSION, seed, days, tuple(out))
