@@ -120,3 +120,17 @@ def test_the_rules_the_issue_names(role: str, method: str, path: str, allowed: b
     assert permission is not None
     assert roles.allowed(role, permission) is allowed
     assert (roles.refusal(role, permission) is None) is allowed
+
+
+def test_the_documented_permission_table_is_the_data() -> None:
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "registry.md").read_text()
+    header = "| permission | " + " | ".join(r.value for r in Role) + " |"
+    lines = doc[doc.index(header):].splitlines()[2:]
+    rows = {}
+    for line in lines:
+        if not line.startswith("| `"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0].strip("`")] = {r.value for r, c in zip(Role, cells[1:], strict=True)
+                                     if c == "yes"}
+    assert rows == {p.value: {r.value for r in GRANTS[p]} for p in Permission}
