@@ -238,3 +238,22 @@ def test_truth_and_labels() -> None:
     truth = sset.truth()
     assert truth["scenario_set_version"] and len(truth["beds"]) == 16
     json.dumps(truth)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 2**32), st.integers(1, 9), st.floats(1 / 24, 0.2))
+def test_any_seed_gives_lines_replay_reads_and_the_scorer_accepts(
+    seed: int, beds: int, days: float
+) -> None:
+    from alerting.core.config import load_rules
+    from alerting.replay import Replay
+
+    rep = Replay(load_rules(None), unit="sim", warn=lambda m: pytest.fail(m))
+    rules = set()
+    sset = generate(seed, beds, days)
+    for n, line in enumerate(sset.lines(), start=1):
+        for e in rep.feed(json.dumps(line), n):  # MalformedLine would fail the test
+            rules.add(e["rule"])
+    assert "cannot_score" not in rules
+    # (a bed whose whole short stay fell in a device gap never gets a line)
+    assert set(rep.spans) <= {b.bed for b in sset.beds}
