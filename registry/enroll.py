@@ -379,11 +379,10 @@ def edge_config(
             **({"tls": {"ca_file": broker.ca_file}} if broker.ca_file else {}),
         },
         "outbox": {"path": outbox_path or f"/var/lib/wardwatch/{t.gateway}/outbox.db"},
-        "devices": [
-            {"id": d, "driver": drv, "port": port, "ble_address": ble}
-            for d, drv, port, ble in t.devices
-        ],
     }
+    if t.devices:
+        data["devices"] = [{"id": d, "driver": drv, "port": port, "ble_address": ble}
+                           for d, drv, port, ble in t.devices]
     stamp = f" at {at.isoformat()}" if at else ""
     head = (
         f"# wardwatch edge config of gateway {t.gateway} ({t.site}/{t.unit}), issued by the "
