@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from alerting.core.config import load_rules
 from alerting.quality import label_from_line, quality
-from alerting.replay import Replay
+from alerting.replay import Replay, replay
 from wardwatch.cli import app
 
 runner = CliRunner()
@@ -79,6 +80,14 @@ def test_written_scenarios_replay_to_the_same_metrics(tmp_path: Path) -> None:
     result = json.loads(ev.stdout.strip().splitlines()[-1])
     for key, value in m.items():
         assert result[key] == value, key
+    # replay reads the labelled file too, and its lead times are eval's
+    *_, summary = replay((d / "ward_labelled.jsonl").read_text().splitlines(),
+                         load_rules(None), unit="eval")
+    assert summary["labelled_events"] == 3
+    by_time = sorted(result["deteriorating"], key=lambda r: next(
+        lb.t for lb in labels if lb.bed == r["bed"]))
+    assert summary["lead_times_h"] == pytest.approx(
+        [r["lead_time_h"] for r in by_time], abs=1e-3)
 
 
 def test_write_scenarios_onto_a_file_is_a_clear_error(tmp_path: Path) -> None:
