@@ -5,10 +5,12 @@ falls back to plain HTTP; a bad key file stops serve before it listens."""
 
 from __future__ import annotations
 
+import signal
 import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,9 +18,26 @@ import pytest
 
 from servicekit.context import ContextSource, UnitContextError, dump_ward_file, load_unit_context
 from servicekit.pki import CertificateAuthority
-from tests.integration.test_registry_context import REPO, WARD, Server, registry
+from tests.integration.test_registry_context import REPO, WARD, registry
 
 NOW = datetime.now(UTC)
+
+
+@dataclass
+class Server:
+    url: str
+    db: str
+    proc: subprocess.Popen[str]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            finally:
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                    self.proc.wait()
 
 
 @pytest.fixture
