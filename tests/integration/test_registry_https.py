@@ -122,17 +122,25 @@ def test_https_context_with_the_right_ca_and_a_clear_error_with_a_wrong_one(
 def test_serve_refuses_a_key_others_may_read_or_half_the_pair(
     tmp_path: Path, pki: CertificateAuthority
 ) -> None:
+    # the checks run before the database is opened or anything listens: in-process is enough
+    from typer.testing import CliRunner
+
+    from registry.cli import app
+
     d = pki.cert_file.parent
     key = d / "server.key"
+    db = f"sqlite:///{tmp_path / 'never.db'}"
+
+    def serve_here(*extra: str) -> tuple[int, str]:
+        r = CliRunner().invoke(app, ["serve", "--db", db, "--port", "0", *extra])
+        return r.exit_code, r.stdout + r.stderr
+
     key.chmod(0o644)
-    proc = serve(tmp_path, "--tls-cert", str(d / "server.pem"), "--tls-key", str(key))
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and "chmod 600" in err and "BEGIN" not in err + out
-    assert "serving" not in out
+    code, out = serve_here("--tls-cert", str(d / "server.pem"), "--tls-key", str(key))
+    assert code == 2 and "chmod 600" in out and "BEGIN" not in out and "serving" not in out
     key.chmod(0o600)
-    proc = serve(tmp_path, "--tls-cert", str(d / "server.pem"))
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and "go together" in err
-    proc = serve(tmp_path, "--tls-cert", str(pki.cert_file), "--tls-key", str(key))
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and "cannot use" in err  # the CA's certificate, the server's key
+    code, out = serve_here("--tls-cert", str(d / "server.pem"))
+    assert code == 2 and "go together" in out
+    code, out = serve_here("--tls-cert", str(pki.cert_file), "--tls-key", str(key))
+    assert code == 2 and "cannot use" in out  # the CA's certificate with the server's key
+    assert not (tmp_path / "never.db").exists()
