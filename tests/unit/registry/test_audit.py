@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from registry import assets, audit, care, users
 from registry.cli import app as cli_app
 from registry.db import transaction
-from registry.errors import Conflict
+from registry.errors import Conflict, Unauthorized
 from registry.schemas import AdmitRequest, BedRequest, PatientRequest, SiteRequest, UnitRequest
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -158,3 +158,17 @@ def test_the_cli_names_who_acted(tmp_path: Path) -> None:
     assert json.loads(r.output)[-1]["actor"].startswith("cli:")
     r = CliRunner().invoke(cli_app, ["audit", "verify", "--db", db])
     assert r.exit_code == 0 and "ok: 2 records" in r.output
+
+
+def test_tokens_expire_and_are_revoked_on_this_database(engine: Engine) -> None:
+    with transaction(engine) as s:
+        users.add_user(s, users.UserRequest(id="svc", role="service"), now=T0)
+        issued = users.issue_token(s, "svc", ttl=timedelta(hours=1), now=T0)
+    with transaction(engine) as s:
+        assert users.authenticate(s, issued.token, now=T0 + timedelta(minutes=59)).user == "svc"
+        with pytest.raises(Unauthorized, match="expired"):
+            users.authenticate(s, issued.token, now=T0 + timedelta(hours=1))
+    with transaction(engine) as s:
+        users.disable_user(s, "svc", now=T0 + timedelta(minutes=1))
+    with transaction(engine) as s, pytest.raises(Unauthorized, match="revoked"):
+        users.authenticate(s, issued.token, now=T0 + timedelta(minutes=2))

@@ -6,9 +6,11 @@ become AlertCommands by the authenticated user, refused without a broker."""
 
 from __future__ import annotations
 
+import shutil
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
@@ -30,6 +32,18 @@ with warnings.catch_warnings():
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 PW = "correct horse battery"
+
+
+@pytest.fixture
+def new_database(tmp_path: Path, sqlite_template: Path) -> Callable[[], str]:
+    """SQLite only: the flows here do not depend on the database (the audit and token tests in
+    test_audit.py run on PostgreSQL too)."""
+    def sqlite() -> str:
+        path = tmp_path / "registry.db"
+        shutil.copyfile(sqlite_template, path)
+        return f"sqlite:///{path}"
+
+    return sqlite
 
 
 @pytest.fixture(autouse=True)
