@@ -1,6 +1,8 @@
 """The registry's change events on a real broker: ``registry serve --mqtt`` (its own broker
 identity) announces every unit at start and then each change of a unit's context, including one
-made by the CLI on the database directly; the events carry ids only."""
+made by the CLI on the database directly; the events carry ids only. The alert engine, reading
+its context from that registry, takes a new admission at once on the event (its periodic re-read
+set to an hour), and while the registry is gone runs on its cache saying so on every bed."""
 
 from __future__ import annotations
 
@@ -9,15 +11,20 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
-from datetime import date
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
-from servicekit.context import dump_ward_file
+from servicekit.context import ContextSource, dump_ward_file
+from tests.helpers.alerting import alerting_service
 from tests.helpers.mqtt import Collector, collector
+from tests.helpers.wait import wait_until
 from wardwatch.devstack import Stack
+from wardwire import topics
 from wardwire.context import BedContext, GatewayContext, UnitContext
 from wardwire.models import ContextChanged, Generation
 
@@ -40,12 +47,34 @@ def registry(db: str, *args: str) -> str:
     return proc.stdout
 
 
+@dataclass
+class Serving:
+    db: str
+    url: str
+    token_file: Path
+    events: Collector
+    proc: subprocess.Popen[str]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            finally:
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                    self.proc.wait()
+
+
 @pytest.fixture
-def serving(stack: Stack, topic_root: str, tmp_path: Path) -> Iterator[tuple[str, Collector]]:
+def serving(stack: Stack, topic_root: str, tmp_path: Path) -> Iterator[Serving]:
     db = f"sqlite:///{tmp_path / 'registry.db'}"
     ward = tmp_path / "ward.toml"
     ward.write_text(dump_ward_file(WARD), encoding="utf-8")
     registry(db, "import-ward", str(ward))
+    registry(db, "user", "add", "svc", "--role", "service")
+    token_file = tmp_path / "registry.token"
+    registry(db, "user", "token", "svc", "--out", str(token_file))
     events = collector(stack.broker, "admin", [f"{topic_root}/registry/#"])
     env = {**os.environ, **stack.env("registry"), "WM_TOPIC_ROOT": topic_root}
     proc = subprocess.Popen(
@@ -53,19 +82,15 @@ def serving(stack: Stack, topic_root: str, tmp_path: Path) -> Iterator[tuple[str
          "--watch-s", "0.5"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    srv = Serving(db, first.split()[1] + "/units/demo/picu/context", token_file, events, proc)
     try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().startswith("serving http://")
-        yield db, events
+        assert first.startswith("serving http://"), first
+        yield srv
     finally:
         events.close()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        srv.stop()
 
 
 def changes(events: Collector) -> list[ContextChanged]:
@@ -73,9 +98,9 @@ def changes(events: Collector) -> list[ContextChanged]:
 
 
 def test_every_unit_at_start_then_each_change_with_ids_only(
-    serving: tuple[str, Collector], topic_root: str
+    serving: Serving, topic_root: str
 ) -> None:
-    db, events = serving
+    db, events = serving.db, serving.events
     assert events.wait_for(lambda m: len(m) >= 1), "no start announcement"
     first = changes(events)[0]
     assert (first.site, first.unit, first.reason) == ("demo", "picu", "started")
@@ -99,3 +124,44 @@ def test_every_unit_at_start_then_each_change_with_ids_only(
     registry(db, "patient", "add", "P-000001", "--dob", "2021-01-01")
     assert not events.wait_for(lambda m: len(m) >= 4, timeout=2.0)
     assert json.loads(raw)["kind"] == "context_changed"
+
+
+def test_the_alert_engine_follows_the_registry_and_says_when_it_cannot(
+    serving: Serving, stack: Stack, topic_root: str, tmp_path: Path
+) -> None:
+    source = ContextSource(serving.url, tmp_path / "alerting.context.json", timeout_s=5,
+                           token_file=serving.token_file)
+    ward = source.load()
+    assert [b.id for b in ward.beds if b.dob is not None] == ["bed01"]
+    svc = alerting_service(
+        stack.broker, ward, topic_root, context_loader=source.load, context_refresh_s=3600,
+        context_stale=lambda: source.last_error if source.stale else None,
+    )
+    alerts = collector(stack.broker, "admin", [topics.alert_events("demo", "picu",
+                                                                   root=topic_root)])
+    t = threading.Thread(target=svc.run, daemon=True)
+    t.start()
+    try:
+        assert svc.ready.wait(10)  # subscribed, the registry's change topic included
+        # admitted by the CLI: the registry's event, not the hourly re-read, brings it
+        registry(serving.db, "patient", "add", "P-9f8e7d", "--dob", "2020-05-01")
+        registry(serving.db, "admit", "P-9f8e7d", "demo/picu/bed02")
+        wait_until(lambda: any(b.id == "bed02" and b.dob is not None for b in svc.ward.beds),
+                   15)
+        assert svc.context_changes >= 1
+        assert "wardwatch_alerting_context_stale{unit=\"picu\"} 0.0" in svc.metrics_text()
+
+        serving.stop()  # the registry is gone: the engine runs on its cache and says so
+        svc.refresh_context(datetime.now(UTC))
+        assert alerts.wait_for(lambda m: {
+            json.loads(p)["alert"]["bed_id"] for _, p in m
+            if json.loads(p)["event"] == "raised"
+            and json.loads(p)["alert"]["condition"] == "context_unavailable"
+        } >= {"bed01", "bed02"}), "context_unavailable not raised on every bed"
+        text = svc.metrics_text()
+        assert "wardwatch_alerting_context_stale{unit=\"picu\"} 1.0" in text
+        assert [b.id for b in svc.ward.beds] == ["bed01", "bed02"]  # the cached context
+    finally:
+        svc.stop()
+        t.join(10)
+        alerts.close()
