@@ -9,8 +9,12 @@ everything sees a marker published after each attack, and nothing refused may ar
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -23,8 +27,7 @@ from typer.testing import CliRunner
 
 from device_sims.monitor import SimulatedMonitor
 from device_sims.scenarios import Scenario
-from edge_agent.agent import EdgeAgent
-from edge_agent.config import EdgeConfig, load_edge_config
+from edge_agent.config import load_edge_config
 from ingest.core import WardIndex
 from ingest.service import IngestOptions, IngestService
 from registry.cli import app
@@ -36,7 +39,6 @@ from tests.integration.test_broker_security import Client, arrived_before, not_a
 from wardwatch.devstack import Mosquitto, Stack
 from wardwire import topics
 from wardwire.context import BedContext, GatewayContext, UnitContext
-from wardwire.models import DeviceState
 
 pytestmark = pytest.mark.integration
 
@@ -247,19 +249,23 @@ def test_an_enrolled_gateways_data_is_stored_and_rotation_loses_nothing(
     registry: Registry, stack: Stack, topic_root: str, influx_db: str, tmp_path: Path,
     monitors: dict[str, SimulatedMonitor],
 ) -> None:
+    """The edge agent runs as a process on the config the registry printed (its devices from
+    the registry's assignments); its readings are stored by ingest. A rotation refuses the
+    running agent, which keeps reading into its outbox; it is killed (-9) and started again on
+    the rotated config: every reading arrives, once."""
     gw = f"gw-{uuid.uuid4().hex[:6]}"
     for i, (dev, mon) in enumerate(monitors.items()):
         registry("device", "add", dev, "--manufacturer", "WW", "--model", "M1", "--serial",
                  f"SN{uuid.uuid4().hex[:8]}", "--driver", "wwmon", "--port", str(mon.link))
         registry("bed", "add", f"s1/u1/b{i + 10}")
-    enrolled(registry, gw, "--outbox", str(tmp_path / "outbox.db"))  # registers the gateway
+    outbox = tmp_path / "outbox.db"
+    enrolled(registry, gw, "--outbox", str(outbox))  # registers the gateway
     for i, dev in enumerate(monitors):
         registry("device", "assign", dev, f"s1/u1/b{i + 10}", "--gateway", gw)
-    cfg_v1 = tmp_path / "v1.toml"
-    registry("gateway", "rotate", gw, "--outbox", str(tmp_path / "outbox.db"), "--out",
-             str(cfg_v1))
-    cfg = load_edge_config(cfg_v1)
-    assert [d.port for d in cfg.devices] == [str(m.link) for m in monitors.values()]
+    cfg_v1, cfg_v2 = tmp_path / "v1.toml", tmp_path / "v2.toml"
+    registry("gateway", "rotate", gw, "--outbox", str(outbox), "--out", str(cfg_v1))
+    assert [d.port for d in load_edge_config(cfg_v1).devices] == [
+        str(m.link) for m in monitors.values()]
     ward = UnitContext(site="s1", unit="u1", gateways=[GatewayContext(id=gw)],
                        generation="test",
                        beds=[BedContext(id=f"b{i}", gateway=gw, devices=[d])
@@ -268,49 +274,59 @@ def test_an_enrolled_gateways_data_is_stored_and_rotation_loses_nothing(
         influx_url=stack.influx.url, influx_db=influx_db, influx_user="ingest",
         influx_password=stack.influx.writer_password, topic_root=topic_root,
         worker_id=f"ingest-{gw}", linger_s=0.05))
-    threads = [threading.Thread(target=ing.run, daemon=True)]
-    threads[0].start()
+    t = threading.Thread(target=ing.run, daemon=True)
+    t.start()
     assert ing.ready.wait(10)
-    agent = run_agent(cfg, threads)
+    status = collector(stack.broker, "admin", [
+        topics.device_status("s1", "u1", gw, "+", root=topic_root)])
+    agent = edge_process(cfg_v1, tmp_path / "edge-1.log")
     try:
-        wait_until(lambda: all(d.health.state is DeviceState.CONNECTED for d in agent.drivers))
+        def connected(msgs: list[tuple[str, bytes]]) -> bool:
+            last = {json.loads(p)["device_id"]: json.loads(p)["state"] for _, p in msgs if p}
+            return all(last.get(d) == "connected" for d in monitors)
+
+        assert status.wait_for(connected, timeout=30), "devices not connected"
         first, second = monitors.values()
         first.start()
         assert first.done.wait(30)
         wait_until(lambda: stack.influx.count(influx_db) >= first.emitted, timeout=60)
-        # rotate while connected: the agent is disconnected and refused with its old password
-        cfg_v2 = tmp_path / "v2.toml"
-        registry("gateway", "rotate", gw, "--outbox", str(tmp_path / "outbox.db"), "--out",
-                 str(cfg_v2))
-        wait_until(lambda: not agent.mqtt or not agent.mqtt.connected.is_set(), timeout=10)
+        # rotate while connected: the running agent's password no longer works
+        registry("gateway", "rotate", gw, "--outbox", str(outbox), "--out", str(cfg_v2))
         second.start()  # read while refused: kept in the outbox
         assert second.done.wait(30)
-        wait_until(lambda: agent.outbox.stats().depth >= second.emitted, timeout=30)
-        assert stack.influx.count(influx_db) == first.emitted
-        agent.stop()
-        threads[1].join(30)
-        new = load_edge_config(cfg_v2)
-        assert new.broker.password != cfg.broker.password
-        agent = run_agent(cfg.model_copy(update={"broker": new.broker}), threads)
         total = first.emitted + second.emitted
+        wait_until(lambda: outbox_rows(outbox) >= total, timeout=30)
+        assert stack.influx.count(influx_db) == first.emitted
+        agent.kill()  # -9: no drain, no goodbye
+        agent.wait(10)
+        assert load_edge_config(cfg_v2).broker.password != load_edge_config(
+            cfg_v1).broker.password
+        agent = edge_process(cfg_v2, tmp_path / "edge-2.log")
         wait_until(lambda: stack.influx.count(influx_db) >= total, timeout=60)
-        wait_until(lambda: agent.outbox.stats().depth == 0)
         assert stack.influx.count(influx_db) == total  # every reading, once
     finally:
-        agent.stop()
+        agent.kill()
+        agent.wait(10)
+        status.close()
         ing.stop()
-        for t in threads:
-            t.join(30)
+        t.join(30)
     assert ing.counters.dead_lettered == 0
     assert ing.seq.gaps_total == 0
 
 
-def run_agent(cfg: EdgeConfig, threads: list[threading.Thread]) -> EdgeAgent:
-    agent = EdgeAgent(cfg)
-    t = threading.Thread(target=agent.run, daemon=True)
-    t.start()
-    if len(threads) > 1:
-        threads[1] = t
-    else:
-        threads.append(t)
-    return agent
+def edge_process(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``wardwatch edge run --config CFG`` as the operator runs it."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "edge_agent", "run", "--config", str(cfg)],
+            stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=Path(__file__).resolve().parents[2])
+
+
+def outbox_rows(path: Path) -> int:
+    """Readings the agent has put in its outbox so far (its rowid sequence), read-only."""
+    if not path.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'pending'").fetchone()
+    return int(row[0]) if row else 0
