@@ -21,6 +21,7 @@ import os
 import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -169,7 +170,8 @@ class Demo:
         self.context_url = self.start_registry()
         self.edge_configs = self.enroll_gateways()
         common = {"WM_CONTEXT": self.context_url,
-                  "WM_REGISTRY_TOKEN_FILE": str(self.tokens["service"])}
+                  "WM_REGISTRY_TOKEN_FILE": str(self.tokens["service"]),
+                  **({"WM_REGISTRY_CA_FILE": str(self.registry_ca)} if self.registry_ca else {})}
         self.metrics = {"ingest": free_port(), "alerting": free_port()}
         extra = {
             "ingest": ["--context-cache", str(self.workdir / "ingest-context.json")],
@@ -221,11 +223,17 @@ class Demo:
         finally:
             engine.dispose()
         port = free_port()
-        self._spawn("registry", ["registry", "serve", "--db", db, "--port", str(port), "--mqtt"],
-                    self.stack.env("registry", DB))
-        self.registry_url = base = f"http://127.0.0.1:{port}"
+        # with the TLS-only broker the registry serves HTTPS with the devstack's server
+        # certificate, and everyone verifies it against the devstack's CA (issue 16)
+        pki = self.stack.broker.pki
+        self.registry_ca = pki.ca_file if pki else None
+        https = ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)] if pki \
+            else []
+        self._spawn("registry", ["registry", "serve", "--db", db, "--port", str(port), "--mqtt",
+                                 *https], self.stack.env("registry", DB))
+        self.registry_url = base = f"{'https' if pki else 'http'}://127.0.0.1:{port}"
         end = time.monotonic() + deadline_s
-        with httpx.Client(timeout=1.0) as http:
+        with httpx.Client(timeout=1.0, verify=self._registry_tls()) as http:
             while True:
                 self._check_procs()
                 with contextlib.suppress(httpx.HTTPError):
@@ -236,10 +244,16 @@ class Demo:
                 time.sleep(0.05)  # readiness poll while the registry starts
         self.seed_registry()
         url = f"{base}/units/{self.ward.site}/{self.ward.unit}/context"
-        served = load_unit_context(url, timeout_s=5, token=self._token("service"))
+        served = load_unit_context(url, timeout_s=5, token=self._token("service"),
+                                   ca_file=self.registry_ca)
         if served.device_index().keys() != self.ward.device_index().keys():
             raise RuntimeError(f"{url}: the registry's context is not the demo's ward")
         return url
+
+    def _registry_tls(self) -> ssl.SSLContext | bool:
+        """How the demo verifies its registry: against the devstack's CA when it serves HTTPS."""
+        return ssl.create_default_context(cafile=str(self.registry_ca)) if self.registry_ca \
+            else True
 
     def _token(self, role: str) -> str:
         return self.tokens[role].read_text(encoding="utf-8").strip()
@@ -248,7 +262,7 @@ class Demo:
              ) -> Any:
         """POST to the registry as ``role``'s user; refused: RuntimeError with the reason."""
         end = time.monotonic() + retry_503_s
-        with httpx.Client(base_url=self.registry_url, timeout=30,
+        with httpx.Client(base_url=self.registry_url, timeout=30, verify=self._registry_tls(),
                           headers={"Authorization": f"Bearer {self._token(role)}"}) as http:
             while True:
                 r = http.post(path, json=body)
@@ -479,6 +493,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
             "probe_off_alert_held": _held(view.events, demo.probe_off_bed),
             "context_source": "registry",
             "mqtt_tls_only": stack.broker.tls,
+            "registry_https": demo.context_url.startswith("https://"),
             "enrolled_gateways": sorted(demo.edge_configs),
             "duration_s": round(time.monotonic() - t0, 1),
             "workdir": str(workdir),

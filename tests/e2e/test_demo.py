@@ -51,6 +51,7 @@ def test_headless_demo_loses_nothing_and_alerts_the_deteriorating_bed(tmp_path: 
     assert summary["lost"] == 0
     assert summary["context_source"] == "registry"  # every service read the registry
     assert summary["mqtt_tls_only"] is True  # one TLS listener; every process used the CA
+    assert summary["registry_https"] is True  # and read the registry over verified HTTPS
     assert summary["stored"] == summary["published"]
     assert summary["deteriorating_beds"] == ["bed02"]
     assert summary["alerted_beds"] == ["bed02"], summary["alerts"]
