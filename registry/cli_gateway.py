@@ -45,6 +45,19 @@ PortOption = Annotated[
 CaOption = Annotated[
     str | None, typer.Option("--ca-file", help="The CA file's path on the gateway (default "
                              "$WM_MQTT_CA_FILE; none: plain MQTT).")]
+CertOption = Annotated[bool, typer.Option(
+    "--cert", help="Also issue a client certificate (CN = the gateway id) from the registry's "
+    "CA (--ca-dir), written beside --out as GATEWAY.pem and GATEWAY.key (0600); the broker's "
+    "mutual-TLS listener checks it and the password.")]
+CaDirOption = Annotated[Path | None, typer.Option(
+    "--ca-dir", envvar="WM_PKI_DIR", show_default=False,
+    help="The registry's CA directory (ca.pem, ca.key: `wardwatch certs init`), default "
+    "$WM_PKI_DIR.")]
+CertDaysOption = Annotated[int, typer.Option("--cert-days", min=1, max=3650,
+                                             help="How long the certificate lasts.")]
+GatewayDirOption = Annotated[str | None, typer.Option(
+    "--gateway-dir", help="Where the certificate, its key and the CA (ca.pem) are on the "
+    "gateway (default: where they were written).")]
 OutboxOption = Annotated[
     str | None, typer.Option("--outbox", help="The outbox path on the gateway (default "
                              "/var/lib/wardwatch/GATEWAY/outbox.db).")]
@@ -143,6 +156,10 @@ def _deliver(out: Any, as_json: bool, dest: Path | None) -> None:
     note = (f"{out.action} gateway {out.gateway} ({out.site}/{out.unit}): client id and "
             f"username {out.gateway}, publishes below {out.publish_topic}, credential "
             f"{out.fingerprint}")
+    if out.broker.cert_file:
+        sha = (out.broker.cert_sha256 or "")[:16]
+        note += (f"; client certificate {sha}… valid until {out.broker.cert_not_after:%Y-%m-%d}"
+                 f", {out.gateway}.pem and {out.gateway}.key written beside the config")
     if out.skipped_devices:
         note += (f"; devices without a driver and port left out of the config: "
                  f"{', '.join(out.skipped_devices)}")
@@ -158,6 +175,22 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def _cert_request(cert: bool, ca_dir: Path | None, out: Path | None, days: int,
+                  gateway_dir: str | None) -> Any:
+    from registry.enroll import CertRequest
+
+    if not cert:
+        if gateway_dir is not None:
+            fail("--gateway-dir goes with --cert")
+        return None
+    if out is None:
+        fail("--cert writes the gateway's private key: give --out FILE (the pair goes beside it)")
+    if ca_dir is None:
+        fail("--cert needs the registry's CA: --ca-dir DIR or WM_PKI_DIR")
+    return _validated(CertRequest, {"ca_dir": str(ca_dir), "out_dir": str(out.parent.resolve()),
+                                     "gateway_dir": gateway_dir, "days": days})
+
+
 def enroll_cmd(
     gateway: str,
     unit: Annotated[str, typer.Option(help="The unit it serves: UNIT or SITE/UNIT.")],
@@ -169,6 +202,10 @@ def enroll_cmd(
     ca_file: CaOption = None,
     outbox: OutboxOption = None,
     out: OutOption = None,
+    cert: CertOption = False,
+    ca_dir: CaDirOption = None,
+    cert_days: CertDaysOption = 365,
+    gateway_dir: GatewayDirOption = None,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -185,8 +222,9 @@ def enroll_cmd(
         "unit": unit, "site": site, "bed": bed, "broker_host": broker_host,
         "broker_port": broker_port, "ca_file": ca_file, "outbox_path": outbox,
     })
+    creq = _cert_request(cert, ca_dir, out, cert_days, gateway_dir)
     result = _run(db, lambda e, a, t: enroll(e, a, gateway, req, broker=t,
-                                             actor=actor(), now=now))
+                                             actor=actor(), now=now, cert=creq))
     _deliver(result, json, out)
 
 
@@ -218,6 +256,10 @@ def rotate_cmd(
     ca_file: CaOption = None,
     outbox: OutboxOption = None,
     out: OutOption = None,
+    cert: CertOption = False,
+    ca_dir: CaDirOption = None,
+    cert_days: CertDaysOption = 365,
+    gateway_dir: GatewayDirOption = None,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -227,8 +269,9 @@ def rotate_cmd(
 
     req = _validated(RotateRequest, {"broker_host": broker_host, "broker_port": broker_port,
                                      "ca_file": ca_file, "outbox_path": outbox})
+    creq = _cert_request(cert, ca_dir, out, cert_days, gateway_dir)
     result = _run(db, lambda e, a, t: rotate(e, a, gateway, req, broker=t,
-                                             actor=actor(), now=now))
+                                             actor=actor(), now=now, cert=creq))
     _deliver(result, json, out)
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "BrokerAdmin",
     "BrokerFailed",
     "BrokerTarget",
+    "CertRequest",
     "DynsecChannel",
     "EnrollRequest",
     "Enrollment",
@@ -236,6 +237,18 @@ class RotateRequest(_Model):
     outbox_path: str | None = Field(default=None, max_length=1024)
 
 
+class CertRequest(_Model):
+    """A client certificate for the gateway (CN = its id) from the registry's CA, besides its
+    password (the broker's mutual-TLS listener checks both: the plugin keeps binding the client
+    id and revoking at once). The pair is written to ``out_dir`` (key 0600, replacing an older
+    pair: a rotation reissues it); the config names it in ``gateway_dir`` (default: the same)."""
+
+    ca_dir: str = Field(min_length=1, max_length=1024)
+    out_dir: str = Field(min_length=1, max_length=1024)
+    gateway_dir: str | None = Field(default=None, max_length=1024)
+    days: int = Field(default=365, ge=1, le=3650)
+
+
 class BrokerCredentials(_Model):
     host: str
     port: int
@@ -243,6 +256,10 @@ class BrokerCredentials(_Model):
     client_id: str
     password: str
     ca_file: str | None
+    cert_file: str | None = None
+    key_file: str | None = None
+    cert_sha256: str | None = None
+    cert_not_after: datetime | None = None
 
 
 class Enrollment(_Model):
@@ -363,6 +380,7 @@ def _audit(session: Session, actor: str, action: str, subject: str,
 def edge_config(
     t: _Target, broker: BrokerTarget, password: str, *, outbox_path: str | None = None,
     fingerprint: str = "", at: datetime | None = None,
+    client_cert: tuple[str, str] | None = None,
 ) -> str:
     """The gateway's edge agent config (``docs/edge-config.md``), TOML, loadable as is by
     ``wardwatch edge run --config``: its identity, the broker with its credentials, the outbox,
@@ -376,7 +394,10 @@ def edge_config(
             "username": t.gateway,
             "password": password,
             "topic_root": broker.topic_root,
-            **({"tls": {"ca_file": broker.ca_file}} if broker.ca_file else {}),
+            **({"tls": {"ca_file": broker.ca_file,
+                        **({"cert_file": client_cert[0], "key_file": client_cert[1]}
+                           if client_cert else {})}}
+               if broker.ca_file else {}),
         },
         "outbox": {"path": outbox_path or f"/var/lib/wardwatch/{t.gateway}/outbox.db"},
     }
@@ -392,10 +413,37 @@ def edge_config(
     return head + toml_dumps(data)
 
 
+def _client_cert(t: _Target, req: CertRequest, now: datetime) -> dict[str, Any]:
+    """Issue and write the gateway's client certificate; what the config and answer name."""
+    from pathlib import Path
+
+    from servicekit import pki
+
+    try:
+        ca = pki.load_ca(Path(req.ca_dir))
+        pair = ca.client(t.gateway, now=now, days=req.days)
+        out = Path(req.out_dir)
+        ca.write_pair(out / f"{t.gateway}.pem", out / f"{t.gateway}.key", pair, replace=True)
+    except (pki.PkiError, OSError) as exc:
+        raise Invalid(f"client certificate of {t.gateway}: {exc}") from exc
+    there = Path(req.gateway_dir or req.out_dir)
+    info = pki.cert_info(pair[0])
+    return {"cert_file": str(there / f"{t.gateway}.pem"),
+            "key_file": str(there / f"{t.gateway}.key"),
+            "cert_sha256": info.sha256, "cert_not_after": info.not_after,
+            "ca_file": str(there / "ca.pem") if req.gateway_dir else str(ca.cert_file)}
+
+
 def _issue(
     t: _Target, broker: BrokerTarget, admin: BrokerAdmin, *, action: str, now: datetime,
-    outbox_path: str | None,
+    outbox_path: str | None, cert: CertRequest | None = None,
 ) -> Enrollment:
+    tls: dict[str, Any] = {}
+    if cert is not None:  # before the broker: a CA that cannot issue changes nothing there
+        tls = _client_cert(t, cert, now)
+        if broker.ca_file is None:
+            broker = broker.model_copy(update={"ca_file": tls["ca_file"]})
+        tls.pop("ca_file")
     scope = dynsec.GatewayScope(t.gateway, t.site, t.unit, broker.topic_root)
     password = dynsec.new_password()
     commands = dynsec.gateway_upsert(scope, password)
@@ -416,9 +464,10 @@ def _issue(
         gateway=t.gateway, site=t.site, unit=t.unit, action=action, at=now,
         broker=BrokerCredentials(host=broker.host, port=broker.port, username=t.gateway,
                                  client_id=t.gateway, password=password,
-                                 ca_file=broker.ca_file),
+                                 ca_file=broker.ca_file, **tls),
         topic_root=broker.topic_root, publish_topic=scope.subtree, fingerprint=fp,
-        config=edge_config(t, broker, password, outbox_path=outbox_path, fingerprint=fp, at=now),
+        config=edge_config(t, broker, password, outbox_path=outbox_path, fingerprint=fp, at=now,
+                           client_cert=(tls["cert_file"], tls["key_file"]) if tls else None),
         skipped_devices=list(t.skipped),
     )
 
@@ -433,6 +482,7 @@ def _broker_for(default: BrokerTarget, host: str | None, port: int | None,
 def enroll(
     engine: Engine, admin: BrokerAdmin, gateway: str, req: EnrollRequest, *,
     broker: BrokerTarget, actor: str, now: Callable[[], datetime],
+    cert: CertRequest | None = None,
 ) -> Enrollment:
     """Register the gateway (if new) and give it a broker identity; re-running it after any
     failure converges (a new password replaces whatever the broker held)."""
@@ -442,17 +492,19 @@ def enroll(
         audit.act_as(s, actor)
         t = _register(s, gateway, req, now())
     target = _broker_for(broker, req.broker_host, req.broker_port, req.ca_file)
-    out = _issue(t, target, admin, action="enrolled", now=now(), outbox_path=req.outbox_path)
+    out = _issue(t, target, admin, action="enrolled", now=now(), outbox_path=req.outbox_path,
+                 cert=cert)
     with transaction(engine) as s:
         _audit(s, actor, "gateway.enroll", gateway,
-               {"unit": f"{t.site}/{t.unit}", "bed": req.bed, "credential": out.fingerprint},
-               out.at)
+               {"unit": f"{t.site}/{t.unit}", "bed": req.bed, "credential": out.fingerprint,
+                **_cert_detail(out)}, out.at)
     return out
 
 
 def rotate(
     engine: Engine, admin: BrokerAdmin, gateway: str, req: RotateRequest | None = None, *,
     broker: BrokerTarget, actor: str, now: Callable[[], datetime],
+    cert: CertRequest | None = None,
 ) -> Enrollment:
     """New credentials for an enrolled gateway: the old password stops working at once (its
     connection is closed); the gateway's outbox keeps what it reads until it reconnects with
@@ -467,10 +519,19 @@ def rotate(
             f"{answer[0]['error']}); enrol it instead"
         )
     target = _broker_for(broker, req.broker_host, req.broker_port, req.ca_file)
-    out = _issue(t, target, admin, action="rotated", now=now(), outbox_path=req.outbox_path)
+    out = _issue(t, target, admin, action="rotated", now=now(), outbox_path=req.outbox_path,
+                 cert=cert)
     with transaction(engine) as s:
-        _audit(s, actor, "gateway.rotate", gateway, {"credential": out.fingerprint}, out.at)
+        _audit(s, actor, "gateway.rotate", gateway,
+               {"credential": out.fingerprint, **_cert_detail(out)}, out.at)
     return out
+
+
+def _cert_detail(out: Enrollment) -> dict[str, str]:
+    b = out.broker
+    if b.cert_sha256 is None or b.cert_not_after is None:
+        return {}
+    return {"certificate": b.cert_sha256, "certificate_not_after": b.cert_not_after.isoformat()}
 
 
 def revoke(

@@ -330,3 +330,50 @@ def outbox_rows(path: Path) -> int:
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
         row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'pending'").fetchone()
     return int(row[0]) if row else 0
+
+
+def test_enrolment_with_a_client_certificate_on_a_mutual_tls_broker(tmp_path: Path) -> None:
+    """``--cert``: a client certificate from the registry's CA besides the password; the
+    broker's mutual-TLS listener wants both, so the plugin still binds the client id and a
+    revocation still refuses (the certificate alone gets nothing)."""
+    broker = Mosquitto(tmp_path / "mosquitto", client_certs="password")
+    broker.start()
+    try:
+        assert broker.pki is not None
+        root = f"c{uuid.uuid4().hex[:6]}/v1"
+        reg = make_registry(broker, tmp_path, root)
+        ca_dir = broker.pki.ca_file.parent
+        reg.env.update({"WM_MQTT_CA_FILE": str(broker.pki.ca_file)})
+        reg.env.update({k: str(v) for k, v in zip(
+            ("WM_MQTT_CERT_FILE", "WM_MQTT_KEY_FILE"), broker.pki.client_cert("registry"),
+            strict=True)})
+        assert "--cert writes the gateway's private key" in reg(
+            "gateway", "enroll", "gw-c1", "--unit", "s1/u1", "--cert", "--ca-dir", str(ca_dir),
+            code=2)
+        out = tmp_path / "gw" / "gw-c1.toml"
+        out.parent.mkdir(mode=0o700)
+        note = reg("gateway", "enroll", "gw-c1", "--unit", "s1/u1", "--cert", "--ca-dir",
+                   str(ca_dir), "--out", str(out))
+        assert "client certificate" in note
+        cfg = load_edge_config(out)
+        tls = cfg.broker.tls
+        assert tls is not None and tls.cert_file is not None and tls.key_file is not None
+        assert stat.S_IMODE(tls.key_file.stat().st_mode) == 0o600
+        p = MqttParams(host=broker.host, port=broker.port, username="gw-c1",
+                       password=cfg.broker.resolved_password(), ca_file=tls.ca_file,
+                       cert_file=tls.cert_file, key_file=tls.key_file, session_expiry_s=0)
+        c = Client.open(p, "gw-c1")
+        try:
+            assert not c.publish(topics.gateway_obs("s1", "u1", "gw-c1", root=root),
+                                 b"x").is_failure
+            assert not_authorized(c.publish(topics.gateway_obs("s1", "u1", "gw-c2", root=root),
+                                            b"x"))
+        finally:
+            c.close()
+        with pytest.raises(MqttError):  # another client id, the same certificate and password
+            connect_blocking(make_client(p, client_id="gw-c1-b"), p, timeout=5)
+        reg("gateway", "revoke", "gw-c1")
+        with pytest.raises(MqttError):  # the certificate is still valid; the identity is gone
+            connect_blocking(make_client(p, client_id="gw-c1"), p, timeout=5)
+    finally:
+        broker.stop()
