@@ -184,8 +184,17 @@ def create_app(
     (aware UTC; tests inject one); ``publish_command`` hands a nurse's alert command to the
     broker (without it the alert routes answer 503); ``login_policy`` the login rate limits."""
     now = clock or (lambda: datetime.now(UTC))
-    limiter = LoginLimiter(login_policy or Policy())
+    policy = login_policy or Policy()
+    limiter = LoginLimiter(policy)
     limiter_lock = threading.Lock()
+    # a restart (or kill -9) does not wipe the slate: the window's logins come back from the
+    # audit log, in order
+    with transaction(engine) as session:
+        for e in audit.entries(session, now() - policy.window):
+            if e.action == "login.failed":
+                limiter.failed((f"user:{e.actor}", f"addr:{e.detail.get('client')}"), e.at)
+            elif e.action == "login":
+                limiter.succeeded(f"user:{e.actor}")
 
     async def authorize(
         request: Request,

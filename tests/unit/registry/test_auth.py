@@ -248,3 +248,16 @@ def test_the_password_policy(password: str, words: str) -> None:
     with pytest.raises(Invalid, match=words):
         users._hash_password("kim", password)
     assert users.password_problem("kim", PW) is None
+
+
+def test_a_restart_remembers_the_windows_failed_logins(
+    client: TestClient, clock: Clock, engine: Engine
+) -> None:
+    for _ in range(3):
+        assert login(client, password="wrong password!")[0] == 401
+    policy = Policy(window=timedelta(minutes=15), per_user=3, per_address=5)
+    with TestClient(create_app(engine, clock=clock, login_policy=policy)) as restarted:
+        assert login(restarted)[0] == 429
+        clock.now = T0 + timedelta(minutes=16)
+    with TestClient(create_app(engine, clock=clock, login_policy=policy)) as later:
+        assert login(later)[0] == 200
