@@ -289,7 +289,10 @@ def create_app(
         client = request.client.host if request.client else "unknown"
         keys = (f"user:{req.user}", f"addr:{client}")
         with limiter_lock:
-            wait = limiter.retry_after(keys, now())
+            at = now()
+            wait = limiter.retry_after(keys, at)
+            if wait is None:  # counted as failed until it succeeds: a burst cannot slip past
+                limiter.failed(keys, at)
         if wait is not None:
             run(lambda s, t: audit.record(s, req.user, "login.refused", f"users/- ({req.user})",
                                           {"client": client, "why": "rate limited"}, now=t))
@@ -297,10 +300,9 @@ def create_app(
                 f"too many failed logins for this user or from this address: try again in "
                 f"{int(wait + 0.999)} s", wait)
         issued = run(lambda s, t: users.login(s, req, client, now=t))
-        with limiter_lock:
-            if issued is None:
-                limiter.failed(keys, now())
-            else:
+        if issued is not None:
+            with limiter_lock:
+                limiter.refund(keys, at)
                 limiter.succeeded(keys[0])
         if issued is None:
             raise Unauthorized("wrong user name or password, or the user is disabled")

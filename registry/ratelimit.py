@@ -4,11 +4,12 @@ Two kinds of key limit a login: the user name tried (``user:NAME``, a few failur
 account's logins for the window: guessing one password is slow) and the client address
 (``addr:IP``, more failures allowed: a ward's shared workstation has several users; guessing
 many accounts from one place is slow). A blocked attempt is refused before any password is
-checked (no oracle) and does not extend the block. A success clears its user's failures, not the
-address's. Memory is bounded: at most ``max_keys`` keys, the stalest dropped first.
+checked (no oracle) and does not extend the block. The API counts an attempt as failed before
+checking its password and refunds it on success (many attempts at once cannot all slip past the
+check before the first fails). A success clears its user's failures, not the address's. Memory
+is bounded: at most ``max_keys`` keys, the stalest dropped first.
 
-The API keeps one limiter per process (restarting the registry forgets it; the audit log keeps
-every attempt).
+The API keeps one limiter per process and reloads it from the audit log's last window at start.
 """
 
 from __future__ import annotations
@@ -69,6 +70,17 @@ class LoginLimiter:
                 times.popleft()
         while len(self._failures) > self.policy.max_keys:
             self._failures.popitem(last=False)
+
+    def refund(self, keys: tuple[str, ...], at: datetime) -> None:
+        """Take back one failure recorded ``at`` (an attempt counted in advance that then
+        succeeded): counting before the password is checked closes the race of many attempts
+        checked at once, before any of them has failed."""
+        for key in keys:
+            times = self._failures.get(key)
+            if times is not None and at in times:
+                times.remove(at)
+                if not times:
+                    del self._failures[key]
 
     def succeeded(self, user_key: str) -> None:
         self._failures.pop(user_key, None)

@@ -7,6 +7,7 @@ become AlertCommands by the authenticated user, refused without a broker."""
 from __future__ import annotations
 
 import shutil
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -261,3 +262,22 @@ def test_a_restart_remembers_the_windows_failed_logins(
         clock.now = T0 + timedelta(minutes=16)
     with TestClient(create_app(engine, clock=clock, login_policy=policy)) as later:
         assert login(later)[0] == 200
+
+
+def test_a_burst_of_guesses_at_once_gets_no_more_than_the_limit(client: TestClient) -> None:
+    codes: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(12)
+
+    def guess(i: int) -> None:
+        start.wait(timeout=30)
+        code = login(client, password=f"guess number {i}!")[0]
+        with lock:
+            codes.append(code)
+
+    pool = [threading.Thread(target=guess, args=(i,)) for i in range(12)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(timeout=60)
+    assert sorted(codes) == [401] * 3 + [429] * 9, codes

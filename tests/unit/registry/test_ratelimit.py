@@ -69,3 +69,15 @@ def test_memory_is_bounded_by_max_keys(names: list[str]) -> None:
     for i, n in enumerate(names):
         lim.failed((f"user:{n}", f"addr:{i}"), T0)
         assert len(lim) <= POLICY.max_keys
+
+
+def test_a_refund_takes_back_exactly_the_attempt_counted_in_advance() -> None:
+    lim = LoginLimiter(POLICY)
+    keys = ("user:kim", "addr:10.0.0.1")
+    lim.failed(keys, T0)
+    lim.failed(keys, T0 + timedelta(seconds=1))
+    lim.refund(keys, T0 + timedelta(seconds=1))
+    lim.refund(keys, T0 + timedelta(seconds=5))  # nothing counted then: nothing taken
+    assert [len(lim._failures[k]) for k in keys] == [1, 1]
+    lim.refund(keys, T0)
+    assert len(lim) == 0
