@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import event, insert, inspect, select, update
@@ -182,7 +182,7 @@ def _append(session: Session) -> None:
     rows = []
     for at, actor, action, subject, detail in pending:
         seq += 1
-        when = at or fallback
+        when = (at or fallback).astimezone(UTC)  # hashed as read back: UTC
         h = record_hash(seq, when, actor, action, subject, detail, prev)
         rows.append({"seq": seq, "at": when, "actor": actor, "action": action,
                      "subject": subject, "detail": json.dumps(detail, sort_keys=True),
@@ -203,8 +203,6 @@ _NOW = "wardwatch.audit.now"
 def _now_of(session: Session) -> datetime:
     """The time of the changes the session recorded: the shell's ``now`` (:func:`at_time`),
     else the wall clock."""
-    from datetime import UTC
-
     t = session.info.get(_NOW)
     return t if isinstance(t, datetime) else datetime.now(UTC)
 

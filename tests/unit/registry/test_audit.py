@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -172,3 +172,15 @@ def test_tokens_expire_and_are_revoked_on_this_database(engine: Engine) -> None:
         users.disable_user(s, "svc", now=T0 + timedelta(minutes=1))
     with transaction(engine) as s, pytest.raises(Unauthorized, match="revoked"):
         users.authenticate(s, issued.token, now=T0 + timedelta(minutes=2))
+
+
+def test_a_time_with_another_offset_is_hashed_as_stored(engine: Engine) -> None:
+    shanghai = timezone(timedelta(hours=8))
+    with transaction(engine) as s:
+        audit.at_time(s, T0.astimezone(shanghai))
+        assets.add_site(s, SiteRequest(id="east"), now=T0)
+        audit.record(s, "x", "note", "sites/east", {}, now=T0.astimezone(shanghai))
+    v = verdict(engine)
+    assert v.ok and v.checked == 2, v
+    with transaction(engine) as s:
+        assert {e.at for e in audit.entries(s)} == {T0}
