@@ -24,7 +24,7 @@ from edge_agent.config import (
     TlsSection,
 )
 from servicekit.backoff import Backoff
-from servicekit.mqtt import MqttParams, connect_blocking, make_client
+from servicekit.mqtt import connect_blocking, make_client
 from wardwatch.devstack import Mosquitto
 from wardwire import topics
 from wardwire.models import GatewayStatus, Generation, ObservationBatch
@@ -75,15 +75,9 @@ class Recorder:
 
 
 def start_recorder(broker: Mosquitto, filters: list[str], client_id: str | None = None) -> Recorder:
-    p = MqttParams(
-        host=broker.host,
-        port=broker.port,
-        username="admin",
-        password=broker.passwords["admin"],
-        ca_file=broker.ca_file if broker.tls else None,
-        session_expiry_s=3600,
-        reconnect=FAST,
-    )
+    # the broker's own parameters for admin: its CA when TLS-only, a client certificate too
+    # when it requires one
+    p = broker.params("admin", session_expiry_s=3600, reconnect=FAST)
     client = make_client(p, client_id=client_id or f"rec-{uuid.uuid4().hex[:8]}")
     rec = Recorder(client)
     subscribed = threading.Event()
