@@ -129,8 +129,16 @@ SERVICE_ROLES: dict[str, tuple[Acl, ...]] = {
         _send("+/v1/dlq/#"),
         _send("+/v1/tech/#"),
     ),
-    # only the console identity publishes nurses' commands and charted sets
-    "console": (_sub("+/v1/#"), _send("+/v1/cmd/#"), _send("+/v1/chart/#")),
+    # the nurses' board reads the gateways' data and status, the alert engine's scores,
+    # alerts and status, and the registry's change events; only the console identity
+    # publishes nurses' commands and charted sets
+    "console": (
+        _sub("+/v1/gw/#"),
+        _sub("+/v1/alerting/#"),
+        _sub("+/v1/registry/#"),
+        _send("+/v1/cmd/#"),
+        _send("+/v1/chart/#"),
+    ),
     "demo": (_sub("+/v1/#"), _send("+/v1/cmd/#"), _send("+/v1/chart/#")),
     # the registry: the plugin's admin (it enrols, rotates and revokes gateways) and the
     # publisher of change events; it reads no data topic

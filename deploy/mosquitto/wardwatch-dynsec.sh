@@ -73,7 +73,9 @@ roles)
         publishClientSend "$ROOT/dlq/#" \
         publishClientSend "$ROOT/tech/#"
     role console \
-        subscribePattern "$ROOT/#" \
+        subscribePattern "$ROOT/gw/#" \
+        subscribePattern "$ROOT/alerting/#" \
+        subscribePattern "$ROOT/registry/#" \
         publishClientSend "$ROOT/cmd/#" \
         publishClientSend "$ROOT/chart/#"
     # the registry: the plugin's admin (enrols, rotates, revokes gateways), change events

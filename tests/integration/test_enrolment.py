@@ -377,3 +377,46 @@ def test_enrolment_with_a_client_certificate_on_a_mutual_tls_broker(tmp_path: Pa
             connect_blocking(make_client(p, client_id="gw-c1"), p, timeout=5)
     finally:
         broker.stop()
+
+
+def test_service_identities_read_and_write_only_what_they_need(
+    stack: Stack, topic_root: str
+) -> None:
+    """The console reads the gateways, the alert engine and the registry's events (its board),
+    nothing else; the registry reads no data at all and publishes only its change events."""
+    r = topic_root
+    every = {
+        "gw": topics.gateway_obs("s1", "u1", "gw-x", root=r),
+        "alerting": topics.alert_events("s1", "u1", root=r),
+        "registry": topics.context_changed("s1", "u1", root=r),
+        "cmd": topics.ack_commands("s1", "u1", root=r),
+        "chart": topics.charting("s1", "u1", root=r),
+        "tech": topics.technical("s1", "u1", "ingest", root=r),
+        "dlq": topics.dead_letter("ingest", root=r),
+    }
+    admin = Client.open(stack.broker.params("admin"), f"adm-{uuid.uuid4().hex[:6]}")
+    readers = {u: Client.open(stack.broker.params(u), f"{u}-{uuid.uuid4().hex[:6]}")
+               for u in ("console", "registry")}
+    try:
+        for c in readers.values():
+            c.subscribe(f"{r}/#")  # the SUBACK is no read check: delivery is
+            for t in every.values():
+                c.subscribe(t)
+        for name, t in every.items():
+            assert not admin.publish(t, name.encode()).is_failure
+        marker = topics.alert_events("s1", "u1", root=r)  # the console reads it
+        assert not admin.publish(marker, b"marker").is_failure
+        got = {p for _, p in arrived_before(readers["console"], b"marker")}
+        assert got == {b"gw", b"alerting", b"registry"}
+        reg = readers["registry"]
+        assert not reg.publish(every["registry"], b"event").is_failure
+        for name in ("gw", "alerting", "cmd", "chart", "tech", "dlq"):
+            assert not_authorized(reg.publish(every[name], b"x")), name
+        assert not_authorized(readers["console"].publish(every["gw"], b"x"))
+        assert not_authorized(readers["console"].publish(every["registry"], b"x"))
+        with reg.cond:
+            assert reg.messages == []  # it may read nothing of the data
+    finally:
+        admin.close()
+        for c in readers.values():
+            c.close()
