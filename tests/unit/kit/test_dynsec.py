@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -136,3 +137,82 @@ def test_the_printed_edge_config_is_loaded_by_the_edge_agent_as_is(tmp_path: Pat
     assert [d.id for d in cfg.devices] == ["mon-1", "hr-1"]
     assert cfg.gateway.generation.value == "test"
     assert json.dumps(cfg.model_dump(mode="json"))  # a complete, valid config
+
+
+# -- registry.enroll.DynsecChannel: requests matched to answers (a fake session: pure logic) ----
+class _Msg:
+    def __init__(self, topic: str, payload: bytes) -> None:
+        self.topic, self.payload = topic, payload
+
+
+class _Rc:
+    def __init__(self, failure: bool) -> None:
+        self.is_failure = failure
+
+    def __str__(self) -> str:
+        return "Not authorized" if self.is_failure else "Success"
+
+
+class FakeSession:
+    """Answers each request like the plugin would (or not at all, or refuses the PUBACK), and
+    delivers someone else's answers first."""
+
+    def __init__(self, *, answer: bool = True, refuse: bool = False,
+                 connected: bool = True) -> None:
+        import threading
+
+        self.connected, self.subscribed = threading.Event(), threading.Event()
+        if connected:
+            self.connected.set()
+        self.subscribed.set()
+        self.refused_filters: list[str] = []
+        self.answer, self.refuse = answer, refuse
+        self.channel: Any = None
+        self.sent: list[dict[str, Any]] = []
+
+    def publish(self, topic: str, payload: str, *, qos: int, on_done: Any) -> None:
+        cmds = json.loads(payload)["commands"]
+        self.sent.extend(cmds)
+        on_done(_Rc(self.refuse))
+        if self.refuse or not self.answer:
+            return
+        other = {"responses": [{"command": "listClients", "correlationData": "someone-else"}]}
+        self.channel.on_message(None, None, _Msg(dynsec.RESPONSE_TOPIC,
+                                                 json.dumps(other).encode()))
+        self.channel.on_message(None, None, _Msg("elsewhere", b"garbage"))
+        self.channel.on_message(None, None, _Msg(dynsec.RESPONSE_TOPIC, b"not json"))
+        answers = [{"command": c["command"], "correlationData": c["correlationData"],
+                    **({"error": "Client not found"} if c["command"] == "deleteClient" else {})}
+                   for c in reversed(cmds)]  # in any order
+        self.channel.on_message(None, None, _Msg(dynsec.RESPONSE_TOPIC,
+                                                 json.dumps({"responses": answers}).encode()))
+
+
+def _channel(session: FakeSession) -> Any:
+    from registry.enroll import DynsecChannel
+
+    ch = DynsecChannel(session)  # type: ignore[arg-type]
+    session.channel = ch
+    return ch
+
+
+def test_the_channel_returns_each_commands_own_answer_in_order() -> None:
+    s = FakeSession()
+    cmds = dynsec.gateway_upsert(GatewayScope("gw-1", "s1", "u1"), "pw")
+    answers = _channel(s).control(cmds, timeout=2)
+    assert [a["command"] for a in answers] == [c["command"] for c in cmds]
+    assert answers[0]["error"] == "Client not found"
+    assert len({c["correlationData"] for c in s.sent}) == len(cmds)
+
+
+def test_the_channel_fails_clearly_and_sends_nothing_when_disconnected() -> None:
+    from registry.enroll import BrokerFailed
+
+    s = FakeSession(connected=False)
+    with pytest.raises(BrokerFailed, match="not connected"):
+        _channel(s).control([dynsec.list_clients()], timeout=0.2)
+    assert s.sent == []  # never queued for later
+    with pytest.raises(BrokerFailed, match="refused the dynamic-security request"):
+        _channel(FakeSession(refuse=True)).control([dynsec.list_clients()], timeout=2)
+    with pytest.raises(BrokerFailed, match=r"no dynamic-security answer within 0\.2 s"):
+        _channel(FakeSession(answer=False)).control([dynsec.list_clients()], timeout=0.2)
