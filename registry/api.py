@@ -283,9 +283,11 @@ def create_app(
 
     # -- login and users ------------------------------------------------------------------
     @app.post("/login", tags=["users"])
-    def login(req: users.LoginRequest, request: Request) -> users.IssuedToken:
+    def login(req: users.LoginRequest, request: Request, response: Response,
+              ) -> users.IssuedToken:
         """A token for a shift (12 h) for a user name and password. Failed logins are limited
         per user name and per client address (429 with Retry-After)."""
+        response.headers["Cache-Control"] = "no-store"  # the answer holds a secret
         client = request.client.host if request.client else "unknown"
         keys = (f"user:{req.user}", f"addr:{client}")
         with limiter_lock:
@@ -320,14 +322,17 @@ def create_app(
         p = me()
         key = (f"user:{p.user}",)
         with limiter_lock:
-            wait = limiter.retry_after(key, now())
+            at = now()
+            wait = limiter.retry_after(key, at)
+            if wait is None:  # counted as failed until it succeeds, as a login
+                limiter.failed(key, at)
         if wait is not None:
             raise TooManyAttempts(f"too many failed attempts: try again in {int(wait + 0.999)} s",
                                   wait)
         if not run(lambda s, _: users.check_password(s, p.user, req.current.get_secret_value())):
-            with limiter_lock:
-                limiter.failed(key, now())
             raise Forbidden("the current password is wrong")
+        with limiter_lock:
+            limiter.refund(key, at)
         return run(lambda s, t: users.set_password(s, p.user, req.new.get_secret_value(),
                                                    now=t))
 
@@ -353,9 +358,10 @@ def create_app(
         return run(lambda s, t: users.enable_user(s, user, now=t))
 
     @app.post("/users/{user}/tokens", status_code=201, tags=["users"])
-    def issue_token(user: UserPath, req: Annotated[TokenRequest | None, Body()] = None,
-                    ) -> users.IssuedToken:
+    def issue_token(response: Response, user: UserPath,
+                    req: Annotated[TokenRequest | None, Body()] = None) -> users.IssuedToken:
         """A token for a user without their password (a service's: put it in a 0600 file)."""
+        response.headers["Cache-Control"] = "no-store"  # the answer holds a secret
         days = (req or TokenRequest()).days
         return run(lambda s, t: users.issue_token(s, user, ttl=timedelta(days=days), now=t))
 

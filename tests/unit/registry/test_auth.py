@@ -98,7 +98,9 @@ def login(c: TestClient, user: str = "kim", password: str = PW) -> tuple[int, di
 
 
 def test_a_login_token_works_until_it_expires(client: TestClient, clock: Clock) -> None:
-    code, body = login(client)
+    r = client.post("/login", json={"user": "kim", "password": PW})
+    assert r.headers["cache-control"] == "no-store"  # it holds a secret
+    code, body = r.status_code, r.json()
     assert code == 200 and body["user"] == "kim" and body["role"] == "nurse"
     h = bearer(body["token"])
     assert client.get("/me", headers=h).json()["user"] == "kim"
