@@ -151,6 +151,20 @@ def write_private(path: Path, text: str) -> None:
         fail(f"{path}: cannot write: {exc.strerror}")
 
 
+def check_out(dest: Path | None) -> None:
+    """Refuse an ``--out`` that cannot be written *before* a credential is issued (else its
+    only copy would be lost)."""
+    if dest is None:
+        return
+    if dest.is_dir():
+        fail(f"--out {dest}: is a directory (give a file name)")
+    parent = dest.parent.resolve()
+    if not parent.is_dir():
+        fail(f"--out {dest}: no directory {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        fail(f"--out {dest}: cannot write in {parent}")
+
+
 def _deliver(out: Any, as_json: bool, dest: Path | None) -> None:
     text = out.model_dump_json(indent=2) + "\n" if as_json else out.config
     note = (f"{out.action} gateway {out.gateway} ({out.site}/{out.unit}): client id and "
@@ -222,6 +236,7 @@ def enroll_cmd(
         "unit": unit, "site": site, "bed": bed, "broker_host": broker_host,
         "broker_port": broker_port, "ca_file": ca_file, "outbox_path": outbox,
     })
+    check_out(out)
     creq = _cert_request(cert, ca_dir, out, cert_days, gateway_dir)
     result = _run(db, lambda e, a, t: enroll(e, a, gateway, req, broker=t,
                                              actor=actor(), now=now, cert=creq))
@@ -269,6 +284,7 @@ def rotate_cmd(
 
     req = _validated(RotateRequest, {"broker_host": broker_host, "broker_port": broker_port,
                                      "ca_file": ca_file, "outbox_path": outbox})
+    check_out(out)
     creq = _cert_request(cert, ca_dir, out, cert_days, gateway_dir)
     result = _run(db, lambda e, a, t: rotate(e, a, gateway, req, broker=t,
                                              actor=actor(), now=now, cert=creq))

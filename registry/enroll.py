@@ -199,6 +199,10 @@ class AdminSession:
 
 
 # -- requests and answers ---------------------------------------------------------------------
+#: a file path: no control characters (it goes into the gateway's config)
+_PATH = r"^[^\x00-\x1f\x7f]+$"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -209,7 +213,7 @@ class BrokerTarget(_Model):
 
     host: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:\[\]_-]+$")
     port: int = Field(ge=1, le=65535)
-    ca_file: str | None = Field(default=None, max_length=1024)
+    ca_file: str | None = Field(default=None, min_length=1, max_length=1024, pattern=_PATH)
     topic_root: str = Field(default=topics.ROOT, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"
                             r"(/[A-Za-z0-9][A-Za-z0-9_.\-]{0,63})*$")
 
@@ -225,16 +229,16 @@ class EnrollRequest(_Model):
     broker_host: str | None = Field(default=None, min_length=1, max_length=253,
                                     pattern=r"^[A-Za-z0-9.:\[\]_-]+$")
     broker_port: int | None = Field(default=None, ge=1, le=65535)
-    ca_file: str | None = Field(default=None, max_length=1024)
-    outbox_path: str | None = Field(default=None, max_length=1024)
+    ca_file: str | None = Field(default=None, min_length=1, max_length=1024, pattern=_PATH)
+    outbox_path: str | None = Field(default=None, min_length=1, max_length=1024, pattern=_PATH)
 
 
 class RotateRequest(_Model):
     broker_host: str | None = Field(default=None, min_length=1, max_length=253,
                                     pattern=r"^[A-Za-z0-9.:\[\]_-]+$")
     broker_port: int | None = Field(default=None, ge=1, le=65535)
-    ca_file: str | None = Field(default=None, max_length=1024)
-    outbox_path: str | None = Field(default=None, max_length=1024)
+    ca_file: str | None = Field(default=None, min_length=1, max_length=1024, pattern=_PATH)
+    outbox_path: str | None = Field(default=None, min_length=1, max_length=1024, pattern=_PATH)
 
 
 class CertRequest(_Model):
@@ -243,9 +247,9 @@ class CertRequest(_Model):
     id and revoking at once). The pair is written to ``out_dir`` (key 0600, replacing an older
     pair: a rotation reissues it); the config names it in ``gateway_dir`` (default: the same)."""
 
-    ca_dir: str = Field(min_length=1, max_length=1024)
-    out_dir: str = Field(min_length=1, max_length=1024)
-    gateway_dir: str | None = Field(default=None, max_length=1024)
+    ca_dir: str = Field(min_length=1, max_length=1024, pattern=_PATH)
+    out_dir: str = Field(min_length=1, max_length=1024, pattern=_PATH)
+    gateway_dir: str | None = Field(default=None, min_length=1, max_length=1024, pattern=_PATH)
     days: int = Field(default=365, ge=1, le=3650)
 
 

@@ -179,6 +179,15 @@ def test_refusals_are_clear_and_change_nothing(registry: Registry, stack: Stack)
     assert "service identity" in registry("gateway", "enroll", "ingest", "--unit", "s1/u1",
                                           code=2)
     assert "unknown gateway" in registry("gateway", "revoke", gw, code=2)
+    # an --out that cannot be written is refused before any credential exists
+    d = Path(registry.env["WM_MQTT_PASSWORD_FILE"]).parent
+    assert "is a directory" in registry("gateway", "enroll", gw, "--unit", "s1/u1", "--out",
+                                        str(d), code=2)
+    assert "no directory" in registry("gateway", "enroll", gw, "--unit", "s1/u1", "--out",
+                                      str(d / "nope" / "gw.toml"), code=2)
+    assert "outbox_path" in registry("gateway", "enroll", gw, "--unit", "s1/u1", "--outbox",
+                                     "/tmp/a\nb", code=2)
+    assert "unknown gateway" in registry("gateway", "show", gw, code=2)
     enrolled(registry, gw)
     assert "serves s1/u1, not s1/u2" in registry("gateway", "enroll", gw, "--unit", "s1/u2",
                                                  code=2)
