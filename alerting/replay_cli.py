@@ -399,7 +399,7 @@ def _influx_records(
 
     from alerting.replay_influx import Converter, InfluxReader, bed_specs
     from alerting.replay_influx import stream as influx_stream
-    from servicekit.context import UnitContextError, load_unit_context
+    from servicekit.context import UnitContextError, load_unit_context, registry_token
     from servicekit.influx import InfluxError, InfluxTarget
     from servicekit.settings import ServiceSettings
     from wardwire.models import WIRE_TIME_MAX, WIRE_TIME_MIN
@@ -413,9 +413,11 @@ def _influx_records(
         raise _fail("--start/--end: outside [2000, 2100) UTC")
     if not (math.isfinite(page_minutes) and 0.01 <= page_minutes <= 7 * 24 * 60):
         raise _fail("--page-minutes: between 0.01 and one week")
+    settings = ServiceSettings()
     source = _context_source(ward, registry, t0)
     try:
-        ctx = load_unit_context(source)
+        ctx = load_unit_context(source, ca_file=settings.registry_ca_file, token=registry_token(
+            source, settings.registry_token_value(), settings.registry_token_file))
     except UnitContextError as exc:
         raise _fail(f"unit context: {exc}") from None
     if ctx.unit != unit:
@@ -426,7 +428,6 @@ def _influx_records(
             f"generation; reading {generation} data (--generation)"
         )
     specs, without = bed_specs(ctx)
-    settings = ServiceSettings()
     target = InfluxTarget(
         settings.influx_url, settings.influx_db, settings.influx_username,
         settings.influx_password,

@@ -53,13 +53,12 @@ def unit_context_or_exit(
     settings: ServiceSettings, ward: Path | None = None, context: str | None = None
 ) -> UnitContext:
     """The unit context from ``--context``, ``--ward`` or the settings; exit 2 if unusable."""
-    from servicekit.context import UnitContextError, load_unit_context, read_token_file
+    from servicekit.context import UnitContextError, load_unit_context, registry_token
 
     try:
         source = settings.context_source(context or ward)
-        token = settings.registry_token_value()
-        if settings.registry_token_file is not None and source.startswith(("http:", "https:")):
-            token = read_token_file(settings.registry_token_file)
+        token = registry_token(source, settings.registry_token_value(),
+                               settings.registry_token_file)
         return load_unit_context(source, ca_file=settings.registry_ca_file, token=token)
     except UnitContextError as exc:
         typer.echo(str(exc), err=True)

@@ -55,6 +55,7 @@ __all__ = [
     "load_unit_context",
     "load_ward_file",
     "read_token_file",
+    "registry_token",
 ]
 
 #: A context document larger than this is refused (a unit has tens of beds, not millions).
@@ -111,6 +112,15 @@ def read_token_file(path: Path) -> str:
     if not token:
         raise UnitContextError(f"{path}: the registry token file is empty")
     return token
+
+
+def registry_token(source: str | Path, token: str | None,
+                   token_file: Path | None) -> str | None:
+    """The bearer token to read ``source`` with: none for a ward file; else the one in
+    ``token_file`` (read now, so a rotated token is seen), else ``token``."""
+    if not _is_url(source):
+        return None
+    return read_token_file(token_file) if token_file is not None else token
 
 
 def _fetch(url: str, timeout_s: float, ca_file: Path | None = None,
@@ -244,11 +254,9 @@ class ContextSource:
         return max(0.0, ((now or utcnow()) - self.last_ok_at).total_seconds())
 
     def _load(self) -> UnitContext:
-        token = self.token
-        if self.is_url and self.token_file is not None:
-            token = read_token_file(self.token_file)
-        return load_unit_context(self.source, timeout_s=self.timeout_s, ca_file=self.ca_file,
-                                 token=token)
+        return load_unit_context(
+            self.source, timeout_s=self.timeout_s, ca_file=self.ca_file,
+            token=registry_token(self.source, self.token, self.token_file))
 
     def load(self) -> UnitContext:
         if not self.is_url or self.cache_path is None:
