@@ -68,7 +68,7 @@ from registry.schemas import (
     UnitRequest,
     UnitView,
 )
-from registry.unitcontext import unit_context
+from registry.unitcontext import unit_context, without_dates_of_birth
 from wardwire.context import PATIENT_PATTERN, UnitContext
 from wardwire.models import AlertCommand, CommandAction
 
@@ -418,8 +418,15 @@ def create_app(
     def get_context(
         site: SiteId, unit: UnitId, at: Annotated[Instant | None, Query()] = None
     ) -> UnitContext:
-        """The unit context the services read (``--context URL``), now or as it was ``at``."""
-        return run(lambda s, t: unit_context(s, site, unit, at=at or t))
+        """The unit context the services read (``--context URL``), now or as it was ``at``.
+        The children's dates of birth only for a role allowed them (the alert engine, staff);
+        for ingest's and the console's ``service`` token they are null."""
+        ctx = run(lambda s, t: unit_context(s, site, unit, at=at or t))
+        principal = _PRINCIPAL.get()
+        if principal is None or not roles.allowed(principal.role,
+                                                  roles.Permission.DATES_OF_BIRTH):
+            ctx = without_dates_of_birth(ctx)
+        return ctx
 
     # -- gateways -------------------------------------------------------------------------
     @app.get("/units/{site}/{unit}/gateways", tags=["gateways"])

@@ -45,9 +45,11 @@ def _read_password(from_stdin: bool) -> str:
 def user_add(
     user: str,
     role: Annotated[str, typer.Option(help="nurse, nurse_in_charge, biomed, unit_manager, "
-                                      "admin or service.")],
+                                      "admin, service (ingest, console) or alert_engine "
+                                      "(the alert engine: reads dates of birth).")],
     no_password: Annotated[bool, typer.Option(
-        "--no-password", help="No password (a service: it only holds tokens).")] = False,
+        "--no-password", help="No password (a service or the alert engine: it only holds "
+        "tokens).")] = False,
     password_stdin: PasswordStdin = False,
     db: DbOption = None,
     json: JsonOption = False,
@@ -60,7 +62,7 @@ def user_add(
 
     if no_password and password_stdin:
         fail("--no-password and --password-stdin contradict each other")
-    if not no_password and role == "service" and not password_stdin:
+    if not no_password and role in ("service", "alert_engine") and not password_stdin:
         no_password = True  # a service holds tokens, not a password
     pw = None if no_password else SecretStr(_read_password(password_stdin))
     v = run(db, lambda s, t: users.add_user(

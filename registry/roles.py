@@ -16,6 +16,7 @@ from typing import Final
 __all__ = [
     "GRANTS",
     "RULES",
+    "SERVICES",
     "STAFF",
     "Permission",
     "Role",
@@ -31,8 +32,11 @@ class Role(StrEnum):
     BIOMED = "biomed"
     UNIT_MANAGER = "unit_manager"
     ADMIN = "admin"
-    #: a process (ingest, alerting, console) reading unit contexts with a long-lived token
+    #: a process (ingest, console) reading unit contexts with a long-lived token
     SERVICE = "service"
+    #: the alert engine's process: a service that also reads the children's dates of birth in
+    #: a unit context (its scoring bands need ages; nobody else's process gets them)
+    ALERT_ENGINE = "alert_engine"
 
 
 class Permission(StrEnum):
@@ -48,17 +52,21 @@ class Permission(StrEnum):
     USERS = "users"  # user accounts and their tokens
     AUDIT = "audit"  # read the audit log
     CREDENTIALS = "credentials"  # enrol, rotate, revoke a gateway's broker identity
+    #: not a route's: the children's dates of birth in a unit context (without it, null)
+    DATES_OF_BIRTH = "dates_of_birth"
 
 
 STAFF: Final = frozenset({Role.NURSE, Role.NURSE_IN_CHARGE, Role.BIOMED, Role.UNIT_MANAGER,
                           Role.ADMIN})
 NURSES: Final = frozenset({Role.NURSE, Role.NURSE_IN_CHARGE})
+#: identities of processes, with a token and no password
+SERVICES: Final = frozenset({Role.SERVICE, Role.ALERT_ENGINE})
 
 GRANTS: Final[dict[Permission, frozenset[Role]]] = {
     Permission.PUBLIC: frozenset(Role),
     Permission.SELF: frozenset(Role),
     Permission.READ: STAFF,
-    Permission.CONTEXT: STAFF | {Role.SERVICE},
+    Permission.CONTEXT: STAFF | SERVICES,
     Permission.DEVICE_SEEN: frozenset({Role.SERVICE, Role.BIOMED}),
     Permission.STRUCTURE: frozenset({Role.UNIT_MANAGER, Role.ADMIN}),
     Permission.ASSETS: frozenset({Role.BIOMED, Role.UNIT_MANAGER}),
@@ -67,6 +75,7 @@ GRANTS: Final[dict[Permission, frozenset[Role]]] = {
     Permission.USERS: frozenset({Role.ADMIN}),
     Permission.AUDIT: frozenset({Role.ADMIN, Role.UNIT_MANAGER}),
     Permission.CREDENTIALS: frozenset({Role.BIOMED, Role.ADMIN}),
+    Permission.DATES_OF_BIRTH: STAFF | {Role.ALERT_ENGINE},
 }
 
 #: why a role lacks a permission, said in the 403 answer
@@ -81,6 +90,7 @@ WHAT: Final[dict[Permission, str]] = {
     Permission.USERS: "manage users",
     Permission.AUDIT: "read the audit log",
     Permission.CREDENTIALS: "enrol, rotate or revoke a gateway's broker identity",
+    Permission.DATES_OF_BIRTH: "read dates of birth in a unit context",
 }
 
 P = Permission

@@ -48,7 +48,7 @@ from registry.schemas import (
 )
 from wardwire.context import BedContext, GatewayContext, UnitContext
 
-__all__ = ["import_ward", "unit_context"]
+__all__ = ["import_ward", "unit_context", "without_dates_of_birth"]
 
 
 def _existed(model: type[Bed] | type[Gateway], t: datetime) -> ColumnElement[bool]:
@@ -117,6 +117,15 @@ def unit_context(session: Session, site: str, unit: str, *, at: datetime) -> Uni
         scoring_system=found.scoring_system, generation=found.generation,
         gateways=[GatewayContext(id=g.id) for g in gateways], beds=bed_contexts,
     )
+
+
+def without_dates_of_birth(ctx: UnitContext) -> UnitContext:
+    """The context with every bed's date of birth left out (null): what a process that does not
+    score gets (ingest, the console), so the date of birth goes only where it is needed."""
+    data = ctx.model_dump()
+    for bed in data["beds"]:
+        bed["dob"] = None
+    return UnitContext.model_validate(data)
 
 
 def import_ward(

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from registry import audit
 from registry.errors import Conflict, Invalid, NotFound, Unauthorized
 from registry.models import Token, User
-from registry.roles import Role
+from registry.roles import SERVICES, Role
 
 __all__ = [
     "ISSUED_TTL",
@@ -172,8 +172,9 @@ def add_user(session: Session, req: UserRequest, *, now: datetime) -> UserView:
     if session.scalars(select(User.pk).where(User.id == req.id)).first() is not None:
         raise Conflict(f"user {req.id} already exists")
     pw = req.password.get_secret_value() if req.password is not None else None
-    if pw is None and req.role is not Role.SERVICE:
-        raise Invalid(f"a {req.role.value} needs a password (only a service may have none)")
+    if pw is None and req.role not in SERVICES:
+        raise Invalid(f"a {req.role.value} needs a password (only a service or the alert "
+                      "engine may have none)")
     u = User(id=req.id, role=req.role.value, status="active", created_at=now,
              password_hash=_hash_password(req.id, pw) if pw is not None else None,
              password_changed_at=now if pw is not None else None)

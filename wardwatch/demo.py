@@ -170,8 +170,9 @@ class Demo:
         self.context_url = self.start_registry()
         self.edge_configs = self.enroll_gateways()
         common = {"WM_CONTEXT": self.context_url,
-                  "WM_REGISTRY_TOKEN_FILE": str(self.tokens["service"]),
                   **({"WM_REGISTRY_CA_FILE": str(self.registry_ca)} if self.registry_ca else {})}
+        # ingest reads the context without dates of birth; the alert engine with them
+        token_role = {"ingest": "service", "alerting": "alert_engine"}
         self.metrics = {"ingest": free_port(), "alerting": free_port()}
         extra = {
             "ingest": ["--context-cache", str(self.workdir / "ingest-context.json")],
@@ -182,7 +183,8 @@ class Demo:
         for svc in ("ingest", "alerting"):
             self.commands[svc] = (
                 [svc, "run", "--metrics-port", str(self.metrics[svc]), *extra[svc]],
-                {**self.stack.env(svc, DB), **common},
+                {**self.stack.env(svc, DB), **common,
+                 "WM_REGISTRY_TOKEN_FILE": str(self.tokens[token_role[svc]])},
             )
             self._spawn(svc, *self.commands[svc])
         # Nothing may be published before both hold their subscriptions (a first-ever
@@ -212,8 +214,10 @@ class Demo:
             with transaction(engine) as s:
                 now = datetime.now(UTC)
                 for user, role in (("demo-manager", "unit_manager"), ("demo-biomed", "biomed"),
-                                   ("demo-services", "service")):
-                    pw = None if role == "service" else SecretStr(secrets.token_urlsafe(24))
+                                   ("demo-services", "service"),
+                                   ("demo-alerting", "alert_engine")):
+                    pw = (None if role in ("service", "alert_engine")
+                          else SecretStr(secrets.token_urlsafe(24)))
                     users.add_user(s, UserRequest.model_validate(
                         {"id": user, "role": role, "password": pw}), now=now)
                     token = users.issue_token(s, user, now=now).token

@@ -72,7 +72,7 @@ def serving(stack: Stack, topic_root: str, tmp_path: Path) -> Iterator[Serving]:
     ward = tmp_path / "ward.toml"
     ward.write_text(dump_ward_file(WARD), encoding="utf-8")
     registry(db, "import-ward", str(ward))
-    registry(db, "user", "add", "svc", "--role", "service")
+    registry(db, "user", "add", "svc", "--role", "alert_engine")
     token_file = tmp_path / "registry.token"
     registry(db, "user", "token", "svc", "--out", str(token_file))
     events = collector(stack.broker, "admin", [f"{topic_root}/registry/#"])
