@@ -26,7 +26,7 @@ from registry.enroll import BrokerTarget, DynsecChannel
 from servicekit import dynsec
 from servicekit.mqtt import MqttParams, MqttSession
 from wardwire import topics
-from wardwire.models import ContextChanged
+from wardwire.models import AlertCommand, ContextChanged
 
 __all__ = ["RegistryBroker"]
 
@@ -85,6 +85,29 @@ class RegistryBroker:
                 else:
                     self.published += 1
         return done
+
+    def publish_command(self, site: str, unit: str, command: AlertCommand,
+                        timeout: float = 5.0) -> None:
+        """A nurse's alert command (``POST /units/…/alerts/…``) to the unit's alert engine; waits
+        for the broker's answer so the nurse is told at once whether it went (raises otherwise:
+        the API answers 503 with the reason, and the nurse tries again)."""
+        if not self.connected:
+            raise ConnectionError("the registry is not connected to the broker")
+        done = threading.Event()
+        answer: list[ReasonCode] = []
+
+        def completed(rc: ReasonCode) -> None:
+            answer.append(rc)
+            done.set()
+
+        info = self.session.publish(topics.alert_commands(site, unit, root=self.root),
+                                    command.model_dump_json(), qos=1, on_done=completed)
+        if info.rc not in (0,):
+            raise ConnectionError(f"the command could not be sent (paho rc {info.rc})")
+        if not done.wait(timeout):
+            raise TimeoutError(f"the broker did not confirm the command within {timeout} s")
+        if answer[0].is_failure:
+            raise PermissionError(f"the broker refused the command: {answer[0]}")
 
     def publish_change(self, event: ContextChanged) -> None:
         """Publish a unit's change event (QoS 1, not retained)."""

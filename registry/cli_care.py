@@ -296,17 +296,20 @@ def serve_cmd(
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     scheme = "https" if tls else "http"
     typer.echo(f"serving {scheme}://{shown}:{bound} ({engine.url.render_as_string()})", nl=True)
-    asgi: Any = create_app(engine)
     broker = notifier = None
     if mqtt:
         from registry.broker import RegistryBroker
-        from registry.events import ContextWatcher
-        from registry.notify import ChangeNotifier, PokeOnWrite
         from servicekit.settings import ServiceSettings
 
         settings = ServiceSettings()
         broker = RegistryBroker(settings.mqtt_params(), root=settings.topic_root)
         broker.start()
+    # nurses' alert actions go to the broker as the registry identity (503 without --mqtt)
+    asgi: Any = create_app(engine, publish_command=broker.publish_command if broker else None)
+    if broker is not None:
+        from registry.events import ContextWatcher
+        from registry.notify import ChangeNotifier, PokeOnWrite
+
         notifier = ChangeNotifier(ContextWatcher(engine), broker.publish_change,
                                   interval_s=watch_s)
         notifier.start()

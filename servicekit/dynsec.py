@@ -142,7 +142,8 @@ SERVICE_ROLES: dict[str, tuple[Acl, ...]] = {
     "demo": (_sub("+/v1/#"), _send("+/v1/cmd/#"), _send("+/v1/chart/#")),
     # the registry: the plugin's admin (it enrols, rotates and revokes gateways) and the
     # publisher of change events; it reads no data topic
-    REGISTRY: (*_CONTROL_ADMIN, _send("+/v1/registry/#")),
+    # (and the nurses' alert actions it authenticates: POST /units/…/alerts/…, sent as commands)
+    REGISTRY: (*_CONTROL_ADMIN, _send("+/v1/registry/#"), _send("+/v1/cmd/+/+/alert")),
     # test-only: many simulated gateways over a few connections (never in a shipped config)
     "loadgen": (_send("+/v1/gw/#"),),
     PROVISIONER: _CONTROL_ADMIN,

@@ -83,7 +83,8 @@ roles)
         publishClientSend '$CONTROL/dynamic-security/#' \
         subscribePattern '$CONTROL/dynamic-security/#' \
         publishClientReceive '$CONTROL/dynamic-security/#' \
-        publishClientSend "$ROOT/registry/#"
+        publishClientSend "$ROOT/registry/#" \
+        publishClientSend "$ROOT/cmd/+/+/alert"
     ;;
 service)
     [ $# -eq 3 ] || { echo "usage: $0 service USER ROLE" >&2; exit 2; }

@@ -26,7 +26,7 @@ from tests.helpers.wait import wait_until
 from wardwatch.devstack import Stack
 from wardwire import topics
 from wardwire.context import BedContext, GatewayContext, UnitContext
-from wardwire.models import ContextChanged, Generation
+from wardwire.models import AlertCommand, ContextChanged, Generation
 
 pytestmark = pytest.mark.integration
 
@@ -40,9 +40,9 @@ WARD = UnitContext(
 )
 
 
-def registry(db: str, *args: str) -> str:
+def registry(db: str, *args: str, stdin: str | None = None) -> str:
     proc = subprocess.run([sys.executable, "-m", "registry", *args, "--db", db], cwd=REPO,
-                          capture_output=True, text=True, timeout=120, check=False)
+                          capture_output=True, text=True, timeout=120, check=False, input=stdin)
     assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
     return proc.stdout
 
@@ -165,3 +165,32 @@ def test_the_alert_engine_follows_the_registry_and_says_when_it_cannot(
         svc.stop()
         t.join(10)
         alerts.close()
+
+
+def test_a_nurses_ack_through_the_api_reaches_the_alert_engines_topic(
+    serving: Serving, stack: Stack, topic_root: str
+) -> None:
+    import httpx
+
+    for user, role in (("rn-0412", "nurse"), ("bme-7", "biomed")):
+        registry(serving.db, "user", "add", user, "--role", role, "--password-stdin",
+                 stdin="correct horse battery staple\n")
+    tokens = {u: registry(serving.db, "user", "token", u).strip() for u in ("rn-0412", "bme-7")}
+    commands = collector(stack.broker, "admin",
+                         [topics.alert_commands("demo", "picu", root=topic_root)])
+    base = serving.url.removesuffix("/units/demo/picu/context")
+    url = f"{base}/units/demo/picu/alerts/a-0123456789ab/ack"
+    try:
+        refused = httpx.post(url, headers={"Authorization": f"Bearer {tokens['bme-7']}"},
+                             timeout=10)
+        assert refused.status_code == 403 and "biomed" in refused.text
+        ok = httpx.post(url, headers={"Authorization": f"Bearer {tokens['rn-0412']}"},
+                        timeout=10)
+        assert ok.status_code == 202, ok.text
+        assert commands.wait_for(lambda m: len(m) >= 1)
+        sent = AlertCommand.model_validate_json(commands.messages[0][1])
+        assert (sent.action.value, sent.alert_id, sent.by) == ("ack", "a-0123456789ab",
+                                                               "rn-0412")
+        assert len(commands.messages) == 1  # the refused request sent nothing
+    finally:
+        commands.close()
