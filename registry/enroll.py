@@ -483,6 +483,21 @@ def _broker_for(default: BrokerTarget, host: str | None, port: int | None,
     })
 
 
+_GUARD = threading.Lock()
+_BUSY: dict[str, threading.Lock] = {}
+
+
+@contextmanager
+def _one_at_a_time(gateway: str) -> Iterator[None]:
+    """One enrolment, rotation or revocation of a gateway at a time in this process (two
+    concurrent upserts would each answer a password while only the last one works). Across
+    processes (the CLI beside the API) the last one wins the same way: rotate again."""
+    with _GUARD:
+        lock = _BUSY.setdefault(gateway, threading.Lock())
+    with lock:
+        yield
+
+
 def enroll(
     engine: Engine, admin: BrokerAdmin, gateway: str, req: EnrollRequest, *,
     broker: BrokerTarget, actor: str, now: Callable[[], datetime],
@@ -492,6 +507,15 @@ def enroll(
     failure converges (a new password replaces whatever the broker held)."""
     if gateway in dynsec.SERVICE_ROLES:
         raise Invalid(f"{gateway!r} is a service identity, not a gateway")
+    with _one_at_a_time(gateway):
+        return _enroll(engine, admin, gateway, req, broker=broker, actor=actor, now=now,
+                       cert=cert)
+
+
+def _enroll(
+    engine: Engine, admin: BrokerAdmin, gateway: str, req: EnrollRequest, *,
+    broker: BrokerTarget, actor: str, now: Callable[[], datetime], cert: CertRequest | None,
+) -> Enrollment:
     with transaction(engine) as s:
         audit.act_as(s, actor)
         t = _register(s, gateway, req, now())
@@ -514,6 +538,15 @@ def rotate(
     connection is closed); the gateway's outbox keeps what it reads until it reconnects with
     the new config, so nothing queued is lost."""
     req = req or RotateRequest()
+    with _one_at_a_time(gateway):
+        return _rotate(engine, admin, gateway, req, broker=broker, actor=actor, now=now,
+                       cert=cert)
+
+
+def _rotate(
+    engine: Engine, admin: BrokerAdmin, gateway: str, req: RotateRequest, *,
+    broker: BrokerTarget, actor: str, now: Callable[[], datetime], cert: CertRequest | None,
+) -> Enrollment:
     with transaction(engine) as s:
         t = _existing(s, gateway)
     answer = admin.control([dynsec.get_client(gateway)])
@@ -549,8 +582,9 @@ def revoke(
         assets.find_gateway(s, gateway)
     commands = dynsec.gateway_revoke(gateway)
     try:
-        answers = dynsec.check(commands, admin.control(commands),
-                               tolerate=dynsec.upsert_tolerates())
+        with _one_at_a_time(gateway):
+            answers = dynsec.check(commands, admin.control(commands),
+                                   tolerate=dynsec.upsert_tolerates())
     except dynsec.DynsecError as exc:
         raise BrokerFailed(f"gateway {gateway} was NOT revoked: {exc}") from exc
     except BrokerFailed as exc:

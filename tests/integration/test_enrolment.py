@@ -19,6 +19,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -429,3 +430,37 @@ def test_service_identities_read_and_write_only_what_they_need(
         admin.close()
         for c in readers.values():
             c.close()
+
+
+def test_concurrent_enrolments_of_one_gateway_leave_the_last_answer_working(
+    registry: Registry, stack: Stack, topic_root: str
+) -> None:
+    """Four requests at once (the API's thread pool): one at a time, so the password answered
+    last is the one the broker holds; every earlier one is refused."""
+    from registry.db import open_database
+    from registry.enroll import AdminSession, BrokerTarget, EnrollRequest, enroll
+
+    gw = f"gw-{uuid.uuid4().hex[:6]}"
+    engine = open_database(registry.db)
+    done: list[tuple[datetime, str]] = []  # (when it was issued, inside the lock; password)
+    lock = threading.Lock()
+    target = BrokerTarget(host=stack.broker.host, port=stack.broker.port, topic_root=topic_root)
+    try:
+        with AdminSession(stack.broker.params("registry")) as admin:
+            def one() -> None:
+                out = enroll(engine, admin, gw, EnrollRequest(unit="u1", site="s1"),
+                             broker=target, actor="t", now=lambda: datetime.now(UTC))
+                with lock:
+                    done.append((out.at, out.broker.password))
+
+            threads = [threading.Thread(target=one) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+    finally:
+        engine.dispose()
+    passwords = [pw for _, pw in sorted(done)]
+    assert len(set(passwords)) == 4
+    assert stack.broker.try_connect(gw, passwords[-1], client_id=gw)
+    assert not any(stack.broker.try_connect(gw, pw, client_id=gw) for pw in passwords[:-1])
