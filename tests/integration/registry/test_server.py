@@ -23,9 +23,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from registry.db import head_revision
+from registry.db import head_revision, open_database
 from registry.unitcontext import without_dates_of_birth
 from servicekit.context import UnitContextError, load_unit_context
+from tests.unit.registry.authn import token_for
 from wardwire.context import UnitContext
 
 REPO = Path(__file__).resolve().parents[3]
@@ -45,11 +46,13 @@ class Server:
 
 
 def issue_tokens(db: str) -> tuple[str, str]:
-    registry("user", "add", "um", "--role", "unit_manager", "--password-stdin", "--db", db,
-             stdin="correct horse battery\n")
-    registry("user", "add", "svc", "--role", "service", "--db", db)
-    return (registry("user", "token", "um", "--db", db).strip(),
-            registry("user", "token", "svc", "--days", "1", "--db", db).strip())
+    """A unit manager's and a service's token, in-process (the user commands' own test is
+    tests/unit/registry/test_cli_users.py; four more CLI processes per test cost seconds)."""
+    engine = open_database(db)
+    try:
+        return token_for(engine, "unit_manager"), token_for(engine, "service")
+    finally:
+        engine.dispose()
 
 
 def registry(*args: str, code: int = 0, stdin: str | None = None,
