@@ -193,6 +193,7 @@ def export_context_cmd(
 
 def backup_cmd(path: Path, db: DbOption = None) -> None:
     """Copy the registry (SQLite) to FILE, consistently, while it runs."""
+    from registry import audit
     from registry.backup import backup
     from registry.errors import RegistryError
 
@@ -203,11 +204,16 @@ def backup_cmd(path: Path, db: DbOption = None) -> None:
         fail(exc.reason)
     finally:
         engine.dispose()
+    # who took a copy of the registry (patients included), and where: in the live chain (the
+    # copy itself ends just before this record)
+    run(db, lambda s, t: audit.record(s, None, "registry.backup", f"file/{path.name}",
+                                      {"file": str(path.resolve()), "bytes": size}, now=t))
     typer.echo(f"backed up {engine.url.database} to {path} ({size} bytes)")
 
 
 def restore_cmd(path: Path, db: DbOption = None) -> None:
     """Replace the registry's contents (SQLite) with the backup FILE."""
+    from registry import audit
     from registry.backup import restore
     from registry.db import create, default_url, upgrade
     from registry.errors import RegistryError
@@ -220,6 +226,10 @@ def restore_cmd(path: Path, db: DbOption = None) -> None:
         fail(exc.reason)
     finally:
         engine.dispose()
+    # the restored chain goes on with the restore itself: who replaced the registry, from what
+    run(db, lambda s, t: audit.record(s, None, "registry.restore", f"file/{path.name}",
+                                      {"file": str(path.resolve()), "schema_revision": revision},
+                                      now=t))
     typer.echo(f"restored {path} (schema revision {revision}) into {engine.url.database}")
 
 

@@ -140,12 +140,20 @@ def test_backup_and_restore(registry_url: str, tmp_path: Path) -> None:
         assert "pg_dump" in cli("restore", str(copy), "--db", db, code=2)
         return
     assert "backed up" in cli("backup", str(copy), "--db", db)
+    # who copied the registry is in the live chain (the copy ends just before that record)
+    assert json.loads(cli("audit", "list", "--json", "--db", db))[-1]["action"] == \
+        "registry.backup"
     cli("device", "assign", "mon-01", "demo/picu/bed01", "--db", db)
     cli("site", "add", "later", "--db", db)
     assert "restored" in cli("restore", str(copy), "--db", db)
     assert [s["id"] for s in json.loads(cli("site", "list", "--json", "--db", db))] == ["demo"]
     assert json.loads(cli("device", "show", "mon-01", "--json", "--db", db))["assignment"] is None
     cli("site", "add", "after-restore", "--db", db)  # the restored database is writable
+    # the restored chain goes on with who replaced the registry, and still verifies
+    actions = [r["action"] for r in json.loads(cli("audit", "list", "--json", "--db", db))]
+    assert actions[-2:] == ["registry.restore", "sites.insert"]
+    assert "registry.backup" not in actions
+    cli("audit", "verify", "--db", db)
     (tmp_path / "junk").write_bytes(b"\0" * 4096)
     assert "not a registry backup" in cli("restore", str(tmp_path / "junk"), "--db", db, code=2)
     assert "no such file" in cli("restore", str(tmp_path / "none"), "--db", db, code=2)
