@@ -166,6 +166,8 @@ class Receiver:
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.raised: dict[str, float] = {}  # bed -> arrival of its first clinical "raised"
+        #: bed -> (the engine's decision time, arrival), both wall clock, for the split
+        self.raised_wall: dict[str, tuple[float, float]] = {}
         self.pings: dict[int, float] = {}
         self.events = 0
         self.clinical_raised = 0
@@ -184,7 +186,7 @@ class Receiver:
             raise SystemExit(f"subscriber not granted: {self.session.refused_filters}")
 
     def _on_message(self, c: Any, u: Any, msg: Any) -> None:
-        now = time.monotonic()
+        now, wall = time.monotonic(), time.time()
         if msg.topic == self.ping_topic:
             with self.lock:
                 self.pings.setdefault(int(msg.payload), now)
@@ -205,6 +207,7 @@ class Receiver:
                 return
             self.clinical_raised += 1
             self.raised.setdefault(ev.alert.bed_id, now)
+            self.raised_wall.setdefault(ev.alert.bed_id, (ev.at.timestamp(), wall))
             self.cond.notify_all()
 
     def wait_raised(self, bed: str, timeout: float) -> float | None:
@@ -238,6 +241,7 @@ class Load:
         }
         self.bad: set[str] = set()  # beds sending the probe values (since their probe)
         self.probe_sent: dict[str, float] = {}
+        self.probe_sent_wall: dict[str, float] = {}
         self.ping_sent: dict[int, float] = {}
         self.rng = random.Random(args.seed + 1)
         self.observations = 0  # in the window (and the sentinel's batch)
@@ -295,10 +299,11 @@ class Load:
             for g, gw in enumerate(self.gws):
                 self._pace(t0 + s + g / n_gw)
                 payload = self.batch(gw, s, probes)
-                sent = time.monotonic()
+                sent, sent_wall = time.monotonic(), time.time()
                 for b in self.by_gw[gw]:
                     if b.id in probes:
                         self.probe_sent[b.id] = sent
+                        self.probe_sent_wall[b.id] = sent_wall
                         self.bad.add(b.id)
                 n_obs = len(self.by_gw[gw]) * len(VITALS)
                 self.observations_all += n_obs
@@ -411,12 +416,18 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         assert load.cpu_start is not None
         with rx.lock:
             raised = dict(rx.raised)
+            raised_wall = dict(rx.raised_wall)
             pings = dict(rx.pings)
             technical = dict(rx.technical_raised)
             clinical = rx.clinical_raised
             bad_events = list(rx.bad)
         probes = {b: t0 for b, t0 in load.probe_sent.items() if b != load.sentinel}
         lat = [raised[b] - t0 for b, t0 in probes.items() if b in raised]
+        # the split, on the wall clock: published -> the engine's decision (broker, the engine's
+        # queue, validation, scoring) and decision -> arrival (commit, publish, broker)
+        inbound = [raised_wall[b][0] - t0 for b, t0 in load.probe_sent_wall.items()
+                   if b in raised_wall and b != load.sentinel]
+        outbound = [raised_wall[b][1] - raised_wall[b][0] for b in probes if b in raised_wall]
         ping_lat = [pings[i] - t0 for i, t0 in load.ping_sent.items() if i in pings]
         unexpected = sorted(set(raised) - set(load.probe_sent))
         elapsed = (drained_at if drained_at is not None else t_end) - load.window_start
@@ -438,6 +449,10 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "technical_alerts": technical,
             "clinical_raised": clinical,
             "malformed_events": len(bad_events),
+            "to_decision_p50_ms": ms(inbound, 0.50),
+            "to_decision_p99_ms": ms(inbound, 0.99),
+            "decision_to_alert_p50_ms": ms(outbound, 0.50),
+            "decision_to_alert_p99_ms": ms(outbound, 0.99),
             "broker_p50_ms": ms(ping_lat, 0.50),
             "broker_p99_ms": ms(ping_lat, 0.99),
             "pings": len(load.ping_sent),
