@@ -446,8 +446,20 @@ def create_app(
         return run(lambda s, _: assets.show_gateway(s, gateway))
 
     @app.post("/gateways/{gateway}/retire", tags=["gateways"])
-    def retire_gateway(gateway: GatewayId) -> GatewayView:
-        return run(lambda s, t: assets.retire_gateway(s, gateway, now=t))
+    def retire_gateway(gateway: GatewayId, request: Request) -> GatewayView:
+        """Retire the gateway and, with a broker connection (``serve --mqtt``), revoke its
+        broker identity: a retired gateway cannot publish. If the revocation fails the gateway
+        stays retired and the answer is 503 naming what to run (reconcile lists it too)."""
+        view = run(lambda s, t: assets.retire_gateway(s, gateway, now=t))
+        broker = getattr(request.app.state, "broker", None)
+        if broker is not None:
+            try:
+                enrolment.revoke(engine, broker, gateway, actor=me().user, now=now)
+            except enrolment.BrokerFailed as exc:
+                raise Unavailable(f"gateway {gateway} is retired, but its broker identity was "
+                                  f"NOT revoked ({exc.reason}): POST /gateways/{gateway}/revoke"
+                                  ) from exc
+        return view
 
     # -- beds -----------------------------------------------------------------------------
     @app.get("/units/{site}/{unit}/beds", tags=["beds"])

@@ -152,12 +152,23 @@ def gateway_show(gateway: str, db: DbOption = None, json: JsonOption = False) ->
 
 
 @gateway_app.command("retire")
-def gateway_retire(gateway: str, db: DbOption = None, json: JsonOption = False) -> None:
-    """Retire a gateway (no device may be assigned through it)."""
+def gateway_retire(
+    gateway: str,
+    no_revoke: Annotated[bool, typer.Option(
+        "--no-revoke", help="Retire the record only; leave its broker identity (reconcile "
+        "lists it).")] = False,
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Retire a gateway (no device may be assigned through it) and revoke its broker identity
+    (with the registry identity's WM_MQTT_* settings; without them, a warning says so)."""
     from registry import assets
+    from registry.cli_gateway import revoke_retired
 
     v = run(db, lambda s, t: assets.retire_gateway(s, gateway, now=t))
     emit(v, json, message=f"retired gateway {v.id}")
+    if not no_revoke:
+        revoke_retired(db, gateway, quiet=json)
 
 
 # -- beds -------------------------------------------------------------------------------------

@@ -307,6 +307,28 @@ def revoke_cmd(
         typer.echo(f"gateway {gateway} had no broker identity (already revoked)")
 
 
+def revoke_retired(db: str | None, gateway: str, *, quiet: bool = False) -> None:
+    """After ``gateway retire``: revoke its broker identity when the registry identity's broker
+    settings are there (exit 1 if that fails: the record is retired, the identity is not);
+    without them, say on stderr that the identity stays."""
+    if not (os.environ.get("WM_MQTT_USERNAME") or os.environ.get("WM_MQTT_PASSWORD_FILE")):
+        typer.echo(f"warning: gateway {gateway}'s broker identity, if it has one, is NOT revoked "
+                   "(no WM_MQTT_* settings of the registry identity): run `wardwatch registry "
+                   f"gateway revoke {gateway}` where they are, or `reconcile --fix`", err=True)
+        return
+    from registry.enroll import revoke
+
+    try:
+        r = _run(db, lambda e, a, _t: revoke(e, a, gateway, actor=actor(), now=now))
+    except typer.Exit:
+        typer.echo(f"gateway {gateway} is retired, but its broker identity was NOT revoked: "
+                   f"run `wardwatch registry gateway revoke {gateway}`", err=True)
+        raise
+    if not quiet:
+        typer.echo(f"revoked gateway {gateway}'s broker identity" if r.removed
+                   else f"gateway {gateway} had no broker identity")
+
+
 def reconcile_cmd(
     fix: Annotated[bool, typer.Option("--fix", help="Remove broker identities the registry "
                                       "does not back.")] = False,

@@ -222,7 +222,12 @@ def test_reconcile_finds_and_removes_what_the_registry_does_not_back(
     reg = make_registry(private_broker, tmp_path, root)
     enrolled(reg, "gw-keep")
     enrolled(reg, "gw-retired")
-    reg("gateway", "retire", "gw-retired")
+    reg("gateway", "retire", "gw-retired", "--no-revoke")  # the record only: an orphan left
+    # retired the usual way, a gateway's identity goes with it
+    enrolled(reg, "gw-gone")
+    assert "revoked gateway gw-gone's broker identity" in reg("gateway", "retire", "gw-gone")
+    assert not private_broker.try_connect("gw-gone", private_broker.passwords["gw-gone"],
+                                          client_id="gw-gone")
     private_broker.add_user("gw-orphan", site="s1", unit="u1", root=root)  # by hand, unknown
     reg("gateway", "add", "s1/u1", "gw-never")  # registered, never enrolled
     report = json.loads(reg("gateway", "reconcile", "--json", code=3))

@@ -124,6 +124,15 @@ def test_a_biomed_enrols_rotates_and_revokes_through_the_api(
         assert post("biomed", "/gateways/nope/revoke").status_code == 404
         bad = post("biomed", f"/gateways/{gw}/enroll", {"unit": "u1", "broker_port": 0})
         assert bad.status_code == 422
+        # retiring a gateway through the API revokes its identity too
+        gw2 = f"gw-{uuid.uuid4().hex[:6]}"
+        r = post("biomed", f"/gateways/{gw2}/enroll", {"unit": "u1", "site": "s1"})
+        assert r.status_code == 201, r.text
+        pw2 = r.json()["broker"]["password"]
+        assert stack.broker.try_connect(gw2, pw2, client_id=gw2)
+        r = post("biomed", f"/gateways/{gw2}/retire")
+        assert r.status_code == 200 and r.json()["status"] == "retired", r.text
+        assert not stack.broker.try_connect(gw2, pw2, client_id=gw2)
     finally:
         c.close()
     # the audit log has each step with the credential's fingerprint, never the password
