@@ -210,12 +210,16 @@ def connect_blocking(client: mqtt.Client, params: MqttParams, timeout: float = 1
     def on_connect(
         c: mqtt.Client, userdata: object, flags: object, rc: object, props: object
     ) -> None:
-        if not done.is_set():
+        first = not done.is_set()
+        if first:
             outcome["rc"] = rc
             outcome["session_present"] = bool(getattr(flags, "session_present", False))
-            done.set()
-        if user_on_connect is not None:
-            user_on_connect(c, userdata, flags, rc, props)
+        try:
+            if user_on_connect is not None:
+                user_on_connect(c, userdata, flags, rc, props)
+        finally:
+            if first:  # after the caller's hook: what it set up is there when we return
+                done.set()
 
     client.on_connect = on_connect
     client.on_log = on_log
@@ -230,7 +234,12 @@ def connect_blocking(client: mqtt.Client, params: MqttParams, timeout: float = 1
     except OSError as exc:
         raise _translate(exc, params) from exc
     client.loop_start()
-    if not done.wait(timeout):
+    finished = done.wait(timeout)
+    if client.on_log is on_log:
+        # ours only until the first answer: paho formats every debug line for an on_log
+        # (about 1 us per message on the hot path), so a connected client carries none
+        client.on_log = user_on_log
+    if not finished:
         client.loop_stop()
         raise BrokerUnreachable(f"no CONNACK from {params.host}:{params.port} within {timeout} s")
     if "tls_alert" in outcome:
@@ -325,6 +334,10 @@ class MqttSession:
         self.subscribed = threading.Event()
         self.refused_filters: list[str] = []
         self.refused_publishes = 0
+        #: TLS alerts from the broker on (re)connects (a client certificate it refused: expired,
+        #: another CA, missing), and the last one's text; paho would only log them and retry
+        self.tls_refusals = 0
+        self.last_tls_error: str | None = None
         self._user_connect = on_connect
         self._user_disconnect = on_disconnect
         self._pending: dict[int, Completion] = {}
@@ -334,6 +347,7 @@ class MqttSession:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_publish = self._on_publish
+        self.client.on_log = self._on_log  # while disconnected only (see _on_connect)
         if on_message is not None:
             self.client.on_message = on_message
 
@@ -397,6 +411,7 @@ class MqttSession:
         if rc.is_failure:
             self._log.error("%s: broker refused the connection: %s", self.client_id, rc)
             return
+        c.on_log = None  # connected: no TLS alert to watch for, and no per-message formatting
         self.connected.set()
         if self.subscriptions:
             _, self._sub_mid = c.subscribe(self.subscriptions)
@@ -407,6 +422,8 @@ class MqttSession:
         self, c: mqtt.Client, u: Any, flags: Any, rc: ReasonCode, props: Any
     ) -> None:
         self.connected.clear()
+        if c.on_log is None:  # (connect_blocking's watcher, when set, chains to ours)
+            c.on_log = self._on_log  # reconnects follow: say if the broker refuses our cert
         if self._user_disconnect is not None:
             self._user_disconnect(rc)
 
@@ -426,6 +443,17 @@ class MqttSession:
             return
         self.refused_filters = []
         self.subscribed.set()
+
+    def _on_log(self, c: mqtt.Client, u: Any, level: int, buf: str) -> None:
+        # paho reports a failed read only here; a TLS alert means the broker refused our
+        # certificate, which a reconnect on the backoff schedule will not cure by itself
+        if level == mqtt.MQTT_LOG_ERR and _is_tls_alert(buf):
+            self.tls_refusals += 1
+            self.last_tls_error = buf.split(": ", 1)[-1]
+            self._log.error(
+                "%s: the broker refused TLS (client certificate %s): %s", self.client_id,
+                self.params.cert_file or "none", self.last_tls_error,
+            )
 
     def _on_publish(
         self, c: mqtt.Client, u: Any, mid: int, rc: ReasonCode, props: Any

@@ -199,3 +199,32 @@ def test_what_certs_init_makes_serves_a_mutual_tls_broker(tmp_path: Path) -> Non
         Client.open(p, _cid("admin")).close()
     finally:
         b.stop()
+
+
+def test_a_refused_certificate_on_a_background_reconnect_is_counted_and_said(
+    mtls_broker: Mosquitto,
+) -> None:
+    """A gateway running on paho's reconnect loop (broker away at start, or its certificate
+    expired while it ran) is told by the broker's TLS alert; the session counts and logs it."""
+    from servicekit.mqtt import MqttSession
+    from tests.helpers.wait import wait_until
+
+    assert mtls_broker.pki is not None
+    cert, key = mtls_broker.pki.client_cert(
+        "admin", now=datetime.now(UTC) - timedelta(days=3), days=1)
+    p = replace(mtls_broker.params("admin", session_expiry_s=0), cert_file=cert, key_file=key)
+    session = MqttSession(p, _cid("expired"))
+    session.start_in_background()
+    try:
+        wait_until(lambda: session.tls_refusals >= 1, timeout=15)
+        assert session.last_tls_error and "certificate expired" in session.last_tls_error
+        assert not session.connected.is_set()
+    finally:
+        session.stop()
+    # connected, a session carries no log hook (paho would format every debug line for it)
+    good = MqttSession(mtls_broker.params("admin", session_expiry_s=0), _cid("good"))
+    good.start()
+    try:
+        assert good.client.on_log is None and good.tls_refusals == 0
+    finally:
+        good.stop()
