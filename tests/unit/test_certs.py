@@ -126,3 +126,28 @@ def test_issue_adds_one_client_from_an_existing_ca(tmp_path: Path) -> None:
         assert code == 2 and "identity" in err, bad
     code, _, err = cli("init", str(d), "--hosts", "not a host")
     assert code == 2 and "host" in err
+
+
+def test_symlinks_are_refused_never_followed(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    code, _, err = cli("init", str(link))
+    assert code == 2 and "symbolic link" in err and list(real.iterdir()) == []
+    d = tmp_path / "pki"
+    init_pki(d, now=NOW)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    (d / "clients").symlink_to(elsewhere)  # a planted clients/ pointing out of the PKI
+    code, _, err = cli("issue", "gw-x", "--ca", str(d))
+    assert code == 2 and "symbolic link" in err and list(elsewhere.iterdir()) == []
+    # a planted key name pointing at a file of someone else's is never written through
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (d / "clients").unlink()
+    (d / "clients").mkdir(mode=0o700)
+    (d / "clients" / "gw-y.key").symlink_to(victim)
+    code, _, err = cli("issue", "gw-y", "--ca", str(d))
+    assert code == 2 and "without" in err
+    assert victim.read_text() == "precious"
