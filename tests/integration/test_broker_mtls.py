@@ -228,3 +228,25 @@ def test_a_refused_certificate_on_a_background_reconnect_is_counted_and_said(
         assert good.client.on_log is None and good.tls_refusals == 0
     finally:
         good.stop()
+
+
+def test_a_service_connects_with_the_certificate_its_settings_name(
+    mtls_broker: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WM_MQTT_CA_FILE, WM_MQTT_CERT_FILE and WM_MQTT_KEY_FILE (what Stack.env gives a service
+    process, and what an operator sets) reach the connection."""
+    from servicekit.mqtt import MqttSession
+    from servicekit.settings import ServiceSettings
+
+    env = devstack.Stack(mtls_broker, devstack.Influx(tmp_path / "influx-unused")).env("ingest")
+    assert env["WM_MQTT_CERT_FILE"].endswith("ingest.pem") and env["WM_MQTT_KEY_FILE"]
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    p = ServiceSettings().mqtt_params()
+    assert p.cert_file is not None and p.key_file is not None
+    session = MqttSession(replace(p, session_expiry_s=0), _cid("ingest"))
+    session.start()
+    session.stop()
+    monkeypatch.delenv("WM_MQTT_CERT_FILE")
+    monkeypatch.delenv("WM_MQTT_KEY_FILE")
+    _refused(replace(ServiceSettings().mqtt_params(), session_expiry_s=0), TlsFailed)
