@@ -225,8 +225,9 @@ class Load:
     A generator for ``publish_all`` (which publishes each item as soon as it is yielded): the
     pacing happens here, so the time noted before ``yield`` is the publish time."""
 
-    def __init__(self, ctx: UnitContext, args: argparse.Namespace, rx: Receiver) -> None:
-        self.ctx, self.args, self.rx = ctx, args, rx
+    def __init__(self, ctx: UnitContext, args: argparse.Namespace, ping_topic: str) -> None:
+        self.ctx, self.args, self.ping_topic = ctx, args, ping_topic
+        self.paced = True  # False: as fast as the consumer takes them (--profile)
         self.by_gw: dict[str, list[BedContext]] = {}
         for b in ctx.beds:
             self.by_gw.setdefault(b.gateway, []).append(b)
@@ -276,6 +277,8 @@ class Load:
         )
 
     def _pace(self, due: float) -> None:
+        if not self.paced:
+            return
         delay = due - time.monotonic()
         if delay > 0:
             time.sleep(delay)  # pacing a load generator, not test synchronisation
@@ -313,7 +316,7 @@ class Load:
                 yield topics.gateway_obs(SITE, UNIT, gw, root=ROOT), payload
                 if measured and ping_every and g % ping_every == 0:
                     self.ping_sent[n_ping] = time.monotonic()
-                    yield self.rx.ping_topic, str(n_ping).encode()
+                    yield self.ping_topic, str(n_ping).encode()
                     n_ping += 1
         self.window_end = time.monotonic()
         # the sentinel: its alert arriving means the engine handled all that came before
@@ -396,7 +399,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         args.engine_pid = proc.pid
         rx = Receiver(broker, topics.gateway_obs(SITE, "latency-ping", "ping", root=ROOT))
         rx.start()
-        load = Load(ctx, args, rx)
+        load = Load(ctx, args, rx.ping_topic)
         load_before = os.getloadavg()[0]
         bench_cpu0 = time.process_time()
         broker_cpu0 = cpu_seconds(broker.proc.pid) if broker.proc else 0.0
@@ -499,6 +502,81 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         broker.stop()
 
 
+def profile(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """cProfile of the engine on the same load, in this process and without a broker: the
+    service's message handler (``AlertingService.boundary``) for every batch, its ``tick`` after
+    every simulated second (paho keeps what the engine publishes while unconnected). Where the
+    engine's time goes, as shares of the profiled total."""
+    import cProfile
+    import pstats
+
+    import paho.mqtt.client as mqtt
+
+    from alerting.core.config import load_rules
+    from alerting.service import AlertingService
+    from servicekit.mqtt import MqttParams
+
+    today = datetime.now(UTC).date()
+    check_scores(today)
+    ctx = ward(args.beds, args.beds_per_gateway, today)
+    rules_path = work / "rules.toml"
+    rules_path.write_text(RULES_TOML, encoding="utf-8")
+    svc = AlertingService(MqttParams(host="127.0.0.1", port=1), ctx, load_rules(rules_path),
+                          score, root=ROOT, state=work / "state.sqlite")
+    args.engine_pid, args.pings_per_s = os.getpid(), 0
+    load = Load(ctx, args, "")
+    load.paced = False
+    msgs = []
+    for topic, payload in load:  # built (and stamped) before profiling starts
+        m = mqtt.MQTTMessage(topic=topic.encode())
+        m.payload = payload
+        msgs.append(m)
+    per_s = len(load.gws)
+    prof = cProfile.Profile()
+    cpu0 = time.process_time()
+    prof.enable()
+    for i, m in enumerate(msgs):
+        svc.boundary(svc.mqtt.client, None, m)
+        if (i + 1) % per_s == 0:
+            svc.tick()
+    prof.disable()
+    cpu = time.process_time() - cpu0
+    stats = pstats.Stats(prof)
+    if args.profile != Path("-"):
+        stats.dump_stats(args.profile)
+    raw: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
+
+    def cumulative(path_end: str, func: str) -> float:
+        return float(sum(v[3] for (f, _, fn), v in raw.items()
+                         if f.endswith(path_end) and fn == func))
+
+    total = cumulative("servicekit/faults.py", "__call__") + cumulative(
+        "alerting/service.py", "tick")
+    parts = {
+        "core_on_readings": cumulative("alerting/core/unit.py", "on_readings"),
+        "scorer": cumulative("alerting/pews/scoring.py", "score"),
+        "state_file_commit": cumulative("alerting/service.py", "_commit"),
+        "bed_snapshots": cumulative("alerting/core/bed.py", "snapshot"),
+        "validate_json": cumulative("pydantic/main.py", "model_validate_json"),
+        "score_messages": cumulative("alerting/service.py", "_publish_score"),
+    }
+    top = sorted(
+        ((v[3], f"{Path(f).parent.name}/{Path(f).name}:{fn}") for (f, _, fn), v in raw.items()),
+        reverse=True,
+    )[:15]
+    if svc.store is not None:
+        svc.store.close()
+    return {
+        "profile": str(args.profile),
+        "beds": args.beds,
+        "seconds": args.seconds + args.warmup,
+        "observations": load.observations_all,
+        "us_per_obs_profiled": round(cpu / load.observations_all * 1e6, 1),
+        "shares": {k: round(v / total, 3) for k, v in parts.items()},
+        "top_cumulative_s": [[name, round(t, 3)] for t, name in top],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--beds", type=int, default=2000)
@@ -512,6 +590,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--keep", type=Path, help="keep the work dir (ward, rules, engine log) here")
     ap.add_argument("--json", action="store_true", help="print the summary as one compact line")
+    ap.add_argument("--profile", type=Path, help="instead: cProfile the engine on the same load "
+                    "in process (no broker), write the stats here ('-': nowhere)")
     args = ap.parse_args()
     for name in ("beds", "seconds", "beds_per_gateway", "probes_per_s", "connections", "window"):
         if getattr(args, name) < 1:
@@ -522,10 +602,10 @@ def main() -> None:
         ap.error("--warmup must not be negative")
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
-        result = run(args, args.keep)
+        result = (profile if args.profile else run)(args, args.keep)
     else:
         with tempfile.TemporaryDirectory(prefix="wardwatch-latency-") as d:
-            result = run(args, Path(d))
+            result = (profile if args.profile else run)(args, Path(d))
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 
 

@@ -52,3 +52,18 @@ def test_refuses_bad_arguments() -> None:
     )
     assert out.returncode == 2
     assert "--beds" in out.stderr
+
+
+def test_profile_mode_says_where_the_engine_time_goes(tmp_path: Path) -> None:
+    prof = tmp_path / "engine.prof"
+    out = subprocess.run(
+        [sys.executable, str(BENCH), "--beds", "20", "--seconds", "2", "--warmup", "0",
+         "--profile", str(prof), "--json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["observations"] == 20 * 3 * 2 + 10 * 3  # two seconds and the sentinel's batch
+    assert {"core_on_readings", "state_file_commit", "validate_json"} <= result["shares"].keys()
+    assert 0 < result["shares"]["core_on_readings"] < 1
+    assert prof.stat().st_size > 0
