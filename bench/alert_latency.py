@@ -40,6 +40,14 @@ its state file, score and alert messages out). ``engine_observations`` is the en
 ``wardwatch_alerting_observations_total`` (``/metrics``) at the end: equal to
 ``observations_published`` (warm-up included) when the engine saw every one.
 
+**Where the time goes.** ``to_decision_*_ms`` / ``decision_to_alert_*_ms`` split each probe on
+the wall clock at the engine's decision time (the event's ``at``): published -> decision
+(broker, the engine's queue, validation, scoring) and decision -> arrival (state commit,
+publish, broker). ``--profile FILE`` instead runs the engine service in this process on the same
+load without a broker (its message boundary per batch, its tick per simulated second) under
+cProfile and prints the shares of the core, the scorer, the state file, validation and score
+messages.
+
 Prints progress to stderr and last one JSON line (``--json``: compact)::
 
     {"p50_ms", "p99_ms", "score_us_per_obs", "beds", "obs_per_s", "alerts_measured", ...}
