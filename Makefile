@@ -49,6 +49,7 @@ check: deps
 bench: deps
 	$(PY) bench/ingest.py --json
 	$(PY) bench/edge_footprint.py --json
+	$(PY) bench/alert_latency.py --json
 
 bench-quick: deps
 	$(PY) bench/ingest.py --quick --json
