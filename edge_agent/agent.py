@@ -23,8 +23,13 @@ Broker connection: the devices start first, so readings reach the outbox whether
 broker is there. A broker that cannot be reached at start (or later) is retried on paho's
 network thread with capped, jittered backoff (``servicekit.backoff.Backoff``), so a ward of
 gateways does not reconnect in lockstep after a broker restart. A broker that *answers* but
-cannot be trusted or refuses us (``TlsFailed``, ``BrokerRefused``) is a configuration error:
-``run()`` stops the devices and raises, visibly, instead of collecting forever for nobody.
+cannot be trusted or refuses us (``TlsFailed``, ``BrokerRefused``: a wrong CA, an expired
+certificate, credentials rotated and not yet installed) is a configuration error, but the
+children's readings are not: the devices go on into the outbox, the error is logged at ERROR
+and kept in ``broker_refused`` (``wardwatch_edge_broker_refused`` on /metrics), and the
+connection is retried with the same backoff, so fixing the configuration and restarting loses
+nothing. ``wardwatch edge check-config --broker`` finds such an error at once, at install
+time.
 """
 
 from __future__ import annotations
@@ -101,6 +106,8 @@ class EdgeAgent:
         self._lock = threading.Lock()
         self.published_batches = 0
         self.refused_batches = 0
+        #: why the broker refused us at start (TLS or credentials), until a connection succeeds
+        self.broker_refused: str | None = None
         self.mqtt: MqttSession | None = None
         #: one thread for every SQLite write, off the event loop
         self._disk = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="outbox")
@@ -222,6 +229,9 @@ class EdgeAgent:
     # -- MQTT hooks (paho network thread) ----------------------------------------------------
     def _on_connect(self, session_present: bool) -> None:
         self._connects += 1
+        if self.broker_refused is not None:
+            log.info("connected to the broker: it no longer refuses us")
+            self.broker_refused = None
         self._publish_status(GatewayState.ONLINE, "birth")
         for d in self.drivers:
             with d.lock:
@@ -246,18 +256,24 @@ class EdgeAgent:
 
     # -- main loop ---------------------------------------------------------------------------
     def _mqtt_params(self) -> MqttParams:
-        b = self.cfg.broker
+        return self.mqtt_params_of(self.cfg, self.reconnect)
+
+    @staticmethod
+    def mqtt_params_of(cfg: EdgeConfig, reconnect: Backoff | None = None) -> MqttParams:
+        """The broker connection a gateway's config describes (``edge run``, ``check-config
+        --broker``)."""
+        b = cfg.broker
         return MqttParams(
             host=b.host,
             port=b.port,
-            username=b.username or self.cfg.gateway.id,
+            username=b.username or cfg.gateway.id,
             password=b.resolved_password(),
             ca_file=b.tls.ca_file if b.tls else None,
             cert_file=b.tls.cert_file if b.tls else None,
             key_file=b.tls.key_file if b.tls else None,
             keepalive_s=b.keepalive_s,
             session_expiry_s=b.session_expiry_s,
-            reconnect=self.reconnect,
+            reconnect=reconnect or Backoff(),
         )
 
     def step(self, *, flush: bool = False) -> float | None:
@@ -436,7 +452,6 @@ class EdgeAgent:
             log_name=__name__,
         )
         metrics = self._start_metrics()
-        fatal: MqttError | None = None
         try:
             async with asyncio.TaskGroup() as tg:
                 devices = [
@@ -450,19 +465,20 @@ class EdgeAgent:
                     log.warning("%s; collecting into the outbox and retrying with backoff", exc)
                     self.mqtt.start_in_background()
                 except MqttError as exc:
-                    # TlsFailed / BrokerRefused: configuration, retrying will not help. Stop
-                    # the devices and raise it, visibly, instead of collecting for nobody.
-                    fatal = exc
-                if fatal is None:
-                    background = [
-                        tg.create_task(self._publisher(wake), name="publisher"),
-                        tg.create_task(self._statuses(changed), name="statuses"),
-                    ]
-                    await self.stop_event.wait_async()
+                    # TlsFailed / BrokerRefused: configuration. Said loudly, and the readings
+                    # are kept all the same: the outbox holds them until it is fixed.
+                    self.broker_refused = " ".join(str(exc).split())
+                    log.error("the broker refuses this gateway: %s; collecting into the outbox "
+                              "and retrying with backoff until the configuration is fixed",
+                              self.broker_refused)
+                    self.mqtt.start_in_background()
+                background = [
+                    tg.create_task(self._publisher(wake), name="publisher"),
+                    tg.create_task(self._statuses(changed), name="statuses"),
+                ]
+                await self.stop_event.wait_async()
                 for t in [*devices, *background]:
                     t.cancel()
-            if fatal is not None:
-                raise fatal
             await self._drain(deadline_s=15.0)
             await asyncio.to_thread(self._say_goodbye)
         finally:
@@ -484,6 +500,12 @@ class EdgeAgent:
         (what is left stays in the outbox for the next start)."""
         wake = self._wake
         assert wake is not None
+        if self.broker_refused is not None:
+            # nobody to publish to: seal what is open (kept for the next start) and go
+            await self._disk_call(functools.partial(self.step, flush=True))
+            log.warning("shutdown while the broker refuses us: %d observations kept in the "
+                        "outbox for the next start", self.outbox.stats().depth)
+            return
         try:
             async with asyncio.timeout(deadline_s):
                 while True:

@@ -83,10 +83,17 @@ def scan(
 
 
 @app.command("check-config")
-def check_config(config: Path) -> None:
+def check_config(
+    config: Path,
+    broker: Annotated[bool, typer.Option(
+        "--broker", help="Also connect to the broker once, as `edge run` would: exit 2 if it "
+        "refuses this gateway (TLS: the CA, an expired or foreign certificate; credentials) or "
+        "cannot be reached.")] = False,
+) -> None:
     """Validate an edge config file; exit 2 naming the key path if it is invalid, or if a
     device or the broker could not work (an unknown driver, a BLE device without an address,
-    an unreadable password file). `edge run` keeps such a device in error and runs the rest."""
+    an unreadable password file). `edge run` keeps such a device in error and runs the rest,
+    and keeps collecting into the outbox while the broker refuses it."""
     from edge_agent.config import ConfigError, load_edge_config
     from edge_agent.preflight import preflight
 
@@ -99,6 +106,20 @@ def check_config(config: Path) -> None:
     if problems:
         typer.echo(f"{config}: " + "; ".join(problems), err=True)
         raise typer.Exit(2)
+    if broker:
+        from edge_agent.agent import EdgeAgent
+        from servicekit.mqtt import MqttError, connect_blocking, make_client
+
+        params = EdgeAgent.mqtt_params_of(cfg)
+        client = make_client(params, f"{cfg.gateway.id}")
+        try:
+            connect_blocking(client, params, timeout=10.0)
+        except MqttError as exc:
+            typer.echo(f"{config}: broker: {exc}", err=True)
+            raise typer.Exit(2) from None
+        client.disconnect()
+        client.loop_stop()
+        typer.echo(f"ok: broker {params.host}:{params.port} accepts gateway {cfg.gateway.id}")
     typer.echo(f"ok: gateway {cfg.gateway.id}, {len(cfg.devices)} devices")
 
 

@@ -79,6 +79,10 @@ def edge_families(agent: EdgeAgent) -> Families:
     connected = agent.mqtt is not None and agent.mqtt.connected.is_set()
     yield gauge("wardwatch_edge_broker_connected", "1 while connected to the broker",
                 [(gw, float(connected))])
+    yield gauge("wardwatch_edge_broker_refused",
+                "1 while the broker refuses this gateway since start (TLS or credentials; "
+                "readings are kept in the outbox)",
+                [(gw, float(agent.broker_refused is not None))])
 
 
 def edge_registry(agent: EdgeAgent) -> CollectorRegistry:

@@ -1,5 +1,6 @@
 """MQTT v5 over TLS with username/password: an agent configured with ``[broker.tls] ca_file``
-publishes end to end; a CA that did not sign the broker's certificate fails at connect, fast."""
+publishes end to end; with a CA that did not sign the broker's certificate it says so at once
+and keeps every reading in its outbox, and ``edge check-config --broker`` fails fast."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from device_sims.burst import WwmonBurstSim
+from edge_agent import cli as edge_cli
 from edge_agent.agent import EdgeAgent
-from servicekit.mqtt import TlsFailed
+from edge_agent.config import EdgeConfig
+from servicekit.tomlio import dump_model
 from tests.helpers.wait import wait_until
 from tests.integration.edge.harness import (
     SITE,
@@ -73,7 +77,7 @@ def test_agent_publishes_over_tls(
     check_replay(batches(rec.snapshot(), topic), emitted)
 
 
-def test_wrong_ca_fails_at_connect_not_hang(
+def test_a_wrong_ca_is_said_at_once_and_the_readings_are_kept(
     tls_broker: Mosquitto, topic_root: str, tmp_path: Path, bursts: dict[str, WwmonBurstSim]
 ) -> None:
     password = tls_broker.add_user("gw-tls-bad", site=SITE, unit=UNIT, root=topic_root)
@@ -88,8 +92,33 @@ def test_wrong_ca_fails_at_connect_not_hang(
         tls=True,
         ca_file=stranger.ca_file,
     )
-    agent = EdgeAgent(cfg)
+    refused_while_collecting(cfg, bursts, "certificate")
+    # at install time the same mistake is an error at once
+    cfg_file = tmp_path / "edge.toml"
+    cfg_file.write_text(dump_model(cfg), encoding="utf-8")
     t0 = time.monotonic()
-    with pytest.raises(TlsFailed, match="certificate"):
-        agent.run()
+    out = CliRunner().invoke(edge_cli.app, ["check-config", str(cfg_file), "--broker"])
+    assert out.exit_code == 2 and "certificate" in out.output, out.output
     assert time.monotonic() - t0 < 10, "a TLS failure must surface at connect, not after retries"
+
+
+def refused_while_collecting(cfg: EdgeConfig, bursts: dict[str, WwmonBurstSim],
+                             words: str) -> None:
+    """The broker refuses the gateway: said at once (``broker_refused``, the metric), and every
+    reading of the devices is kept in the outbox; the agent stops cleanly."""
+    agent = EdgeAgent(cfg)
+    runner = threading.Thread(target=agent.run, name="agent", daemon=True)
+    runner.start()
+    try:
+        why = wait_until(lambda: agent.broker_refused, timeout=10)
+        assert words in why
+        wait_until(lambda: all(d.health.state is DeviceState.CONNECTED for d in agent.drivers))
+        for done in [s.burst(20, 100.0) for s in bursts.values()]:
+            assert done.wait(30)
+        emitted = sum(s.emitted for s in bursts.values())
+        wait_until(lambda: agent.outbox.stats().depth >= emitted, timeout=30)
+        assert agent.published_batches == 0
+    finally:
+        agent.stop()
+        runner.join(30)
+    assert not runner.is_alive()
