@@ -349,6 +349,19 @@ def engine_metrics(url: str) -> str:
         return ""
 
 
+def _die_with_parent() -> None:
+    """In the engine's child process: SIGTERM it when this benchmark dies, even by kill -9
+    (Linux ``PR_SET_PDEATHSIG``), so no engine outlives an interrupted run."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(f"stopped by signal {signum}")  # unwinds: the engine and broker stop
+
+
 def wait_ready(proc: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
     end = time.monotonic() + READY_TIMEOUT_S
     with httpx.Client(timeout=2) as http:
@@ -396,7 +409,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                  "--rules", str(rules_path), "--state", str(work / "state.sqlite"),
                  "--metrics-port", str(mport)],
                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_f,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=_die_with_parent,
             )
         t = time.monotonic()
         wait_ready(proc, metrics_url, engine_log)
@@ -601,6 +614,7 @@ def main() -> None:
     ap.add_argument("--profile", type=Path, help="instead: cProfile the engine on the same load "
                     "in process (no broker), write the stats here ('-': nowhere)")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     for name in ("beds", "seconds", "beds_per_gateway", "probes_per_s", "connections", "window"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1")
