@@ -267,7 +267,9 @@ class Load:
         for b in self.by_gw[gw]:
             bad = b.id in self.bad or b.id in probes
             for code, base, sd, probe in VITALS:
-                v = probe if bad else round(self.rng.gauss(base, sd))
+                # noise within 3 sd: the range check_scores checked scores 0
+                noise = max(-3 * sd, min(3 * sd, self.rng.gauss(0.0, sd)))
+                v = probe if bad else round(base + noise)
                 if code == "SPO2":
                     v = min(v, 100.0)
                 obs.append(
