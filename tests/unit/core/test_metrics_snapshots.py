@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -51,7 +51,9 @@ def ingest_service() -> IngestService:
 
 
 def alerting_service() -> AlertingService:
-    return AlertingService(MqttParams(), WARD, instant_rules(), score, client_id="alerting-snap")
+    t0 = datetime(2026, 12, 8, 10, 0, tzinfo=UTC)  # a fixed clock: ages are 0, not jitter
+    return AlertingService(MqttParams(), WARD, instant_rules(), score, client_id="alerting-snap",
+                           clock=lambda: t0)
 
 
 def ingest_idle() -> str:
