@@ -87,6 +87,8 @@ log = logging.getLogger(__name__)
 SERVICE = "alerting"
 #: beds whose state one transaction of the tick's flush writes (``AlertingService._flush``)
 FLUSH_CHUNK = 200
+#: a context read outstanding this many refresh periods is announced (context_unavailable)
+CONTEXT_LATE_PERIODS = 3
 #: ingest's technical events that become technical alerts on the gateway's beds
 INGEST_EVENTS = {"seq_gap": "seq_gap", "outbox_reset": "outbox_reset"}
 #: scorer input key -> wire code, for a score's provenance
@@ -235,6 +237,8 @@ class AlertingService:
         #: the context is read off the timer loop: one read at a time, applied by tick()
         self._context_pool = ThreadPoolExecutor(1, thread_name_prefix="context")
         self._context_fetch: Future[tuple[UnitContext | None, str | None]] | None = None
+        self._context_fetch_at = self.started_at
+        self._context_fetch_late = False
         self._last_tick = 0.0
         self.liveness = Liveness(SERVICE)
         #: set once the broker granted the subscriptions (readiness)
@@ -695,6 +699,17 @@ class AlertingService:
         if fetch is not None and fetch.done():
             self._context_fetch = None
             self._apply_loaded(now, fetch.result())
+        elif fetch is not None and not self._context_fetch_late and (
+            now - self._context_fetch_at
+        ).total_seconds() >= CONTEXT_LATE_PERIODS * self.context_refresh_s:
+            # a source that answers, but never finishes (each read within its socket timeout):
+            # the read cannot be cancelled, so say so while it lasts (found by red-team)
+            self._context_fetch_late = True
+            waited = (now - self._context_fetch_at).total_seconds()
+            self._context_not_fresh(
+                now, f"unit context not refreshed: the context source has not answered for "
+                f"{waited:.0f} s",
+            )
         if self.context_loader is not None and self._context_fetch is None and (
             self._next_context is None or now >= self._next_context
             or self._context_changed.is_set()
@@ -702,6 +717,7 @@ class AlertingService:
             self._context_changed.clear()
             self._next_context = now + timedelta(seconds=self.context_refresh_s)
             self._context_fetch = self._context_pool.submit(self._load_context)
+            self._context_fetch_at, self._context_fetch_late = now, False
 
     def refresh_context(self, now: datetime) -> None:
         """Read the unit context again and apply what changed, without a restart. A context

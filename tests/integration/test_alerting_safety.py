@@ -5,6 +5,7 @@ date of birth is never silently unscored."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -200,4 +201,75 @@ def test_a_context_that_cannot_be_refreshed_is_announced_on_every_bed(stack: Sta
     finally:
         svc.stop()
         t.join(10)
+        events.close()
+
+
+class _DrippingRegistry:
+    """A registry that accepts, starts a 200 answer and then sends one byte of its body now and
+    then, forever: every read is within the client's socket timeout, the answer never ends."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/context"
+        self.stop = threading.Event()
+        self.conns: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        try:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100000\r\n\r\n")
+            while not self.stop.wait(0.2):
+                conn.sendall(b" ")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+        self.thread.join(5)
+
+
+def test_a_registry_that_never_finishes_its_answer_is_announced(stack: Stack) -> None:
+    """Found by red-team: a registry dripping its answer (each read within the socket timeout)
+    kept the one context read outstanding for ever; no read was started again and no bed ever
+    said the context was not refreshed, while the engine ran on an ever older context."""
+    from servicekit.context import ContextSource
+
+    root = f"s{uuid.uuid4().hex[:8]}/v1"
+    registry = _DrippingRegistry()
+    source = ContextSource(registry.url, timeout_s=1.0)
+    svc = alerting_service(stack.broker, WARD, root, context_loader=source.load,
+                           context_refresh_s=1.0)
+    events = collector(stack.broker, "admin", [topics.alert_events("s1", "u1", root=root)])
+    t = threading.Thread(target=svc.run, daemon=True)
+    t.start()
+    pub = Publisher(stack.broker)
+    try:
+        assert svc.ready.wait(10)
+        rig = Rig(root, svc, pub, events)
+        for bed in ("b1", "b2"):
+            raised = rig.event("raised", "context_unavailable", bed=bed)
+            assert "not answered" in raised["alert"]["message"]
+    finally:
+        registry.close()
+        svc.stop()
+        t.join(10)
+        pub.close()
         events.close()
