@@ -37,6 +37,7 @@ from registry import assets, audit, care, roles, users
 from registry import enroll as enrolment
 from registry.db import transaction
 from registry.errors import (
+    Conflict,
     Forbidden,
     Invalid,
     RegistryError,
@@ -459,6 +460,8 @@ def create_app(
                 raise Unavailable(f"gateway {gateway} is retired, but its broker identity was "
                                   f"NOT revoked ({exc.reason}): POST /gateways/{gateway}/revoke"
                                   ) from exc
+            except Conflict as exc:  # the broker's client of that name is not a gateway's
+                raise Conflict(f"gateway {gateway} is retired; {exc.reason}") from exc
         return view
 
     # -- beds -----------------------------------------------------------------------------

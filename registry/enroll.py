@@ -448,7 +448,11 @@ def _issue(
         if broker.ca_file is None:
             broker = broker.model_copy(update={"ca_file": tls["ca_file"]})
         tls.pop("ca_file")
-    scope = dynsec.GatewayScope(t.gateway, t.site, t.unit, broker.topic_root)
+    try:
+        scope = dynsec.GatewayScope(t.gateway, t.site, t.unit, broker.topic_root)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
+    _refuse_foreign(admin, t.gateway)
     password = dynsec.new_password()
     commands = dynsec.gateway_upsert(scope, password)
     try:
@@ -474,6 +478,17 @@ def _issue(
                            client_cert=(tls["cert_file"], tls["key_file"]) if tls else None),
         skipped_devices=list(t.skipped),
     )
+
+
+def _refuse_foreign(admin: BrokerAdmin, gateway: str) -> None:
+    """:class:`Conflict` if the broker client named ``gateway`` is not a gateway identity (a
+    service's, the registry's own, the plugin admin's): it is never deleted or replaced."""
+    try:
+        reason = dynsec.foreign_client(admin.control([dynsec.get_client(gateway)])[0], gateway)
+    except dynsec.DynsecError as exc:
+        raise BrokerFailed(f"gateway {gateway}: nothing changed on the broker ({exc})") from exc
+    if reason is not None:
+        raise Conflict(f"gateway {gateway}: nothing changed on the broker: {reason}")
 
 
 def _broker_for(default: BrokerTarget, host: str | None, port: int | None,
@@ -583,6 +598,7 @@ def revoke(
     commands = dynsec.gateway_revoke(gateway)
     try:
         with _one_at_a_time(gateway):
+            _refuse_foreign(admin, gateway)
             answers = dynsec.check(commands, admin.control(commands),
                                    tolerate=dynsec.upsert_tolerates())
     except dynsec.DynsecError as exc:

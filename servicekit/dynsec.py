@@ -49,6 +49,7 @@ __all__ = [
     "delete_role",
     "disable_client",
     "fingerprint",
+    "foreign_client",
     "gateway_clients",
     "gateway_revoke",
     "gateway_upsert",
@@ -347,6 +348,32 @@ def check(
 def upsert_tolerates() -> dict[str, frozenset[str]]:
     """What :func:`gateway_upsert` and :func:`gateway_revoke` answers may say without failing."""
     return {"deleteClient": NOT_FOUND, "deleteRole": NOT_FOUND}
+
+
+def foreign_client(get_response: Mapping[str, Any], gateway: str) -> str | None:
+    """Why the broker client named ``gateway`` (a ``getClient`` answer) is *not* that gateway's
+    identity, or ``None`` when it is (its one role is ``gateway-{gateway}``, in no group) or
+    when there is no such client. A gateway's id may be any literal id, so it can name a
+    service's client (``ingest``, ``registry``, the plugin admin, a production ``ingest-2``):
+    the gateway commands must never delete or replace such a client."""
+    error = get_response.get("error")
+    if error:
+        if str(error) in NOT_FOUND:
+            return None
+        raise DynsecError("getClient", str(error))
+    data = get_response.get("data")
+    client = data.get("client") if isinstance(data, dict) else None
+    if not isinstance(client, dict):
+        raise DynsecError("getClient", "no client in the answer")
+    roles = sorted(str(r.get("rolename")) for r in client.get("roles") or []
+                   if isinstance(r, dict))
+    groups = sorted(str(g.get("groupname")) for g in client.get("groups") or []
+                    if isinstance(g, dict))
+    if roles == [GATEWAY_ROLE_PREFIX + gateway] and not groups:
+        return None
+    held = ", ".join([*(f"role {r}" for r in roles), *(f"group {g}" for g in groups)])
+    return (f"the broker client {gateway!r} is not a gateway identity ({held or 'no role'}): "
+            "a service's or an administrator's, left as it is")
 
 
 def gateway_clients(list_response: Mapping[str, Any]) -> dict[str, str | None]:

@@ -216,3 +216,25 @@ def test_the_channel_fails_clearly_and_sends_nothing_when_disconnected() -> None
         _channel(FakeSession(refuse=True)).control([dynsec.list_clients()], timeout=2)
     with pytest.raises(BrokerFailed, match=r"no dynamic-security answer within 0\.2 s"):
         _channel(FakeSession(answer=False)).control([dynsec.list_clients()], timeout=0.2)
+
+
+def test_foreign_client_tells_a_gateways_identity_from_anyone_elses() -> None:
+    """(found by red-team) a gateway id may name a service's broker client: only a client whose
+    one role is the gateway's own, in no group, may be deleted or replaced by gateway commands."""
+    from servicekit.dynsec import DynsecError, foreign_client
+
+    def answer(roles: list[str], groups: list[str] | None = None) -> dict[str, object]:
+        return {"command": "getClient", "data": {"client": {
+            "username": "x", "roles": [{"rolename": r} for r in roles],
+            "groups": [{"groupname": g} for g in groups or []]}}}
+
+    assert foreign_client({"command": "getClient", "error": "Client not found"}, "gw-a") is None
+    assert foreign_client(answer(["gateway-gw-a"]), "gw-a") is None
+    for roles, groups in ((["service-ingest"], []), (["gateway-gw-b"], []), ([], []),
+                          (["gateway-gw-a", "admin"], []), (["gateway-gw-a"], ["ops"])):
+        reason = foreign_client(answer(roles, groups), "gw-a")
+        assert reason is not None and "not a gateway identity" in reason, (roles, groups)
+    with pytest.raises(DynsecError):
+        foreign_client({"command": "getClient", "error": "Permission denied"}, "gw-a")
+    with pytest.raises(DynsecError):
+        foreign_client({"command": "getClient", "data": {}}, "gw-a")

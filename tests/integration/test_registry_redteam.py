@@ -1,0 +1,61 @@
+"""Red-team findings against the registry's security (issues 15 and 16), each on the real
+services the project's harness starts (mosquitto with dynamic security, a registry database, the
+registry CLI and API): what an adversary or a careless operator could do, and that it is
+refused now.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_enrolment import enrolled, make_registry
+from wardwatch.devstack import Mosquitto
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_gateway_named_like_a_broker_identity_cannot_revoke_or_take_it_over(
+    private_broker: Mosquitto, tmp_path: Path
+) -> None:
+    """A biomed registers a gateway whose id is a service's broker username (``ingest``, the
+    registry's own ``registry``, the plugin admin ``provisioner``, or a production service
+    client such as ``ingest-2`` made by deploy/mosquitto/wardwatch-dynsec.sh): revoking,
+    rotating, enrolling or retiring that "gateway" must not delete or replace the service's
+    broker identity (it did: ``deleteClient`` ran on whatever held the name)."""
+    b = private_broker
+    root = f"r{uuid.uuid4().hex[:6]}/v1"
+    reg = make_registry(b, tmp_path, root)
+    # a production-style service client: any username, a non-gateway role
+    svc, pw = "ingest-2", uuid.uuid4().hex
+    answers = b.control(
+        {"command": "createRole", "rolename": "svc-ingest-2",
+         "acls": [{"acltype": "subscribePattern", "topic": f"{root}/gw/#", "allow": True}]},
+        {"command": "createClient", "username": svc, "password": pw,
+         "roles": [{"rolename": "svc-ingest-2"}]},
+    )
+    assert not any(a.get("error") for a in answers), answers
+    b.passwords[svc] = pw
+    victims = ("ingest", "registry", "provisioner", svc)
+    for name in victims:
+        reg("gateway", "add", "s1/u1", name)
+    for name in victims:
+        out = reg("gateway", "revoke", name, code=2)
+        assert "not a gateway" in out, out
+        out = reg("gateway", "rotate", name, code=2)
+        assert "not a gateway" in out or "service identity" in out, out
+    out = reg("gateway", "enroll", svc, "--unit", "s1/u1", code=2)
+    assert "not a gateway" in out, out
+    # retiring the record must not take the identity with it either
+    out = reg("gateway", "retire", svc, code=2)
+    assert "not a gateway" in out and "NOT revoked" in out, out
+    for name in victims:
+        assert b.try_connect(name, b.passwords[name]), f"{name} lost its broker identity"
+    # a real gateway is still revoked, rotated and enrolled as before
+    gw = f"gw-{uuid.uuid4().hex[:6]}"
+    enrolled(reg, gw)
+    reg("gateway", "rotate", gw)
+    assert "revoked gateway" in reg("gateway", "revoke", gw)
+    assert "had no broker identity" in reg("gateway", "revoke", gw)
