@@ -305,6 +305,8 @@ class Replay:
             rec = json.loads(raw)
         except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
             raise MalformedLine(lineno, f"not JSON: {exc}") from None
+        except RecursionError:  # found by red-team: [[[[... 100,000 deep
+            raise MalformedLine(lineno, "not JSON this replay reads: nested too deeply") from None
         return self.feed_record(rec, lineno)
 
     def feed_record(self, rec: object, lineno: int) -> list[dict[str, Any]]:

@@ -140,6 +140,8 @@ def _read_state(path: Path) -> dict[str, Any] | None:
         state = json.loads(text)
     except ValueError as exc:
         raise _fail(f"--state: {path} is not a replay state (not JSON: {exc})") from None
+    except RecursionError:
+        raise _fail(f"--state: {path} is not a replay state (JSON nested too deeply)") from None
     if not isinstance(state, dict):
         raise _fail(f"--state: {path} is not a replay state")
     return state

@@ -422,6 +422,8 @@ def read_labels(lines: Iterable[str]) -> list[tuple[datetime, dict[str, Any]]]:
             rec = json.loads(raw)
         except ValueError as exc:
             raise LabelsError(f"line {n}: not JSON: {exc}") from None
+        except RecursionError:
+            raise LabelsError(f"line {n}: not JSON: nested too deeply") from None
         if not isinstance(rec, dict) or "label" not in rec:
             raise LabelsError(f"line {n}: not a label line (an object with t, bed and label)")
         try:
@@ -430,7 +432,10 @@ def read_labels(lines: Iterable[str]) -> list[tuple[datetime, dict[str, Any]]]:
             raise LabelsError(f"line {n}: t: not an ISO-8601 time") from None
         if t.tzinfo is None or t.utcoffset() is None:
             raise LabelsError(f"line {n}: t: no time zone")
-        t = t.astimezone(UTC)
+        try:
+            t = t.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise LabelsError(f"line {n}: t: cannot be represented in UTC") from None
         if out and t < out[-1][0]:
             raise LabelsError(f"line {n}: t: before the previous label's (keep them in order)")
         out.append((t, rec))
