@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from wardwire.models import (
+    WIRE_TIME_MAX,
     Alert,
     AlertEventType,
     AlertKind,
@@ -37,6 +38,14 @@ from wardwire.models import (
 )
 
 __all__ = ["AlertEffect", "Episode", "IllegalTransition", "alert_id_for"]
+
+#: the last time the wire carries: a reassessment or snooze end beyond it (an ack in the last
+#: hours of 2099) is shown as this, never refused by the wire model (found by red-team)
+_WIRE_LAST = WIRE_TIME_MAX - timedelta(microseconds=1)
+
+
+def _on_wire(t: datetime | None) -> datetime | None:
+    return t if t is None or t < WIRE_TIME_MAX else _WIRE_LAST
 
 _ALLOWED: dict[tuple[AlertState, str], frozenset[AlertState]] = {
     (AlertState.ACTIVE, "ack"): frozenset({AlertState.ACKNOWLEDGED}),
@@ -141,8 +150,10 @@ class Episode:
             complete=self.complete,
             missing=list(self.missing),
             held=list(self.held),
-            reassess_by=self.reassess_by if self.state is AlertState.ACKNOWLEDGED else None,
-            snoozed_until=self.snoozed_until if self.state is AlertState.SNOOZED else None,
+            reassess_by=_on_wire(self.reassess_by) if self.state is AlertState.ACKNOWLEDGED
+            else None,
+            snoozed_until=_on_wire(self.snoozed_until) if self.state is AlertState.SNOOZED
+            else None,
             condition_present=self.condition_present,
             resolved_reason=self.resolved_reason,
             recipient_role=self.recipient_role,

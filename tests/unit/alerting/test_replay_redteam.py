@@ -60,3 +60,38 @@ def test_a_deeply_nested_state_file_is_refused(tmp_path: Path) -> None:
 def test_a_labels_file_that_breaks_the_parser_is_a_labels_error(raw: str) -> None:
     with pytest.raises(LabelsError, match="line 1"):
         read_labels([raw])
+
+
+HIGH = {"hr_bpm": 210, "rr_bpm": 70, "spo2_pct": 85}
+LOW = {"hr_bpm": 170, "rr_bpm": 50, "spo2_pct": 93}
+
+
+def _end_of_2099(command: dict[str, object], inputs: dict[str, int]) -> list[str]:
+    """A child in the last ten minutes the wire can carry, then ``command``."""
+    out = []
+    for i in range(0, 590, 5):
+        m, s = divmod(i, 60)
+        out.append(json.dumps({"t": f"2099-12-31T23:{50 + m:02d}:{s:02d}Z", "bed": "b1",
+                               "age_days": 1000,
+                               "inputs": inputs}))
+    out.append(json.dumps({"t": "2099-12-31T23:59:59.999999Z", "bed": "b1", **command}))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("command", "inputs"),
+    [({"command": "ack"}, HIGH), ({"command": "snooze", "minutes": 60}, LOW)],
+    ids=["ack", "snooze"],
+)
+def test_a_command_at_the_end_of_2099_is_replayed(
+    command: dict[str, object], inputs: dict[str, int]
+) -> None:
+    """Found by red-team: an ack in the last hours before 2100 (a valid ``t``) made the core
+    build an alert whose reassessment time lies past the wire's range: a pydantic
+    ValidationError traceback instead of the ack."""
+    r = Replay(default_rules())
+    out = []
+    for n, raw in enumerate(_end_of_2099(command, inputs), start=1):
+        out += r.feed(raw, n)
+    assert any(d["event"] == "raised" and d["kind"] == "clinical" for d in out)
+    assert out[-1]["event"] == ("acknowledged" if command["command"] == "ack" else "snoozed")
