@@ -41,6 +41,7 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -123,6 +124,17 @@ def registry_token(source: str | Path, token: str | None,
     return read_token_file(token_file) if token_file is not None else token
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A unit context answers itself: a redirect is not followed (urllib would send every
+    header on, the bearer token too, to wherever it points, another host or plain http)."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> None:
+        raise UnitContextError(
+            f"{req.full_url}: the context source answered a redirect ({code}) to {newurl}; "
+            "not followed (the token is sent to the registry's own URL only: set that URL)")
+
+
 def _fetch(url: str, timeout_s: float, ca_file: Path | None = None,
            token: str | None = None) -> UnitContext:
     headers = {"Accept": "application/json"}
@@ -130,8 +142,10 @@ def _fetch(url: str, timeout_s: float, ca_file: Path | None = None,
         headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(url, headers=headers)
     tls = _tls_context(url, ca_file)
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=tls),
+                                         _NoRedirect())
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s, context=tls) as resp:
+        with opener.open(req, timeout=timeout_s) as resp:
             body = resp.read(MAX_CONTEXT_BYTES + 1)
     except urllib.error.HTTPError as exc:
         hint = ""

@@ -142,3 +142,45 @@ def test_settings_choose_the_source(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WM_CONTEXT", "https://registry/units/picu/context")
     assert ServiceSettings().context_source() == "https://registry/units/picu/context"
     assert ServiceSettings().context_source(Path("cli.toml")) == "cli.toml"
+
+
+class _Redirecting(http.server.BaseHTTPRequestHandler):
+    """Answers /moved with a redirect to another host name of this server; records every
+    request's Authorization header."""
+
+    seen: ClassVar[list[tuple[str, str | None]]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append((self.path, self.headers.get("Authorization")))
+        if self.path == "/moved":
+            self.send_response(302)
+            self.send_header("Location", f"http://localhost:{self.server.server_address[1]}"
+                             "/units/picu/context")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = UNIT.model_dump_json().encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def test_a_redirect_is_refused_and_the_token_goes_nowhere_else() -> None:
+    """(found by red-team) urllib follows redirects with every header: a context source that
+    redirected (a proxy, a typo'd host, http -> another host) got the service's bearer token
+    sent on to wherever it pointed. A unit context answers itself: a redirect is an error."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Redirecting.seen = []
+    try:
+        with pytest.raises(UnitContextError, match="redirect"):
+            load_unit_context(f"http://127.0.0.1:{server.server_address[1]}/moved",
+                              token="wwt_0123456789abcdef_secret", timeout_s=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _Redirecting.seen == [("/moved", "Bearer wwt_0123456789abcdef_secret")]
