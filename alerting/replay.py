@@ -166,6 +166,16 @@ def iso_utc(t: datetime) -> str:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _saved_time(text: object) -> datetime:
+    """A time of a saved state: ISO-8601 with a zone (``ValueError``/``TypeError`` else)."""
+    if not isinstance(text, str):
+        raise TypeError(f"a time must be a string, got {_describe(text)}")
+    t = datetime.fromisoformat(text)
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise ValueError(f"time {text!r} has no zone")
+    return t.astimezone(UTC)
+
+
 def _describe(v: object) -> str:
     text = json.dumps(v)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -555,7 +565,7 @@ class Replay:
             )
         try:
             last = state["last_t"]
-            self.last_t = None if last is None else datetime.fromisoformat(last)
+            self.last_t = None if last is None else _saved_time(last)
             self.resumed_at = self.last_t
             self.lines = int(state["lines"])
             self.refused = int(state["refused"])
@@ -567,14 +577,30 @@ class Replay:
                     raise ValueError(f"specs[{b!r}]: {sys_!r}, {days!r}")
                 self.specs[b] = _Spec(sys_, None if d is None else date.fromisoformat(d), days)
             self.spans = {
-                b: [datetime.fromisoformat(a), datetime.fromisoformat(z)]
-                for b, (a, z) in state["spans"].items()
+                b: [_saved_time(a), _saved_time(z)] for b, (a, z) in state["spans"].items()
             }
-            self.events.update({k: int(v) for k, v in state["events"].items()})
+            # (found by red-team) a hand-edited state must not put keys or counts in the
+            # summary that no replay produces, nor naive times that fail at the next line
+            for k, v in state["events"].items():
+                if k not in self.events:
+                    raise ValueError(f"events: unknown event {k!r}")
+                self.events[k] = int(v)
             for k, row in state["raised"].items():
-                self.raised.setdefault(k, {}).update({p: int(n) for p, n in row.items()})
-            self.alerted = {k: set(v) for k, v in state["alerted"].items()}
+                if k not in self.raised or not set(row) <= set(PRIORITIES):
+                    raise ValueError(f"raised: unknown kind or priority in {k!r}: {row!r}")
+                self.raised[k].update({p: int(n) for p, n in row.items()})
+            self.alerted = {}
+            for k, beds in state["alerted"].items():
+                if k not in self.raised or not isinstance(beds, list) or not all(
+                    isinstance(b, str) for b in beds
+                ):
+                    raise ValueError(f"alerted[{k!r}]: not a list of beds")
+                self.alerted[k] = set(beds)
             self.leads = LeadTimes.restore(state["leads"])
+            times = [o.at for o in self.leads.labels]
+            times += [a.t for q in self.leads.recent.values() for a in q]
+            if any(t.utcoffset() is None for t in times):
+                raise ValueError("leads: a time without a zone")
             self.engine.restore(state["engine"])
         except (LookupError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise StateError(f"the state does not parse: {type(exc).__name__}: {exc}") from exc

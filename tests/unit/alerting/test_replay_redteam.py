@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from alerting.core import default_rules
-from alerting.replay import MalformedLine, Replay
+from alerting.replay import MalformedLine, Replay, StateError
 from alerting.replay_influx import LabelsError, read_labels
 from wardwatch.cli import app
 
@@ -95,3 +96,53 @@ def test_a_command_at_the_end_of_2099_is_replayed(
         out += r.feed(raw, n)
     assert any(d["event"] == "raised" and d["kind"] == "clinical" for d in out)
     assert out[-1]["event"] == ("acknowledged" if command["command"] == "ack" else "snoozed")
+
+
+def _saved() -> dict[str, object]:
+    r = Replay(default_rules())
+    for n, raw in enumerate(_end_of_2099({"command": "ack"}, HIGH)[:60], start=1):
+        r.feed(raw.replace("2099-12-31T23", "2024-05-01T10"), n)
+    r.feed(json.dumps({"t": "2024-05-01T10:55:00Z", "bed": "b1", "label": "deterioration"}), 61)
+    saved: dict[str, object] = json.loads(json.dumps(r.snapshot()))
+    return saved
+
+
+def _tamper(state: dict[str, Any], what: str) -> None:
+    if what == "last_t naive":
+        state["last_t"] = "2024-05-01T10:04:55"
+    elif what == "span naive":
+        state["spans"]["b1"] = ["2024-05-01T10:00:00", "2024-05-01T10:04:55"]
+    elif what == "activation naive":
+        state["leads"]["recent"]["b1"][0][0] = "2024-05-01T10:02:00"
+    elif what == "label naive":
+        state["leads"]["labels"][0][2] = "2024-05-01T10:05:00"
+    elif what == "unknown event":
+        state["events"]["exploded"] = 3
+    elif what == "unknown kind":
+        state["raised"]["psychic"] = {"high": 1}
+    elif what == "alerted not a list":
+        state["alerted"]["clinical"] = "b1"
+
+
+@pytest.mark.parametrize(
+    "what",
+    ["last_t naive", "span naive", "activation naive", "label naive", "unknown event",
+     "unknown kind", "alerted not a list"],
+)
+def test_a_tampered_state_is_refused_not_a_crash_or_a_wrong_summary(what: str) -> None:
+    """Found by red-team: a saved state edited by hand (still JSON) restored, and then the
+    next line ended the replay with a TypeError (naive times), or the summary carried keys or
+    counts no replay produces. Now ``restore`` refuses it with ``StateError``."""
+    state = _saved()
+    _tamper(state, what)
+    r = Replay(default_rules())
+    with pytest.raises(StateError):
+        r.restore(state)
+
+
+def test_an_untampered_state_still_resumes() -> None:
+    r = Replay(default_rules())
+    r.restore(_saved())
+    more = json.dumps({"t": "2024-05-01T10:56:00Z", "bed": "b1", "inputs": HIGH})
+    r.feed(more, 62)
+    assert r.summary()["labelled_events"] == 1
