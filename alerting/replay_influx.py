@@ -25,6 +25,8 @@ through ingest's own code and reads back through this module):
   ``not_scored``). A value ingest stored with quality ``invalid`` becomes ``null`` (missing,
   never normal); ``questionable`` values go on a line with ``"quality": "questionable"`` (the
   engine takes them once confirmed); a categorical value outside its table becomes ``null``.
+  A quality tag other than these three is not replayed (counted ``unknown_quality``), never
+  taken as valid; a point stored without one is valid.
   Values the gateway re-timed (``time_source = gateway``) are skipped (``retimed``): the live
   engine never scores them either.
 * provenance: the ``source`` tag (``measured`` / ``entered``) is the line's ``source``. Values
@@ -75,6 +77,8 @@ __all__ = [
 ]
 
 OBS_RP, OBS_MEASUREMENT = "raw", "obs"
+#: the stored qualities (``wardwire.models.Quality``); a value of any other is not replayed
+KNOWN_QUALITIES = frozenset({"valid", "questionable", "invalid"})
 CHARTED_RP, CHARTED_MEASUREMENT = "charted", "charted"
 STR_SUFFIX, BOOL_SUFFIX, JSON_SUFFIX = "__str", "__bool", "__json"
 #: what a charted point carries besides its items (fields and tags)
@@ -207,10 +211,13 @@ class Converter:
             bed = r.get("bed")
             if not self._bed_ok(bed):
                 continue
-            got = obs_input(
-                str(r.get("param")), r.get("value"), str(r.get("quality") or "valid"),
-                r.get("time_source"),
-            )
+            q = r.get("quality")
+            q = "valid" if q is None else q  # a point stored without one
+            if q not in KNOWN_QUALITIES:
+                # never taken as valid (found by red-team): skipped and counted
+                self.skipped["unknown_quality"] += 1
+                continue
+            got = obs_input(str(r.get("param")), r.get("value"), q, r.get("time_source"))
             if isinstance(got, str):
                 self.skipped[got] += 1
                 continue
@@ -235,8 +242,15 @@ class Converter:
             bed = r.get("bed")
             if not self._bed_ok(bed):
                 continue
-            items = chart_items(r)
             set_id = str(r.get("set_id") or "")
+            try:
+                items = chart_items(r)
+            except (ValueError, RecursionError) as exc:  # a damaged point (found by red-team)
+                self.skipped["chart_refused"] += 1
+                why = "nested too deeply" if isinstance(exc, RecursionError) else exc
+                self.warn(f"charted set {set_id} of bed {bed}: a field is not JSON ({why}): "
+                          "not replayed")
+                continue
             try:
                 parse_observation(items)
             except PewsInputError as exc:

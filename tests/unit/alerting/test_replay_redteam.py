@@ -4,6 +4,7 @@ broke what is behind it. Each test failed before its fix."""
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 
 from alerting.core import default_rules
 from alerting.replay import MalformedLine, Replay, StateError
-from alerting.replay_influx import LabelsError, read_labels
+from alerting.replay_influx import Converter, LabelsError, bed_specs, read_labels
 from wardwatch.cli import app
 
 runner = CliRunner()
@@ -146,3 +147,43 @@ def test_an_untampered_state_still_resumes() -> None:
     more = json.dumps({"t": "2024-05-01T10:56:00Z", "bed": "b1", "inputs": HIGH})
     r.feed(more, 62)
     assert r.summary()["labelled_events"] == 1
+
+
+# -- stored history that does not convert -----------------------------------------------------
+def _conv() -> tuple[Converter, list[str]]:
+    from tests.unit.alerting.test_replay_convert import ctx
+
+    specs, without = bed_specs(ctx(b1=date(2021, 1, 1)))
+    warnings: list[str] = []
+    return Converter(specs, without=without, warn=warnings.append), warnings
+
+
+@pytest.mark.parametrize("quality", ["INVALID", "calibrating", "", "questionable "])
+def test_a_stored_quality_the_converter_does_not_know_is_skipped_not_scored(
+    quality: str,
+) -> None:
+    """Found by red-team: any quality tag but ``invalid`` (another spelling, a quality a later
+    ingest stores) was replayed as a valid value and scored; a value of unknown quality is
+    now skipped and counted (``unknown_quality``), never taken as valid."""
+    from tests.unit.alerting.test_replay_convert import obs
+
+    conv, _ = _conv()
+    lines = conv.page([obs(0, "b1", "HR", 210.0, quality=quality),
+                       obs(0, "b1", "RR", 30.0)], [])
+    assert [ln["inputs"] for ln in lines] == [{"rr_bpm": 30.0}]
+    assert conv.skipped["unknown_quality"] == 1
+
+
+@pytest.mark.parametrize("stored", ["{not json", DEEP])
+def test_a_stored_charted_field_that_is_not_json_skips_the_set(stored: str) -> None:
+    """Found by red-team: a charted ``__json`` field that does not parse (a damaged point)
+    ended ``--from-influx`` with a JSONDecodeError or RecursionError traceback; the set is now
+    skipped, counted and said, and the replay goes on."""
+    from tests.unit.alerting.test_replay_convert import chart, obs
+
+    conv, warnings = _conv()
+    lines = conv.page([obs(0, "b1", "HR", 120.0)],
+                      [chart(0, "b1", "set-1", crt_s=2.0, oxygen__json=stored)])
+    assert [ln["inputs"] for ln in lines] == [{"hr_bpm": 120.0}]
+    assert conv.skipped["chart_refused"] == 1
+    assert any("set-1" in w for w in warnings)
