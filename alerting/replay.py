@@ -70,6 +70,7 @@ input gives the same output.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -82,6 +83,7 @@ from alerting.core import AlertEffect, BedInfo, Reading, UnitEngine, UnitRules
 from alerting.pews import INPUT_KEYS, SYSTEMS
 from alerting.pews import score as pews_score
 from alerting.replay_labels import LeadTimes
+from servicekit.hashchain import canonical
 from wardwire.models import (
     WIRE_TIME_MAX,
     WIRE_TIME_MIN,
@@ -164,6 +166,11 @@ class _Spec:
 def iso_utc(t: datetime) -> str:
     """``2024-05-01T10:00:00Z`` (microseconds only when there are any)."""
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _rules_hash(rules: UnitRules) -> str:
+    """The digest of the rules in force (as the live engine journals them)."""
+    return hashlib.sha256(canonical(rules.model_dump(mode="json"))).hexdigest()
 
 
 def _saved_time(text: object) -> datetime:
@@ -532,6 +539,7 @@ class Replay:
             "replay_state": STATE_VERSION,
             "unit": self.engine.env.unit,
             "rules_version": self.engine.env.rules.version,
+            "rules_hash": _rules_hash(self.engine.env.rules),
             "last_t": None if self.last_t is None else iso_utc(self.last_t),
             "lines": self.lines,
             "refused": self.refused,
@@ -562,6 +570,12 @@ class Replay:
             raise StateError(
                 f"saved with rules version {state.get('rules_version')!r}, these rules are "
                 f"{env.rules.version!r}"
+            )
+        # (found by red-team) an edited copy keeps its version: the rules themselves must match
+        if "rules_hash" in state and state["rules_hash"] != _rules_hash(env.rules):
+            raise StateError(
+                f"saved with other rules of the same version {env.rules.version!r} (their "
+                "digest differs): resume with the rules file the state was saved with"
             )
         try:
             last = state["last_t"]

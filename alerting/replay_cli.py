@@ -18,7 +18,7 @@ their summaries side by side: ``{"rules": {"a": A, "b": B}, "a": {...}, "b": {..
 ``beds_alerted`` in each. ``--state PATH`` resumes from the saved replay state if the file
 exists and writes the state at the end (atomically, mode 0600; not written when the replay
 stops at a malformed line). Exit 2 for a malformed line, a bad rules file, a state that
-cannot be resumed (another unit or rules version, or one that ends after the input's first
+cannot be resumed (another unit, rules version or rules, or one that ends after the input's first
 line) or bad options; exit 1 when InfluxDB cannot be read. Without ``--json`` a short table.
 
 Also ``python -m alerting.replay_cli``.

@@ -187,3 +187,31 @@ def test_a_stored_charted_field_that_is_not_json_skips_the_set(stored: str) -> N
     assert [ln["inputs"] for ln in lines] == [{"hr_bpm": 120.0}]
     assert conv.skipped["chart_refused"] == 1
     assert any("set-1" in w for w in warnings)
+
+
+def test_a_state_saved_under_other_rules_of_the_same_version_is_refused(tmp_path: Path) -> None:
+    """Found by red-team: ``--state`` checked only the rules' ``version`` string (``"1"`` by
+    default, and kept by a copy edited for a what-if), so a state saved under the shipped
+    rules resumed under a changed pack without a word, mixing the two in one summary."""
+    shipped = Path(__file__).resolve().parents[3] / "alerting" / "unit_rules.toml"
+    edited = tmp_path / "edited.toml"
+    text = shipped.read_text(encoding="utf-8")
+    assert 'version = "1"' in text
+    assert "high_s = 90" in text
+    edited.write_text(text.replace("high_s = 90", "high_s = 30", 1), encoding="utf-8")
+    first = tmp_path / "a.jsonl"
+    first.write_text("\n".join(_end_of_2099({"command": "ack"}, HIGH)[:10]).replace(
+        "2099-12-31T23", "2024-05-01T10") + "\n", encoding="utf-8")
+    second = tmp_path / "b.jsonl"
+    second.write_text(json.dumps({"t": "2024-05-01T11:00:00Z", "bed": "b1", "inputs": HIGH})
+                      + "\n", encoding="utf-8")
+    state = tmp_path / "state.json"
+    res = runner.invoke(app, ["replay", "--input", str(first), "--json", "--state", str(state)])
+    assert res.exit_code == 0, res.stderr
+    res = runner.invoke(app, ["replay", "--input", str(second), "--json", "--state", str(state),
+                              "--config", str(edited)])
+    assert res.exit_code == 2
+    assert "rules" in res.stderr
+    same = runner.invoke(app, ["replay", "--input", str(second), "--json", "--state",
+                               str(state), "--config", str(shipped)])
+    assert same.exit_code == 0, same.stderr
