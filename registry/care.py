@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -204,14 +205,24 @@ def _new_admission_id() -> str:
     return f"A-{uuid.uuid4().hex[:16]}"
 
 
+def _born_by(patient: Patient, bed: Bed, t: datetime, what: str) -> None:
+    """A child is in a bed from its date of birth on, in the bed's unit's own calendar (the
+    alert engine ages it there: a date of birth after the unit's date cannot be scored, and
+    the engine's refusal would carry the date). The reason does not repeat the date."""
+    zone = bed.unit.time_zone
+    local = t.astimezone(ZoneInfo(zone)).date()
+    if patient.dob > local:
+        raise Invalid(f"{patient.id} cannot be {what} at {t.isoformat()} ({local} in {zone}), "
+                      "before its date of birth")
+
+
 def admit(session: Session, req: AdmitRequest, *, now: datetime) -> AdmissionView:
     t = _when(req, now)
     patient = find_patient(session, req.patient, lock=True)
     bed = find_bed(session, req.site, req.unit, req.bed, lock=True)
     ensure_active(bed, f"bed {bed_name(bed)}")
     ensure_active(bed.unit, f"unit {req.site}/{req.unit}")
-    if t < datetime.combine(patient.dob, time(0), UTC) - LATEST_ZONE:
-        raise Invalid(f"{patient.id} cannot be admitted at {t.isoformat()}, before birth")
+    _born_by(patient, bed, t, "admitted")
     current = session.scalars(
         select(Admission).where(
             Admission.patient_pk == patient.pk, Admission.discharged_at.is_(None)
@@ -252,6 +263,7 @@ def transfer(
     ensure_active(bed, f"bed {bed_name(bed)}")
     ensure_active(bed.unit, f"unit {req.site}/{req.unit}")
     _after(t, stay.started_at, f"a transfer out of {bed_name(stay.bed)}")
+    _born_by(admission.patient, bed, t, "transferred")
     _bed_free(session, bed, t)
     stay.ended_at, stay.end_reason = t, "transfer"
     session.flush()  # the old stay closes before the new one opens (the open-stay index)
