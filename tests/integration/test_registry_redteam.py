@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.test_broker_security import Client, arrived_before, not_authorized
 from tests.integration.test_enrolment import enrolled, make_registry
-from wardwatch.devstack import Mosquitto
+from wardwatch.devstack import Mosquitto, Stack
+from wardwire import topics
 
 pytestmark = pytest.mark.integration
 
@@ -59,3 +61,31 @@ def test_a_gateway_named_like_a_broker_identity_cannot_revoke_or_take_it_over(
     reg("gateway", "rotate", gw)
     assert "revoked gateway" in reg("gateway", "revoke", gw)
     assert "had no broker identity" in reg("gateway", "revoke", gw)
+
+
+def test_only_the_registry_identity_may_publish_a_change_event(
+    stack: Stack, topic_root: str
+) -> None:
+    """A forged ContextChanged makes every service re-read its context at once (a flood of
+    them, a re-read storm against the registry): tried as every identity a deployment has
+    (each service, an enrolled gateway), only the registry's reaches a subscriber."""
+    r = topic_root
+    topic = topics.context_changed("s1", "u1", root=r)
+    gw = f"gw-{uuid.uuid4().hex[:6]}"
+    stack.broker.add_user(gw, site="s1", unit="u1", root=r)
+    watcher = Client.open(stack.broker.params("ingest"), f"watch-{uuid.uuid4().hex[:6]}")
+    clients = {u: Client.open(stack.broker.params(u), u if u == gw else
+                              f"{u}-{uuid.uuid4().hex[:6]}")
+               for u in ("ingest", "alerting", "console", "demo", "loadgen", gw, "registry")}
+    try:
+        watcher.subscribe(topic)
+        for user, c in clients.items():
+            rc = c.publish(topic, user.encode())
+            assert not_authorized(rc) is (user != "registry"), (user, rc)
+        assert not clients["registry"].publish(topic, b"marker").is_failure
+        got = [p for _, p in arrived_before(watcher, b"marker")]
+        assert got == [b"registry"], got
+    finally:
+        watcher.close()
+        for c in clients.values():
+            c.close()
