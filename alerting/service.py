@@ -32,12 +32,12 @@ import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
@@ -85,6 +85,7 @@ from wardwire.models import (
 
 log = logging.getLogger(__name__)
 SERVICE = "alerting"
+_T = TypeVar("_T")
 #: beds whose state one transaction of the tick's flush writes (``AlertingService._flush``)
 FLUSH_CHUNK = 200
 #: a context read outstanding this many refresh periods is announced (context_unavailable)
@@ -113,6 +114,24 @@ def bed_infos(ward: UnitContext) -> list[BedInfo]:
         for b in ward.beds
     ]
 
+
+
+def _in_daemon_thread(fn: Callable[[], _T]) -> Future[_T]:
+    """``fn()`` on a daemon thread of its own, as a future. Not a ThreadPoolExecutor: the
+    interpreter joins its workers at exit, so a context read that never ends (a registry
+    dripping its answer) kept a stopped engine from exiting (found by red-team)."""
+    fut: Future[_T] = Future()
+
+    def work() -> None:
+        if not fut.set_running_or_notify_cancel():
+            return
+        try:
+            fut.set_result(fn())
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader, as a pool would
+            fut.set_exception(exc)
+
+    threading.Thread(target=work, name="context", daemon=True).start()
+    return fut
 
 class AlertingService:
     def __init__(
@@ -235,7 +254,6 @@ class AlertingService:
         self.context_fallbacks = 0
         self._context_ok_at: datetime | None = self.started_at
         #: the context is read off the timer loop: one read at a time, applied by tick()
-        self._context_pool = ThreadPoolExecutor(1, thread_name_prefix="context")
         self._context_fetch: Future[tuple[UnitContext | None, str | None]] | None = None
         self._context_fetch_at = self.started_at
         self._context_fetch_late = False
@@ -716,7 +734,7 @@ class AlertingService:
         ):
             self._context_changed.clear()
             self._next_context = now + timedelta(seconds=self.context_refresh_s)
-            self._context_fetch = self._context_pool.submit(self._load_context)
+            self._context_fetch = _in_daemon_thread(self._load_context)
             self._context_fetch_at, self._context_fetch_late = now, False
 
     def refresh_context(self, now: datetime) -> None:
@@ -953,8 +971,7 @@ class AlertingService:
                     if left:
                         log.error("pages not delivered at shutdown: %s", ", ".join(left))
                 self.mqtt.stop()
-                # a read in flight is abandoned (its thread ends when its timeout does)
-                self._context_pool.shutdown(wait=False, cancel_futures=True)
+                # a read in flight is abandoned (a daemon thread: it never holds up the exit)
                 if self.store is not None:
                     self.store.close()
                 if server is not None:

@@ -5,18 +5,25 @@ date of birth is never silently unscored."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
 from alerting.service import AlertingService
 from tests.helpers.alerting import alerting_service, instant_rules
 from tests.helpers.mqtt import Collector, collector
+from tests.helpers.wait import wait_until
+from tests.integration.test_alerting_durability import INSTANT
 from tests.integration.test_ingest import Publisher
 from wardwatch.devstack import Stack
 from wardwire import topics
@@ -208,7 +215,9 @@ class _DrippingRegistry:
     """A registry that accepts, starts a 200 answer and then sends one byte of its body now and
     then, forever: every read is within the client's socket timeout, the answer never ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, good: bytes = b"", good_answers: int = 0) -> None:
+        #: the first ``good_answers`` requests get ``good`` in full
+        self.good, self.good_answers, self.requests = good, good_answers, 0
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/context"
         self.stop = threading.Event()
@@ -231,6 +240,12 @@ class _DrippingRegistry:
     def _drip(self, conn: socket.socket) -> None:
         try:
             conn.recv(65536)
+            self.requests += 1
+            if self.requests <= self.good_answers:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
+                             % (len(self.good), self.good))
+                return
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                          b"Content-Length: 100000\r\n\r\n")
             while not self.stop.wait(0.2):
@@ -273,3 +288,40 @@ def test_a_registry_that_never_finishes_its_answer_is_announced(stack: Stack) ->
         t.join(10)
         pub.close()
         events.close()
+
+
+def test_an_engine_stops_on_sigterm_while_its_context_read_hangs(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Found by red-team: the context was read on a ThreadPoolExecutor worker, which the
+    interpreter joins at exit, so an engine told to stop (SIGTERM) while a registry dripped its
+    answer finished its run and then never exited (until the drip ended: hours)."""
+    ctx = WARD.model_dump_json().encode()
+    registry = _DrippingRegistry(good=ctx, good_answers=1)
+    root = f"s{uuid.uuid4().hex[:8]}/v1"
+    rules = tmp_path / "rules.toml"
+    rules.write_text(INSTANT, encoding="utf-8")
+    log = tmp_path / "alerting.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "alerting", "run", "--context", registry.url,
+             "--rules", str(rules), "--state", str(tmp_path / "state.sqlite"),
+             "--context-refresh-s", "1"],
+            env={**os.environ, **stack.env("alerting"), "WM_TOPIC_ROOT": root},
+            stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+        )
+    try:
+        # the start-up read was answered; a later one is hanging on the drip
+        assert wait_until(lambda: registry.requests >= 2 or proc.poll() is not None, 30), (
+            log.read_text(errors="replace")[-2000:])
+        assert proc.poll() is None, log.read_text(errors="replace")[-2000:]
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the engine did not exit on SIGTERM while its context read hung")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        registry.close()
