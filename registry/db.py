@@ -108,6 +108,18 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+def _private_file(path: Path) -> None:
+    """Create a new SQLite registry file readable by its owner only (it holds the patients'
+    pseudonyms and dates of birth, password and token hashes, the audit log); SQLite gives
+    its -wal and -shm files the database file's mode. An existing file is left as it is."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise Invalid(f"{path}: cannot create the registry database: {exc.strerror}") from exc
+
+
 def create(url: str) -> Engine:
     """An engine for ``url`` with the registry's settings, without touching the schema."""
     url = _normalise(url)
@@ -115,6 +127,7 @@ def create(url: str) -> Engine:
         path = make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(path))
         return _sqlite_engine(url)
     return create_engine(url, pool_pre_ping=True)
 

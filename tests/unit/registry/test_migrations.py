@@ -19,6 +19,7 @@ from registry.db import (
     downgrade,
     head_revision,
     open_database,
+    transaction,
     upgrade,
 )
 from registry.errors import Conflict
@@ -120,3 +121,31 @@ def test_an_empty_database_sqlite_is_migrated_postgresql_is_refused_until_upgrad
     engine = open_database(blank_url)
     assert current_revision(engine) == head_revision()
     engine.dispose()
+
+
+def test_a_new_sqlite_registry_is_readable_by_its_owner_only(tmp_path: object) -> None:
+    """(found by red-team) the registry's SQLite file (and its WAL and shared-memory files)
+    holds the patients' pseudonyms and dates of birth, the password and token hashes and the
+    audit log; it was created with the process's umask (0644: any local user read it), while
+    its backup was 0600. A new file is 0600, and SQLite gives its -wal and -shm the same."""
+    import os
+    import stat
+    from pathlib import Path
+
+    from registry import assets, audit
+    from registry.schemas import SiteRequest
+
+    assert isinstance(tmp_path, Path)
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "sub" / "registry.db"
+        engine = open_database(f"sqlite:///{path}")
+        with transaction(engine) as s:
+            audit.act_as(s, "test")
+            assets.add_site(s, SiteRequest(id="s1"), now=datetime.now(UTC))
+        for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            assert p.exists(), p
+            assert stat.S_IMODE(p.stat().st_mode) == 0o600, (p, oct(p.stat().st_mode))
+        engine.dispose()
+    finally:
+        os.umask(old)
