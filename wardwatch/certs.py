@@ -97,7 +97,8 @@ class Report:
 
 def _private_dir(path: Path, *, create: bool) -> Path:
     """``path`` as a directory only its owner may read: made 0700 if missing (``create``),
-    refused if it is readable or writable by others, a symlink, or not a directory."""
+    refused if it is readable or writable by others or writable by its group, a symlink, or
+    not a directory."""
     if path.is_symlink():
         raise CertsError(f"{path}: a symbolic link; give the real directory")
     if not path.exists():
@@ -113,6 +114,11 @@ def _private_dir(path: Path, *, create: bool) -> Path:
         raise CertsError(
             f"{path}: others may read or enter it (mode {mode:o}); keys are not written there "
             f"(chmod o-rwx {path}, or choose a private directory)"
+        )
+    if mode & 0o020:  # a group member could plant a CA pair of their own, or swap a key
+        raise CertsError(
+            f"{path}: its group may write it (mode {mode:o}); keys are not written there "
+            f"(chmod g-w {path}, or choose a private directory)"
         )
     if path.stat().st_uid != os.geteuid():
         raise CertsError(f"{path}: owned by another user; keys are not written there")

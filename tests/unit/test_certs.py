@@ -63,6 +63,26 @@ def test_a_directory_others_may_read_is_refused_and_nothing_written(tmp_path: Pa
     assert list(d.iterdir()) == []
 
 
+def test_a_directory_its_group_may_write_is_refused(tmp_path: Path) -> None:
+    """(found by red-team) mode 0770 passed the check (only others' bits were looked at): any
+    member of the group could plant a CA pair of their own, which init then "reused", issuing
+    every certificate from a CA whose key they hold, or swap the server's pair."""
+    other = tmp_path / "theirs"
+    init_pki(other, now=NOW)
+    d = tmp_path / "group"
+    d.mkdir(mode=0o770)
+    d.chmod(0o770)
+    for name in ("ca.pem", "ca.key"):  # planted by a group member
+        (d / name).write_bytes((other / name).read_bytes())
+    (d / "ca.key").chmod(0o600)
+    before = files(d)
+    code, _, err = cli("init", str(d))
+    assert code == 2 and "group may write" in err, err
+    assert files(d) == before
+    d.chmod(0o750)  # a group that may read (certificates), not write: as before
+    assert cli("init", str(d))[0] == 0
+
+
 def test_foreign_and_half_files_are_never_overwritten(tmp_path: Path) -> None:
     d = tmp_path / "pki"
     init_pki(d, now=NOW)
