@@ -268,6 +268,7 @@ def db_current(db: DbOption = None) -> None:
 
 
 def serve_cmd(
+    ctx: typer.Context,
     db: DbOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0: any free one; the first line says which).")
@@ -292,6 +293,11 @@ def serve_cmd(
 
     from registry.api import create_app
 
+    source = ctx.get_parameter_source("db")
+    if db and source is not None and source.name == "COMMANDLINE" and _url_password(db):
+        # a long-running process's argv is every local user's to read (ps)
+        fail("--db holds a password, which would stay on this server's command line: give the "
+             "URL in WM_REGISTRY_DB, or the password in ~/.pgpass (PGPASSFILE)")
     tls = _tls_files(tls_cert, tls_key)
     engine = open_engine(db)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -336,6 +342,16 @@ def serve_cmd(
         if broker is not None:
             broker.stop()
         engine.dispose()
+
+
+def _url_password(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return bool(make_url(url).password)
+    except ArgumentError:
+        return False  # not a URL: open_engine says so
 
 
 def _tls_files(cert: Path | None, key: Path | None) -> tuple[str, str] | None:

@@ -164,3 +164,19 @@ def test_db_upgrade_and_current(tmp_path: Path) -> None:
     assert cli("db", "current", "--db", db).startswith("none")
     assert f"none -> {head_revision()}" in cli("db", "upgrade", "--db", db)
     assert cli("db", "current", "--db", db).startswith(head_revision())
+
+
+def test_serve_refuses_a_database_password_on_its_command_line() -> None:
+    """(found by red-team) ``registry serve --db postgresql://user:PASSWORD@host/db`` ran with
+    the password in its argv, which every local user reads in ``ps`` for as long as it serves.
+    It is refused, without repeating the password; WM_REGISTRY_DB or ~/.pgpass carry it."""
+    r = runner.invoke(app, ["serve", "--db", "postgresql://registry:hunter2secret@127.0.0.1:1/r",
+                            "--port", "0"])
+    assert r.exit_code == 2, (r.exit_code, r.stdout, r.stderr)
+    assert "WM_REGISTRY_DB" in r.stderr and "hunter2secret" not in r.stdout + r.stderr
+    # the same URL from the environment is not on the command line: it goes on (and here fails
+    # to connect, the password hidden)
+    r = runner.invoke(app, ["serve", "--port", "0"],
+                      env={"WM_REGISTRY_DB": "postgresql://registry:hunter2secret@127.0.0.1:1/r"})
+    assert r.exit_code == 2 and "cannot open the database" in r.stderr, r.stderr
+    assert "hunter2secret" not in r.stdout + r.stderr
