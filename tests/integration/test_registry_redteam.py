@@ -9,10 +9,13 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.helpers.wait import wait_until
 from tests.integration.test_broker_security import Client, arrived_before, not_authorized
 from tests.integration.test_enrolment import enrolled, make_registry
+from tests.integration.test_enrolment_api import api  # noqa: F401 - the fixture
 from wardwatch.devstack import Mosquitto, Stack
 from wardwire import topics
 
@@ -89,3 +92,34 @@ def test_only_the_registry_identity_may_publish_a_change_event(
         watcher.close()
         for c in clients.values():
             c.close()
+
+
+def test_through_the_api_a_biomed_cannot_revoke_a_service_identity(
+    api: tuple[str, dict[str, str], str], stack: Stack, topic_root: str,  # noqa: F811
+) -> None:
+    """The same through ``registry serve --mqtt``: a gateway record named like a service's
+    broker client (here a production-style one, on the shared broker) is neither revoked,
+    rotated, enrolled nor, when retired, stripped of that client (409 saying why)."""
+    url, tokens, _db = api
+    svc, pw = f"svc-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+    answers = stack.broker.control(
+        {"command": "createRole", "rolename": f"role-{svc}",
+         "acls": [{"acltype": "subscribePattern", "topic": f"{topic_root}/gw/#",
+                   "allow": True}]},
+        {"command": "createClient", "username": svc, "password": pw,
+         "roles": [{"rolename": f"role-{svc}"}]},
+    )
+    assert not any(a.get("error") for a in answers), answers
+    h = {"Authorization": f"Bearer {tokens['biomed']}"}
+    with httpx.Client(base_url=url, headers=h, timeout=30) as http:
+        assert http.post("/units/s1/u1/gateways", json={"id": svc}).status_code == 201
+        r = wait_until(lambda: (x := http.post(f"/gateways/{svc}/revoke")).status_code != 503
+                       and x, timeout=15)
+        assert r.status_code == 409 and "not a gateway identity" in r.json()["reason"], r.text
+        r = http.post(f"/gateways/{svc}/rotate")
+        assert r.status_code == 409 and "not a gateway identity" in r.json()["reason"], r.text
+        r = http.post(f"/gateways/{svc}/enroll", json={"unit": "u1", "site": "s1"})
+        assert r.status_code == 409 and "not a gateway identity" in r.json()["reason"], r.text
+        r = http.post(f"/gateways/{svc}/retire")
+        assert r.status_code == 409 and "is retired" in r.json()["reason"], r.text
+    assert stack.broker.try_connect(svc, pw)
