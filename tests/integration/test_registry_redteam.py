@@ -115,6 +115,7 @@ def test_through_the_api_a_biomed_cannot_revoke_a_service_identity(
         assert http.post("/units/s1/u1/gateways", json={"id": svc}).status_code == 201
         r = wait_until(lambda: (x := http.post(f"/gateways/{svc}/revoke")).status_code != 503
                        and x, timeout=15)
+        assert isinstance(r, httpx.Response)
         assert r.status_code == 409 and "not a gateway identity" in r.json()["reason"], r.text
         r = http.post(f"/gateways/{svc}/rotate")
         assert r.status_code == 409 and "not a gateway identity" in r.json()["reason"], r.text
