@@ -188,6 +188,10 @@ def create_app(
     policy = login_policy or Policy()
     limiter = LoginLimiter(policy)
     limiter_lock = threading.Lock()
+    #: each blocking key's release time once its block was audited: a block is recorded when
+    #: it first refuses, not at every attempt it refuses (an unauthenticated flood would
+    #: otherwise write the audit log as fast as it can send)
+    announced: dict[str, datetime] = {}
     # a restart (or kill -9) does not wipe the slate: the window's logins come back from the
     # audit log, in order
     with transaction(engine) as session:
@@ -296,9 +300,23 @@ def create_app(
             wait = limiter.retry_after(keys, at)
             if wait is None:  # counted as failed until it succeeds: a burst cannot slip past
                 limiter.failed(keys, at)
-        if wait is not None:
+                new_block: list[tuple[str, datetime]] = []
+            else:
+                new_block = [(k, r) for k, r in limiter.blocking(keys, at)
+                             if announced.get(k) != r]
+                for k, r in new_block:
+                    announced[k] = r
+                for k in [k for k, r in announced.items() if r <= at]:
+                    del announced[k]
+                while len(announced) > policy.max_keys:
+                    del announced[next(iter(announced))]
+        if new_block:
+            until = max(r for _, r in new_block)
             run(lambda s, t: audit.record(s, req.user, "login.refused", f"users/- ({req.user})",
-                                          {"client": client, "why": "rate limited"}, now=t))
+                                          {"client": client, "why": "rate limited",
+                                           "blocked": sorted(k for k, _ in new_block),
+                                           "until": until.isoformat()}, now=t))
+        if wait is not None:
             raise TooManyAttempts(
                 f"too many failed logins for this user or from this address: try again in "
                 f"{int(wait + 0.999)} s", wait)

@@ -48,16 +48,25 @@ class LoginLimiter:
             return None
         return times
 
-    def retry_after(self, keys: tuple[str, ...], now: datetime) -> float | None:
-        """Seconds until an attempt with these keys may be tried, ``None`` if it may now."""
-        wait = 0.0
+    def blocking(self, keys: tuple[str, ...], now: datetime) -> list[tuple[str, datetime]]:
+        """The keys that block an attempt now, each with the time it releases (the same time
+        for as long as the block lasts: a blocked attempt is not counted)."""
+        out = []
         for key in keys:
             times = self._live(key, now)
             if times is not None and len(times) >= self._limit(key):
                 # blocked until enough of the window's failures age out
                 release = times[len(times) - self._limit(key)] + self.policy.window
-                wait = max(wait, (release - now).total_seconds())
-        return wait if wait > 0 else None
+                if release > now:
+                    out.append((key, release))
+        return out
+
+    def retry_after(self, keys: tuple[str, ...], now: datetime) -> float | None:
+        """Seconds until an attempt with these keys may be tried, ``None`` if it may now."""
+        blocked = self.blocking(keys, now)
+        if not blocked:
+            return None
+        return max((release - now).total_seconds() for _, release in blocked)
 
     def failed(self, keys: tuple[str, ...], now: datetime) -> None:
         for key in keys:

@@ -178,6 +178,32 @@ def test_failed_logins_are_limited_per_user_and_per_address(
     assert actions.count("login") == 2
 
 
+def test_a_flood_of_refused_logins_is_audited_once_per_block(
+    client: TestClient, clock: Clock, engine: Engine
+) -> None:
+    """(found by red-team) every refused attempt wrote an audit record: an unauthenticated
+    client, once blocked, could write about 150 records a second (each taking the database's
+    write lock) for as long as it liked. A block is recorded when it first refuses, naming
+    the keys that block and until when; the attempts it refuses after that are not."""
+    for i in range(5):  # the address's limit, with five different names
+        assert login(client, f"guess{i}", "wrong password!")[0] == 401
+    for i in range(40):  # rotating names does not make a new record
+        assert login(client, f"other{i}", "wrong password!")[0] == 429
+    assert login(client, "kim")[0] == 429
+    with transaction(engine) as s:
+        refused = [e for e in audit.entries(s) if e.action == "login.refused"]
+        assert audit.verify(s).ok
+    assert len(refused) == 1, [e.subject for e in refused]
+    assert refused[0].detail["blocked"] == ["addr:testclient"]
+    assert refused[0].detail["until"] == (T0 + timedelta(minutes=15)).isoformat()
+    clock.now = T0 + timedelta(minutes=15, seconds=1)  # released; blocked again: recorded
+    for i in range(5):
+        assert login(client, f"again{i}", "wrong password!")[0] == 401
+    assert login(client, "kim")[0] == 429
+    with transaction(engine) as s:
+        assert sum(e.action == "login.refused" for e in audit.entries(s)) == 2
+
+
 def test_an_unknown_user_and_a_wrong_password_get_the_same_answer(client: TestClient) -> None:
     assert login(client, "nobody")[1] == login(client, "kim", "wrong password!")[1]
 

@@ -81,3 +81,31 @@ def test_a_refund_takes_back_exactly_the_attempt_counted_in_advance() -> None:
     assert [len(lim._failures[k]) for k in keys] == [1, 1]
     lim.refund(keys, T0)
     assert len(lim) == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(attempts)
+def test_blocking_names_the_keys_that_block_and_until_when(
+    steps: list[tuple[int, int, int, bool]]
+) -> None:
+    """``blocking`` is ``retry_after`` key by key: the keys that block, each with its release
+    time (the latest of them is when the attempt may be tried); the same release while the
+    block lasts (a blocked attempt is not counted), so a refusal can be announced once."""
+    lim = LoginLimiter(POLICY)
+    t = T0
+    for user, addr, gap_s, ok in steps:
+        t += timedelta(seconds=gap_s)
+        keys = (f"user:u{user}", f"addr:a{addr}")
+        wait = lim.retry_after(keys, t)
+        blocking = lim.blocking(keys, t)
+        assert (wait is None) == (not blocking)
+        if wait is not None:
+            assert {k for k, _ in blocking} <= set(keys)
+            assert max(r for _, r in blocking) == t + timedelta(seconds=wait)
+            assert lim.blocking(keys, t + timedelta(seconds=1)) in (
+                blocking, [b for b in blocking if b[1] > t + timedelta(seconds=1)])
+            continue
+        lim.failed(keys, t)
+        if ok:
+            lim.refund(keys, t)
+            lim.succeeded(keys[0])
