@@ -32,10 +32,13 @@ alerting service's unit rules file (``wardwatch alerting run --rules``).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import socket
 import ssl
 import tempfile
+import threading
 import tomllib
 import urllib.error
 import urllib.request
@@ -135,6 +138,75 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
             "not followed (the token is sent to the registry's own URL only: set that URL)")
 
 
+#: the whole answer must arrive within this many socket timeouts (``timeout_s`` bounds each
+#: read only: a registry dripping its answer never trips it)
+ANSWER_TIMEOUTS = 3
+
+
+class _Deadline:
+    """The sockets of one context read, shut down when its deadline passes: a read blocked in
+    them returns at once (found by red-team: a dripping registry held a read for hours)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.socks: list[socket.socket] = []
+        self.passed = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def track(self, sock: socket.socket) -> None:
+        with self._lock:
+            self.socks.append(sock)
+            if self.passed:
+                self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed: nothing is blocked in it
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.passed = True
+            for s in self.socks:
+                self._shut(s)
+
+    def opener(self, tls: ssl.SSLContext | None,
+               *handlers: urllib.request.BaseHandler) -> urllib.request.OpenerDirector:
+        """urllib's opener, with every connection's socket known to this deadline."""
+        deadline = self
+
+        class Http(http.client.HTTPConnection):
+            def connect(self) -> None:
+                super().connect()
+                deadline.track(self.sock)
+
+        class Https(http.client.HTTPSConnection):
+            def connect(self) -> None:
+                super().connect()
+                deadline.track(self.sock)
+
+        class HttpHandler(urllib.request.HTTPHandler):
+            def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+                return self.do_open(Http, req)
+
+        class HttpsHandler(urllib.request.HTTPSHandler):
+            def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+                return self.do_open(Https, req, context=tls)
+
+        return urllib.request.build_opener(HttpHandler, HttpsHandler(context=tls), *handlers)
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+
 def _fetch(url: str, timeout_s: float, ca_file: Path | None = None,
            token: str | None = None) -> UnitContext:
     headers = {"Accept": "application/json"}
@@ -142,11 +214,13 @@ def _fetch(url: str, timeout_s: float, ca_file: Path | None = None,
         headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(url, headers=headers)
     tls = _tls_context(url, ca_file)
-    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=tls),
-                                         _NoRedirect())
+    deadline = _Deadline(ANSWER_TIMEOUTS * timeout_s)
+    opener = deadline.opener(tls, _NoRedirect())
     try:
-        with opener.open(req, timeout=timeout_s) as resp:
+        with deadline, opener.open(req, timeout=timeout_s) as resp:
             body = resp.read(MAX_CONTEXT_BYTES + 1)
+            if deadline.passed:
+                raise OSError("the connection was cut at the deadline")
     except urllib.error.HTTPError as exc:
         hint = ""
         if exc.code in (401, 403):
@@ -155,7 +229,15 @@ def _fetch(url: str, timeout_s: float, ca_file: Path | None = None,
                     " (the token in WM_REGISTRY_TOKEN_FILE / WM_REGISTRY_TOKEN was refused)")
         raise UnitContextError(
             f"{url}: the context source answered {exc.code} {exc.reason}{hint}") from exc
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        if deadline.passed:
+            raise UnitContextError(
+                f"{url}: no complete answer within {deadline.seconds:g} s (the context source "
+                "answers, but too slowly)") from exc
+        if isinstance(exc, http.client.HTTPException):
+            raise UnitContextError(
+                f"{url}: not an HTTP answer the context source should give: "
+                f"{type(exc).__name__}: {exc}") from exc
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         if isinstance(reason, ssl.SSLError):
             trust = f"the CA in {ca_file}" if ca_file else "the system's trust store"
