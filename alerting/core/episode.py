@@ -44,6 +44,10 @@ __all__ = ["AlertEffect", "Episode", "IllegalTransition", "alert_id_for"]
 _WIRE_LAST = WIRE_TIME_MAX - timedelta(microseconds=1)
 
 
+#: the shortest time a timer of an episode can run (datetime's resolution)
+_SHORTEST = timedelta(microseconds=1)
+
+
 def _on_wire(t: datetime | None) -> datetime | None:
     return t if t is None or t < WIRE_TIME_MAX else _WIRE_LAST
 
@@ -272,7 +276,9 @@ class Episode:
     def snooze(self, now: datetime, by: str, seconds: float) -> list[AlertEffect]:
         self._move("snooze", AlertState.SNOOZED)
         self.acknowledged_by = by
-        self.snoozed_until = now + timedelta(seconds=seconds)
+        # at least a microsecond on: a snooze ending *at* now (a positive number of minutes below
+        # a microsecond) was never timed, and the alert stayed snoozed (found by red-team)
+        self.snoozed_until = now + max(timedelta(seconds=seconds), _SHORTEST)
         return [self._effect(AlertEventType.SNOOZED, now, by)]
 
     def reassessed(self, now: datetime, reassess_s: float) -> None:

@@ -215,3 +215,23 @@ def test_a_state_saved_under_other_rules_of_the_same_version_is_refused(tmp_path
     same = runner.invoke(app, ["replay", "--input", str(second), "--json", "--state",
                                str(state), "--config", str(shipped)])
     assert same.exit_code == 0, same.stderr
+
+
+@pytest.mark.parametrize("minutes", [1e-9, 1e-300, 5e-324])
+def test_a_snooze_shorter_than_a_microsecond_ends_and_reminds(minutes: float) -> None:
+    """Found by red-team: a snooze of a positive number of minutes below a microsecond passed
+    the bounds check, ended *at* the command's time, and the bed's timer keeps only times after
+    now: the alert stayed snoozed, silent, for as long as readings kept coming (no reminder).
+    The same through the live engine's AlertCommand."""
+    r = Replay(default_rules())
+    out: list[dict[str, Any]] = []
+    for n, raw in enumerate(_end_of_2099({"command": "ack"}, LOW)[:-1], start=1):
+        out += r.feed(raw.replace("2099-12-31T23", "2024-05-01T10"), n)
+    assert out[-1]["event"] == "raised" and out[-1]["priority"] == "low"
+    out += r.feed(json.dumps({"t": "2024-05-01T10:59:50Z", "bed": "b1", "command": "snooze",
+                              "minutes": minutes}), 500)
+    assert out[-1]["event"] == "snoozed"
+    for k in range(1, 13):  # the child stays as it was, a line every 10 s, two more minutes
+        out += r.feed(json.dumps({"t": f"2024-05-01T11:{k // 6:02d}:{k % 6 * 10:02d}Z",
+                                  "bed": "b1", "inputs": LOW}), 500 + k)
+    assert out[-1]["event"] == "reminder" and out[-1]["state"] == "active"
