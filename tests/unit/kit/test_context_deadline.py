@@ -56,7 +56,7 @@ class Dripping:
                 return
             conn.sendall(b"HTTP/1.1 200 OK\r\n")
             conn.sendall({"body": b"Content-Length: 100000\r\n\r\n", "headers": b"X-Drip: ",
-                          "many_headers": b""}[self.where])
+                          "many_headers": b"X-Drip: 1\r\n" * 101}[self.where])
             drip = {"body": b" ", "headers": b"a", "many_headers": b"X-Drip: 1\r\n"}[self.where]
             while not self.stop.wait(0.05):
                 conn.sendall(drip)
@@ -86,12 +86,15 @@ def test_a_dripping_registry_fails_the_read_and_the_cache_is_used(
     assert source.load() == UNIT  # from the cache, the registry still dripping
     assert source.stale
     assert source.last_error is not None
-    if dripping.where != "many_headers":  # http.client refuses a 101st header itself
+    if dripping.where == "many_headers":  # http.client refuses a 101st header itself
+        assert "not an HTTP answer" in source.last_error
+    else:
         assert "no complete answer" in source.last_error
 
 
 @pytest.mark.timeout(60)
 def test_without_a_cache_a_dripping_registry_is_an_error(dripping: Dripping) -> None:
     dripping.good = 0
-    with pytest.raises(UnitContextError, match=r"no complete answer|not an HTTP answer"):
+    why = "not an HTTP answer" if dripping.where == "many_headers" else "no complete answer"
+    with pytest.raises(UnitContextError, match=why):
         ContextSource(dripping.url, timeout_s=0.3).load()
