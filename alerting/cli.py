@@ -230,108 +230,97 @@ def restore_cmd(
 
 AlertOption = Annotated[str, typer.Option("--alert", help="The alert id (from the console).")]
 AsOption = Annotated[
-    str,
-    typer.Option("--as", help="Your user id: journaled as who acted (never a patient's)."),
+    str | None,
+    typer.Option("--as", help="Your user id, checked against your token's (the registry "
+                 "journals who acted from the token, never from this flag)."),
+]
+RegistryOption = Annotated[
+    str | None,
+    typer.Option("--registry", help="The registry's URL, https://HOST:PORT (default: from the "
+                 "--context / WM_CONTEXT URL)."),
 ]
 
 
 def _send_command(
-    ward: Path | None, context: str | None, action: str, alert: str, user: str,
-    **fields: object,
+    ward: Path | None, context: str | None, registry: str | None, action: str, alert: str,
+    user: str | None, **fields: object,
 ) -> None:
-    """Publish one AlertCommand as the console identity (``WM_MQTT_*``) and wait for the
-    broker's answer: exit 1 if it refused (only the console identity may command alerts)."""
-    import uuid
-    from datetime import UTC, datetime
-
-    from pydantic import ValidationError
-
-    from servicekit.mqtt import MqttError, MqttSession
+    """Send a nurse's action on an alert through the registry's API, as the user whose token
+    is in ``WM_REGISTRY_TOKEN_FILE``: the registry checks the role (nurses only), journals who
+    acted, and hands the command to the broker (only the registry's identity may publish
+    commands). Exit 2 when refused, 1 when the registry or the broker is not there."""
+    from servicekit.registryapi import RegistryClient, RegistryUnavailable
     from servicekit.settings import ServiceSettings
-    from wardwire import topics
-    from wardwire.models import AlertCommand, validation_summary
 
     s = ServiceSettings()
     unit = unit_context_or_exit(s, ward, context)
     try:
-        cmd = AlertCommand.model_validate({
-            "command_id": f"cli-{uuid.uuid4().hex[:16]}", "action": action, "alert_id": alert,
-            "by": user, "at": datetime.now(UTC),
-            **{k: v for k, v in fields.items() if v is not None},
-        })
-    except ValidationError as exc:
-        typer.echo(f"refused: {validation_summary(exc)}", err=True)
+        client = RegistryClient.from_settings(s, registry, context)
+    except RegistryUnavailable as exc:
+        typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    session = MqttSession(s.mqtt_params(), f"cli-{cmd.command_id}")
     try:
-        session.start()
-    except MqttError as exc:
-        typer.echo(f"cannot reach the broker: {exc}", err=True)
+        me = client.me()
+        if user is not None and user != me:
+            typer.echo(f"--as {user}, but the token is {me}'s: nothing sent", err=True)
+            raise typer.Exit(2)
+        body = {k: v for k, v in fields.items() if v is not None}
+        answer = client.post(f"/units/{unit.site}/{unit.unit}/alerts/{alert}/{action}",
+                             body or None)
+    except RegistryUnavailable as exc:
+        typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
-    import threading
-
-    answered = threading.Event()
-    outcome: list[object] = []
-
-    def done(rc: object) -> None:
-        outcome.append(rc)
-        answered.set()
-
-    try:
-        session.publish(topics.alert_commands(unit.site, unit.unit, root=s.topic_root),
-                        cmd.model_dump_json(), qos=1, on_done=done)
-        if not answered.wait(10):
-            typer.echo("the broker did not answer within 10 s", err=True)
-            raise typer.Exit(1)
     finally:
-        session.stop()
-    rc = outcome[0]
-    if getattr(rc, "is_failure", False):
-        typer.echo(f"the broker refused the command: {rc} (is this the console identity?)",
-                   err=True)
-        raise typer.Exit(1)
-    typer.echo(f"{action} {alert} as {user}: sent ({cmd.command_id})")
+        client.close()
+    if answer.status == 202 and isinstance(answer.body, dict):
+        typer.echo(f"{action} {alert} as {me}: sent ({answer.body.get('command_id')})")
+        return
+    typer.echo(f"refused ({answer.status}): {answer.reason}", err=True)
+    raise typer.Exit(1 if answer.status >= 500 else 2)
 
 
 @app.command("ack")
-def ack_cmd(alert: AlertOption, user: AsOption, ward: WardOption = None,
-            context: ContextOption = None) -> None:
-    """Acknowledge an alert."""
-    _send_command(ward, context, "ack", alert, user)
+def ack_cmd(alert: AlertOption, user: AsOption = None, ward: WardOption = None,
+            context: ContextOption = None, registry: RegistryOption = None) -> None:
+    """Acknowledge an alert (through the registry, as your token's user)."""
+    _send_command(ward, context, registry, "ack", alert, user)
 
 
 @app.command("snooze")
 def snooze_cmd(
     alert: AlertOption,
-    user: AsOption,
     minutes: Annotated[float, typer.Option(help="For how long (bounded per priority; a HIGH "
                                                  "alert is never snoozed).")],
+    user: AsOption = None,
     reason: Annotated[str | None, typer.Option(help="Why.")] = None,
     ward: WardOption = None,
     context: ContextOption = None,
+    registry: RegistryOption = None,
 ) -> None:
     """Silence an alert for a while; it comes back when the time runs out."""
-    _send_command(ward, context, "snooze", alert, user, minutes=minutes, reason=reason)
+    _send_command(ward, context, registry, "snooze", alert, user, minutes=minutes,
+                  reason=reason)
 
 
 @app.command("escalate")
-def escalate_cmd(alert: AlertOption, user: AsOption, ward: WardOption = None,
-                 context: ContextOption = None) -> None:
+def escalate_cmd(alert: AlertOption, user: AsOption = None, ward: WardOption = None,
+                 context: ContextOption = None, registry: RegistryOption = None) -> None:
     """Move an alert to the next role of its escalation chain now."""
-    _send_command(ward, context, "escalate", alert, user)
+    _send_command(ward, context, registry, "escalate", alert, user)
 
 
 @app.command("resolve")
 def resolve_cmd(
     alert: AlertOption,
-    user: AsOption,
     reason: Annotated[str, typer.Option(help="Why it is resolved (journaled).")],
+    user: AsOption = None,
     ward: WardOption = None,
     context: ContextOption = None,
+    registry: RegistryOption = None,
 ) -> None:
     """Close an alert, with a reason (a clinical one is not raised again at its level until
     its reassessment is due)."""
-    _send_command(ward, context, "resolve", alert, user, reason=reason)
+    _send_command(ward, context, registry, "resolve", alert, user, reason=reason)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -131,20 +131,22 @@ SERVICE_ROLES: dict[str, tuple[Acl, ...]] = {
         _send("+/v1/tech/#"),
     ),
     # the nurses' board reads the gateways' data and status, the alert engine's scores,
-    # alerts and status, and the registry's change events; only the console identity
-    # publishes nurses' commands and charted sets
+    # alerts and status, and the registry's change events. It sends no command: a nurse's
+    # action goes through the registry's API as that nurse (the registry publishes it), so
+    # holding this identity's password acts for nobody
     "console": (
         _sub("+/v1/gw/#"),
         _sub("+/v1/alerting/#"),
         _sub("+/v1/registry/#"),
-        _send("+/v1/cmd/#"),
         _send("+/v1/chart/#"),
     ),
-    "demo": (_sub("+/v1/#"), _send("+/v1/cmd/#"), _send("+/v1/chart/#")),
+    "demo": (_sub("+/v1/#"), _send("+/v1/chart/#")),
     # the registry: the plugin's admin (it enrols, rotates and revokes gateways) and the
     # publisher of change events; it reads no data topic
     # (and the nurses' alert actions it authenticates: POST /units/…/alerts/…, sent as commands)
-    REGISTRY: (*_CONTROL_ADMIN, _send("+/v1/registry/#"), _send("+/v1/cmd/+/+/alert")),
+    # (and the nurses' charted sets: POST /units/…/charted-sets, on the unit's charting topic)
+    REGISTRY: (*_CONTROL_ADMIN, _send("+/v1/registry/#"), _send("+/v1/cmd/+/+/alert"),
+               _send("+/v1/chart/+/+")),
     # test-only: many simulated gateways over a few connections (never in a shipped config)
     "loadgen": (_send("+/v1/gw/#"),),
     PROVISIONER: _CONTROL_ADMIN,

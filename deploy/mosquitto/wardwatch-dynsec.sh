@@ -76,7 +76,6 @@ roles)
         subscribePattern "$ROOT/gw/#" \
         subscribePattern "$ROOT/alerting/#" \
         subscribePattern "$ROOT/registry/#" \
-        publishClientSend "$ROOT/cmd/#" \
         publishClientSend "$ROOT/chart/#"
     # the registry: the plugin's admin (enrols, rotates, revokes gateways), change events
     role registry \
@@ -84,7 +83,8 @@ roles)
         subscribePattern '$CONTROL/dynamic-security/#' \
         publishClientReceive '$CONTROL/dynamic-security/#' \
         publishClientSend "$ROOT/registry/#" \
-        publishClientSend "$ROOT/cmd/+/+/alert"
+        publishClientSend "$ROOT/cmd/+/+/alert" \
+        publishClientSend "$ROOT/chart/+/+"
     ;;
 service)
     [ $# -eq 3 ] || { echo "usage: $0 service USER ROLE" >&2; exit 2; }

@@ -1,6 +1,7 @@
 """Nurses' commands on a real broker: acknowledge, snooze, escalate, resolve with a reason and
-delivery receipts, each applied once, journaled with who and when; only the console identity
-may command; an escalation walks the chain of roles."""
+delivery receipts, each applied once, journaled with who and when; a nurse commands through the
+registry's API as herself (no broker identity but the registry's may publish a command, the
+console's neither); an escalation walks the chain of roles."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from alerting.service import AlertingService
 from servicekit.context import dump_ward_file
+from servicekit.mqtt import MqttSession
 from tests.helpers.alerting import alerting_service, instant_rules
 from tests.helpers.mqtt import Collector, collector
 from tests.integration.test_ingest import Publisher
@@ -71,10 +74,10 @@ class Rig:
             (e["event"], e["alert"]["bed_id"], e["alert"]["condition"]) for e in self.all()]
         return found()[n - 1]
 
-    def cli(self, user_identity: str, *args: str) -> subprocess.CompletedProcess[str]:
+    def cli(self, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "alerting", *args, "--ward", str(self.ward_file)],
-            env={**os.environ, **self.stack.env(user_identity), "WM_TOPIC_ROOT": self.root},
+            env={**os.environ, "WM_TOPIC_ROOT": self.root, **env},
             capture_output=True, text=True, timeout=60, check=False,
         )
 
@@ -123,23 +126,96 @@ def test_an_escalation_walks_the_chain_and_receipts_come_back(rig: Rig) -> None:
     assert acked["by"] == "dr-rrt" and acked["alert"]["state"] == "acknowledged"
 
 
-def test_cli_commands_as_the_console_and_refused_for_anyone_else(rig: Rig) -> None:
+def broker_refuses(stack: Stack, identity: str, topic: str, payload: bytes) -> bool:
+    """Whether the broker answers ``identity``'s QoS 1 publish with a failure (not authorised)."""
+    session = MqttSession(replace(stack.broker.params(identity), session_expiry_s=0),
+                          f"t-{identity}-{uuid.uuid4().hex[:6]}")
+    session.start()
+    answered, codes = threading.Event(), []
+
+    def done(rc: Any) -> None:
+        codes.append(rc)
+        answered.set()
+
+    try:
+        session.publish(topic, payload, qos=1, on_done=done)
+        assert answered.wait(10), "no PUBACK"
+    finally:
+        session.stop()
+    return bool(codes[0].is_failure)
+
+
+def registry_cli(db: str, *args: str, stdin: str | None = None) -> str:
+    proc = subprocess.run([sys.executable, "-m", "registry", *args, "--db", db],
+                          capture_output=True, text=True, timeout=120, check=False, input=stdin)
+    assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
+    return proc.stdout
+
+
+@pytest.fixture
+def registry_url(rig: Rig, tmp_path: Path) -> Iterator[tuple[str, dict[str, Path]]]:
+    """``registry serve --mqtt`` for the rig's unit (the registry identity on the rig's broker),
+    with a nurse and a biomed and their tokens in 0600 files."""
+    db = f"sqlite:///{tmp_path / 'registry.db'}"
+    registry_cli(db, "import-ward", str(rig.ward_file))
+    tokens = {}
+    for user, role in (("nurse-2", "nurse"), ("bme-1", "biomed")):
+        registry_cli(db, "user", "add", user, "--role", role, "--password-stdin",
+                     stdin="correct horse battery staple\n")
+        tokens[user] = tmp_path / f"{user}.token"
+        registry_cli(db, "user", "token", user, "--out", str(tokens[user]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "registry", "serve", "--db", db, "--port", "0", "--mqtt"],
+        env={**os.environ, **rig.stack.env("registry"), "WM_TOPIC_ROOT": rig.root},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("serving http://"), first
+        yield first.split()[1], tokens
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_nurses_command_through_the_registry_and_nobody_else_can(
+    rig: Rig, registry_url: tuple[str, dict[str, Path]]
+) -> None:
+    url, tokens = registry_url
     rig.sick("d1")
     aid = rig.wait("raised")["alert"]["alert_id"]
-    # a gateway's (or any other service's) identity may not command alerts: the broker refuses
-    for identity in ("ingest", "alerting"):
-        res = rig.cli(identity, "ack", "--alert", aid, "--as", "nurse-x")
-        assert res.returncode == 1 and "refused" in res.stderr, res.stderr
+
+    def as_user(user: str) -> dict[str, str]:
+        return {"WM_REGISTRY_TOKEN_FILE": str(tokens[user])}
+
+    # the console's broker identity (or any service's) may not publish a command: refused
+    for identity in ("console", "ingest", "alerting"):
+        cmd = AlertCommand(command_id=f"x-{identity}", action="ack", alert_id=aid,
+                           by="nurse-x", at=datetime.now(UTC))
+        assert broker_refuses(rig.stack, identity,
+                              topics.alert_commands("s1", "u1", root=rig.root),
+                              cmd.model_dump_json().encode()), identity
+    # a biomed's token: refused by the registry; --as someone else: nothing sent
+    res = rig.cli(as_user("bme-1"), "ack", "--alert", aid, "--registry", url)
+    assert res.returncode == 2 and "403" in res.stderr and "biomed" in res.stderr, res.stderr
+    res = rig.cli(as_user("nurse-2"), "ack", "--alert", aid, "--as", "nurse-9",
+                  "--registry", url)
+    assert res.returncode == 2 and "nurse-2's" in res.stderr, res.stderr
+    res = rig.cli({}, "ack", "--alert", aid, "--registry", url)
+    assert res.returncode == 2 and "WM_REGISTRY_TOKEN_FILE" in res.stderr, res.stderr
     assert not [e for e in rig.all() if e["event"] == "acknowledged"]
-    # a HIGH alert is never snoozed: the engine refuses it (the broker accepted the command)
-    res = rig.cli("console", "snooze", "--alert", aid, "--as", "nurse-2", "--minutes", "5")
+    # a HIGH alert is never snoozed: the engine refuses it (the registry sent the command)
+    res = rig.cli(as_user("nurse-2"), "snooze", "--alert", aid, "--minutes", "5",
+                  "--registry", url)
     assert res.returncode == 0, res.stderr
-    res = rig.cli("console", "escalate", "--alert", aid, "--as", "nurse-2")
-    assert res.returncode == 0, res.stderr
+    res = rig.cli(as_user("nurse-2"), "escalate", "--alert", aid, "--as", "nurse-2",
+                  "--registry", url)
+    assert res.returncode == 0 and "as nurse-2: sent" in res.stdout, res.stderr
     assert rig.events.wait_for(lambda _m: any(
         e["event"] == "escalated" and e.get("by") == "nurse-2" for e in rig.all()), 20)
-    res = rig.cli("console", "resolve", "--alert", aid, "--as", "nurse-2",
-                  "--reason", "reviewed by the registrar, plan in notes")
+    res = rig.cli(as_user("nurse-2"), "resolve", "--alert", aid,
+                  "--reason", "reviewed by the registrar, plan in notes", "--registry", url)
     assert res.returncode == 0, res.stderr
     done = rig.wait("resolved")
     assert done["by"] == "nurse-2"
