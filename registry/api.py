@@ -40,6 +40,7 @@ from registry.errors import (
     Conflict,
     Forbidden,
     Invalid,
+    NotFound,
     RegistryError,
     TooManyAttempts,
     Unauthorized,
@@ -70,16 +71,20 @@ from registry.schemas import (
     UnitView,
 )
 from registry.unitcontext import unit_context, without_dates_of_birth
+from wardwire import charting
 from wardwire.context import PATIENT_PATTERN, UnitContext
-from wardwire.models import AlertCommand, CommandAction
+from wardwire.models import AlertCommand, ChartedSet, CommandAction
 
-__all__ = ["ErrorBody", "PublishCommand", "create_app"]
+__all__ = ["ChartEntry", "ErrorBody", "PublishChart", "PublishCommand", "create_app"]
 
 log = logging.getLogger("wardwatch.registry.api")
 
 #: hands a nurse's command to the broker: ``publish_command(site, unit, command)``; raises if
 #: it could not (the API answers 503 with the reason)
 PublishCommand = Callable[[str, str, AlertCommand], None]
+#: hands a nurse's charted set to the broker: ``publish_chart(site, unit, charted_set)``;
+#: raises if it could not (the API answers 503 with the reason)
+PublishChart = Callable[[str, str, ChartedSet], None]
 
 T = TypeVar("T")
 ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
@@ -147,6 +152,20 @@ class AlertActionRequest(BaseModel):
                                pattern=r"^[^\x00-\x1f\x7f]+$")
 
 
+class ChartEntry(BaseModel):
+    """What a nurse enters for one bed (``POST /units/{site}/{unit}/charted-sets``). The
+    registry adds ``by`` (the authenticated user), ``charted_at`` (its clock), ``set_id``,
+    ``unit`` and ``generation``; a body naming any of them is refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    bed_id: str = Field(pattern=ID)
+    #: ISO 8601; without a UTC offset the unit's local time; absent: now
+    observed_at: str | None = Field(default=None, min_length=1, max_length=64)
+    items: dict[str, Any]
+    supersedes: str | None = None
+    already_escalated: bool = False
+
+
 class AuditEntryView(BaseModel):
     seq: int
     at: datetime
@@ -179,11 +198,13 @@ def create_app(
     clock: Callable[[], datetime] | None = None,
     *,
     publish_command: PublishCommand | None = None,
+    publish_chart: PublishChart | None = None,
     login_policy: Policy | None = None,
 ) -> FastAPI:
     """The API over ``engine`` (already at the newest schema revision); ``clock`` gives ``now``
     (aware UTC; tests inject one); ``publish_command`` hands a nurse's alert command to the
-    broker (without it the alert routes answer 503); ``login_policy`` the login rate limits."""
+    broker (without it the alert routes answer 503), ``publish_chart`` a nurse's charted set
+    (without it the charting route answers 503); ``login_policy`` the login rate limits."""
     now = clock or (lambda: datetime.now(UTC))
     policy = login_policy or Policy()
     limiter = LoginLimiter(policy)
@@ -667,5 +688,36 @@ def create_app(
                       req: AlertActionRequest) -> AlertCommand:
         """Close an alert, with a ``reason``."""
         return alert_command(site, unit, alert_id, CommandAction.RESOLVE, req)
+
+    # -- charting: a nurse's set, handed to the broker ------------------------------------
+    @app.post("/units/{site}/{unit}/charted-sets", status_code=202, tags=["charting"])
+    def chart_set(site: SiteId, unit: UnitId, req: ChartEntry) -> ChartedSet:
+        """Chart a set of observations for one bed (nurses): ``by`` is the authenticated user,
+        ``charted_at`` the registry's now; validated as ingest and the alert engine validate
+        it (422 with the reason), published on the unit's charting topic (QoS 1) and answered
+        once the broker has it (503 if not). The answer is the set as published."""
+        p = me()
+        t = now()
+        ctx = run(lambda s, _: unit_context(s, site, unit, at=t))  # an unknown unit: 404
+        try:
+            cs = charting.build_charted_set(
+                ctx, bed_id=req.bed_id, items=req.items, by=p.user, now=t,
+                observed_at=req.observed_at, supersedes=req.supersedes,
+                already_escalated=req.already_escalated)
+        except charting.UnknownBed as exc:
+            raise NotFound(str(exc)) from None
+        except charting.ChartEntryError as exc:
+            raise Invalid(str(exc)) from None
+        if publish_chart is None:
+            raise Unavailable("no broker configured: the registry cannot send charted sets")
+        try:
+            publish_chart(site, unit, cs)
+        except Exception as exc:  # whatever the transport raised: answered, logged, not lost
+            log.warning("charted set %s not published: %s", cs.set_id, exc)
+            raise Unavailable(f"the set was not published: {exc}") from exc
+        run(lambda s, t2: audit.record(
+            s, p.user, "chart.entered", f"charting/{site}/{unit}/{cs.bed_id}",
+            {"set": cs.set_id, "supersedes": cs.supersedes}, now=t2))
+        return cs
 
     return app

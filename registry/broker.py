@@ -26,7 +26,7 @@ from registry.enroll import BrokerTarget, DynsecChannel
 from servicekit import dynsec
 from servicekit.mqtt import MqttParams, MqttSession
 from wardwire import topics
-from wardwire.models import AlertCommand, ContextChanged
+from wardwire.models import AlertCommand, ChartedSet, ContextChanged
 
 __all__ = ["RegistryBroker"]
 
@@ -86,11 +86,9 @@ class RegistryBroker:
                     self.published += 1
         return done
 
-    def publish_command(self, site: str, unit: str, command: AlertCommand,
-                        timeout: float = 5.0) -> None:
-        """A nurse's alert command (``POST /units/…/alerts/…``) to the unit's alert engine; waits
-        for the broker's answer so the nurse is told at once whether it went (raises otherwise:
-        the API answers 503 with the reason, and the nurse tries again)."""
+    def _publish_confirmed(self, topic: str, payload: str, what: str, timeout: float) -> None:
+        """Publish at QoS 1 and wait for the broker's PUBACK; raise if not connected, if paho
+        cannot send it, if the broker refuses it or does not answer within ``timeout``."""
         if not self.connected:
             raise ConnectionError("the registry is not connected to the broker")
         done = threading.Event()
@@ -100,14 +98,30 @@ class RegistryBroker:
             answer.append(rc)
             done.set()
 
-        info = self.session.publish(topics.alert_commands(site, unit, root=self.root),
-                                    command.model_dump_json(), qos=1, on_done=completed)
+        info = self.session.publish(topic, payload, qos=1, on_done=completed)
         if info.rc not in (0,):
-            raise ConnectionError(f"the command could not be sent (paho rc {info.rc})")
+            raise ConnectionError(f"the {what} could not be sent (paho rc {info.rc})")
         if not done.wait(timeout):
-            raise TimeoutError(f"the broker did not confirm the command within {timeout} s")
+            raise TimeoutError(f"the broker did not confirm the {what} within {timeout} s")
         if answer[0].is_failure:
-            raise PermissionError(f"the broker refused the command: {answer[0]}")
+            raise PermissionError(f"the broker refused the {what}: {answer[0]}")
+
+    def publish_command(self, site: str, unit: str, command: AlertCommand,
+                        timeout: float = 5.0) -> None:
+        """A nurse's alert command (``POST /units/…/alerts/…``) to the unit's alert engine; waits
+        for the broker's answer so the nurse is told at once whether it went (raises otherwise:
+        the API answers 503 with the reason, and the nurse tries again)."""
+        self._publish_confirmed(topics.alert_commands(site, unit, root=self.root),
+                                command.model_dump_json(), "command", timeout)
+
+    def publish_chart(self, site: str, unit: str, charted: ChartedSet,
+                      timeout: float = 5.0) -> None:
+        """A nurse's charted set (``POST /units/…/charted-sets``) on the unit's charting topic
+        (ingest stores it, the alert engine scores it); waits for the broker's PUBACK like
+        :meth:`publish_command` (raises otherwise: 503, nothing audited, the nurse tries
+        again)."""
+        self._publish_confirmed(topics.charting(site, unit, root=self.root),
+                                charted.model_dump_json(), "charted set", timeout)
 
     def publish_change(self, event: ContextChanged) -> None:
         """Publish a unit's change event (QoS 1, not retained)."""

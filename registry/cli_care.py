@@ -320,8 +320,10 @@ def serve_cmd(
         settings = ServiceSettings()
         broker = RegistryBroker(settings.mqtt_params(), root=settings.topic_root)
         broker.start()
-    # nurses' alert actions go to the broker as the registry identity (503 without --mqtt)
-    asgi: Any = create_app(engine, publish_command=broker.publish_command if broker else None)
+    # nurses' alert actions and charted sets go to the broker as the registry identity (503
+    # without --mqtt)
+    asgi: Any = create_app(engine, publish_command=broker.publish_command if broker else None,
+                           publish_chart=broker.publish_chart if broker else None)
     if broker is not None:
         from registry.events import ContextWatcher
         from registry.notify import ChangeNotifier, PokeOnWrite

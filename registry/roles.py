@@ -49,6 +49,7 @@ class Permission(StrEnum):
     ASSETS = "assets"  # gateways, beds, devices and their assignments
     CARE = "care"  # patients, admit, transfer, discharge
     ALERTS = "alerts"  # acknowledge, snooze, escalate, resolve an alert
+    CHART = "chart"  # chart a set of observations for a bed (published as the registry)
     USERS = "users"  # user accounts and their tokens
     AUDIT = "audit"  # read the audit log
     CREDENTIALS = "credentials"  # enrol, rotate, revoke a gateway's broker identity
@@ -72,6 +73,7 @@ GRANTS: Final[dict[Permission, frozenset[Role]]] = {
     Permission.ASSETS: frozenset({Role.BIOMED, Role.UNIT_MANAGER}),
     Permission.CARE: NURSES | {Role.UNIT_MANAGER},
     Permission.ALERTS: NURSES,
+    Permission.CHART: NURSES,
     Permission.USERS: frozenset({Role.ADMIN}),
     Permission.AUDIT: frozenset({Role.ADMIN, Role.UNIT_MANAGER}),
     Permission.CREDENTIALS: frozenset({Role.BIOMED, Role.ADMIN}),
@@ -87,6 +89,7 @@ WHAT: Final[dict[Permission, str]] = {
     Permission.ASSETS: "manage gateways, beds and devices",
     Permission.CARE: "admit, transfer or discharge patients",
     Permission.ALERTS: "act on alerts",
+    Permission.CHART: "chart observations",
     Permission.USERS: "manage users",
     Permission.AUDIT: "read the audit log",
     Permission.CREDENTIALS: "enrol, rotate or revoke a gateway's broker identity",
@@ -145,6 +148,8 @@ RULES: Final[dict[tuple[str, str], Permission]] = {
     ("POST", "/units/{site}/{unit}/alerts/{alert_id}/snooze"): P.ALERTS,
     ("POST", "/units/{site}/{unit}/alerts/{alert_id}/escalate"): P.ALERTS,
     ("POST", "/units/{site}/{unit}/alerts/{alert_id}/resolve"): P.ALERTS,
+    # charting: a nurse's set, handed to the broker
+    ("POST", "/units/{site}/{unit}/charted-sets"): P.CHART,
     # users and the audit log
     ("GET", "/users"): P.USERS,
     ("POST", "/users"): P.USERS,
