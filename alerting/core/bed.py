@@ -84,6 +84,47 @@ class BedInfo:
     monitored: bool | None = True
 
 
+#: scorer input fields that are the child's age: a refusal naming one says what is wrong, never
+#: the value (the ``alerting.pews`` names; a scorer is injected, so matched by name, not type)
+_AGE_FIELDS = frozenset({"age", "age_days", "age_months", "dob", "at"})
+
+
+def _refusal_text(exc: BaseException, info: BedInfo, on: date) -> str:
+    """What a scorer refusal says in the bed's ``cannot_score`` alert, which goes on the wire
+    (and into the engine's log): never the date of birth nor the exact age, both identify the
+    child; the nurse sees which bed it is and looks the child up in the registry.
+
+    ``on`` is the observation's ward-local date (the one the scorer compares the dob with).
+    """
+    if info.dob is not None and info.dob > on:
+        return "the date of birth is after the observation date"
+    field_name = getattr(exc, "field", None)
+    if isinstance(field_name, str) and field_name.rsplit(".", 1)[-1] in _AGE_FIELDS:
+        if "band" in str(exc):
+            return f"the child's age is outside the {info.system} table's age bands"
+        return f"the bed's age cannot be used ({field_name})"
+    text = " ".join(str(exc).split())[:200] or type(exc).__name__
+    return _without_dob(text, info.dob)
+
+
+def _without_dob(text: str, dob: date | None) -> str:
+    """``text`` with the date of birth blanked in the usual spellings (ISO, digits only, day
+    and month either way round, Python's repr), whatever an injected scorer put in it."""
+    if dob is None:
+        return text
+    y, m, d = dob.year, dob.month, dob.day
+    spellings = {
+        dob.isoformat(), f"{y:04d}{m:02d}{d:02d}", f"{y}/{m:02d}/{d:02d}", f"{y}.{m:02d}.{d:02d}",
+        f"{d:02d}/{m:02d}/{y}", f"{m:02d}/{d:02d}/{y}", f"{d}/{m}/{y}", f"{m}/{d}/{y}",
+        f"{d:02d}.{m:02d}.{y}", f"{d}.{m}.{y}", f"{d:02d}-{m:02d}-{y}", f"{y}, {m}, {d}",
+        dob.strftime("%d %b %Y"), dob.strftime("%d %B %Y"), f"{d} {dob.strftime('%b')} {y}",
+        f"{d} {dob.strftime('%B')} {y}", dob.strftime("%b %d, %Y"), dob.strftime("%B %d, %Y"),
+    }
+    for spelling in sorted(spellings, key=len, reverse=True):
+        text = text.replace(spelling, "<date of birth>")
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Env:
     """What every bed of a unit shares."""
@@ -468,7 +509,7 @@ class Bed:
             lv = level_of(result, self.env.priorities)
         except Exception as exc:  # noqa: BLE001 - the per-bed boundary: alerted on this bed
             self._count("cannot_score")
-            text = " ".join(str(exc).split())[:200] or type(exc).__name__
+            text = _refusal_text(exc, self.info, now.astimezone(self.env.tz).date())
             out += self._tech("cannot_score", True, now, f"not scored: {text}")
             self._segment(now, -1)
             self._set_due(now)

@@ -32,9 +32,9 @@ def completed_months(dob: dt.date, on: dt.date) -> int:
         PewsInputError: `on` is before `dob`.
     """
     if on < dob:
-        raise PewsInputError(
-            "dob", f"{dob.isoformat()} is after the observation date {on.isoformat()}"
-        )
+        # names neither date: the text reaches the wire (the engine's cannot_score alert), and
+        # the date of birth is a patient identifier; whoever reads it knows which child it is
+        raise PewsInputError("dob", "the date of birth is after the observation date")
     months = (on.year - dob.year) * 12 + (on.month - dob.month)
     anniversary_day = min(dob.day, calendar.monthrange(on.year, on.month)[1])
     if on.day < anniversary_day:
@@ -86,7 +86,7 @@ def resolve_age_months(
         return float(age_months)
     assert dob is not None
     if not isinstance(dob, dt.date) or isinstance(dob, dt.datetime):
-        raise PewsInputError("dob", f"expected a date, got {dob!r}")
+        raise PewsInputError("dob", f"expected a date, got {type(dob).__name__}")  # not its value
     if not isinstance(at, dt.datetime):
         raise PewsInputError("at", "the observation time is required with dob")
     return float(completed_months(dob, at.date()))
