@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing
@@ -63,6 +65,8 @@ CREATE TRIGGER IF NOT EXISTS journal_no_delete BEFORE DELETE ON journal
 BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
 """
 FORMAT = "1"
+
+log = logging.getLogger(__name__)
 
 
 class StoreError(Exception):
@@ -118,6 +122,7 @@ class StateStore:
 
     def _open(self, site: str, unit: str) -> None:
         path = self.path
+        _private_file(path, "the alert state")
         try:
             self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -273,12 +278,47 @@ def _lock_file(path: Path) -> int:
     return fd
 
 
+def _private_file(path: Path, what: str) -> None:
+    """Create ``path`` readable by its owner only (0600, whatever the umask): the state holds
+    the beds' snapshots with the children's dates of birth, and the journal. SQLite creates
+    its -wal, -shm and -journal files with the database file's mode, so they are 0600 too.
+
+    An existing file keeps its mode (an operator may have chosen it), but a file, or a -wal or
+    -shm beside it, that its group or others may read is logged as a warning.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+        return
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot create {what}: {exc.strerror}") from exc
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = stat.S_IMODE(p.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StoreError(f"{p}: cannot read its mode: {exc.strerror}") from exc
+        if mode & 0o077:
+            log.warning(
+                "%s: its group or others may read it (mode %04o); it holds the children's dates"
+                " of birth: chmod 600 it", p, mode,
+            )
+
+
 def backup(src: Path, dest: Path) -> None:
     """A consistent copy of a state file, taken while the engine may be writing it."""
     if not src.exists():
         raise StoreError(f"{src}: no such state file")
-    if dest.exists():
-        raise StoreError(f"{dest}: exists already (a backup never overwrites)")
+    # created here, 0600 and exclusively (the copy holds what the state holds; two backups to
+    # one name cannot both write it)
+    try:
+        os.close(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    except FileExistsError:
+        raise StoreError(f"{dest}: exists already (a backup never overwrites)") from None
+    except OSError as exc:
+        raise StoreError(f"{dest}: cannot create the backup: {exc.strerror}") from exc
     # closing(): a connection's own ``with`` only commits; left open (until the garbage
     # collector finds it) it keeps the source's -wal and -shm in use by this process
     try:
@@ -362,6 +402,8 @@ def _restore(src: Path, dest: Path) -> None:
     tmp = Path(f"{dest}.restoring")
     tmp.unlink(missing_ok=True)
     try:
+        # a new state file: 0600 like one the engine creates (see _private_file)
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
         with closing(sqlite3.connect(str(src))) as s, closing(sqlite3.connect(str(tmp))) as t:
             s.backup(t)
         with closing(sqlite3.connect(str(tmp))) as t:

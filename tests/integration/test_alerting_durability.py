@@ -380,6 +380,9 @@ def test_the_engine_process_answers_audit_verify(
         capture_output=True, text=True, timeout=60, check=False,
     )
     assert res.returncode == 0, res.stderr  # a consistent copy while the engine runs
+    # the state (dates of birth in its bed snapshots), its -wal and the copy: owner only
+    for f in (eng.state, Path(f"{eng.state}-wal"), backup):
+        assert f.stat().st_mode & 0o777 == 0o600, f
     res = subprocess.run(
         [sys.executable, "-m", "alerting", "audit", "verify", "--db", str(backup)],
         capture_output=True, text=True, timeout=60, check=False,
