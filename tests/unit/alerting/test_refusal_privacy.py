@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from alerting.core import AlertEffect, BedInfo, Reading, ScoreEffect, UnitEngine, default_rules
@@ -128,6 +128,8 @@ def test_no_dob_and_no_age_reaches_the_wire(dob: date, offset_s: int, system: st
     """Any date of birth, before, on or after the observation, on any system: whatever the
     bed publishes names neither the date of birth nor the age in months or days."""
     at = T0 + timedelta(seconds=offset_s)
+    # a child born on the day of the observation: its date is in every timestamp, rightly
+    assume(dob not in {at.date(), (at + timedelta(seconds=15)).date()})
     effects = run(BedInfo("b1", system, dob=dob), at=at)
     text = wire_text(effects)
     assert not any(s in text for s in spellings(dob))
@@ -146,3 +148,30 @@ def test_an_age_in_days_is_not_on_the_wire_either(days: float) -> None:
     for e in cannot_score(effects):
         assert "months" not in e.alert.message
         assert f"{days!r}" not in e.alert.message and f"{abs(days):.2f}" not in e.alert.message
+
+
+def test_an_open_alert_restored_with_the_old_text_is_updated_without_it() -> None:
+    """An engine upgraded with a ``cannot_score`` alert open (its state and the retained alert
+    still carry the old text, date of birth included): the next evaluation publishes the
+    alert again (``updated``, retained) with the new text, which replaces the old one."""
+    dob = date(2026, 3, 5)
+    old_text = "not scored: dob: 2026-03-05 is after the observation date 2026-01-10"
+    eng = UnitEngine(default_rules(), score, unit="ward1", generation=Generation.TEST)
+    eng.set_bed(BedInfo("b1", "bedside_pews", dob=dob), T0)
+    eng.on_readings("b1", [Reading("hr_bpm", 100, T0, device_id="mon1")], T0)
+    snap = eng.snapshot()
+    (bed,) = snap["beds"]
+    (ep,) = [e for e in bed["episodes"] if e["condition"] == "cannot_score"]
+    ep["message"] = old_text
+    again = UnitEngine(default_rules(), score, unit="ward1", generation=Generation.TEST)
+    again.restore(snap)
+    t = T0 + timedelta(seconds=5)
+    effects = again.on_readings("b1", [Reading("hr_bpm", 101, t, device_id="mon1")], t)
+    updated = [
+        e for e in effects
+        if isinstance(e, AlertEffect) and e.alert.rule == "cannot_score"
+        and e.event is AlertEventType.UPDATED
+    ]
+    assert [e.alert.message for e in updated] == [
+        "not scored: the date of birth is after the observation date"
+    ]
