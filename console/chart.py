@@ -21,6 +21,7 @@ nurse, a bed the unit does not have, not a charting key, a time that cannot be; 
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -56,7 +57,20 @@ def items_of(obs: str) -> dict[str, Any]:
         raise ChartInputError(
             '--obs must be a JSON object of charting items, e.g. \'{"avpu": "V", "crt_s": 3}\''
         )
+    for key, value in items.items():
+        if not _finite(value):  # JSON has no NaN or infinity: it could not even be sent
+            raise ChartInputError(f"--obs items.{key}: not a finite number")
     return items
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    return True
 
 
 @app.command("chart")

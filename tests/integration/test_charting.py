@@ -394,27 +394,93 @@ def run_chart(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
     )
 
 
-def test_wardwatch_chart_publishes_as_the_console_and_ingest_stores_it(
-    charting: Charting, tmp_path: Path
-) -> None:
+def registry_cli(db: str, *args: str, stdin: str | None = None) -> str:
+    proc = subprocess.run([sys.executable, "-m", "registry", *args, "--db", db],
+                          capture_output=True, text=True, timeout=120, check=False, input=stdin,
+                          cwd=REPO)
+    assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
+    return proc.stdout
+
+
+@dataclass
+class Registry:
+    url: str
+    tokens: dict[str, Path]
+
+    def env(self, user: str | None, ward: Path) -> dict[str, str]:
+        """A nurse's shell: her token file, the ward file, no broker credential at all."""
+        env = {"WM_WARD_FILE": str(ward)}
+        if user is not None:
+            env["WM_REGISTRY_TOKEN_FILE"] = str(self.tokens[user])
+        return env
+
+
+@pytest.fixture
+def registry(stack: Stack, topic_root: str, tmp_path: Path) -> Iterator[Registry]:
+    """``registry serve --mqtt`` for the unit of WARD_TOML (the registry identity on the
+    stack's broker), with two nurses and a biomed and their tokens in 0600 files."""
     ward = tmp_path / "ward.toml"
     ward.write_text(WARD_TOML, encoding="utf-8")
-    env = {**charting.stack.env("console"), "WM_TOPIC_ROOT": charting.root,
-           "WM_WARD_FILE": str(ward), "WM_USER": "nurse-9"}
-    done = run_chart(env, "--bed", "b1", "--obs", '{"avpu": "P", "crt_s": 4, "on_oxygen": false}')
-    assert done.returncode == 0, done.stderr
-    set_id = done.stdout.strip()
-    assert set_id.startswith("cs-"), done.stdout
-    wait_until(lambda: charting.ingest.counters.charted_sets_written == 1, timeout=30)
-    (rec,) = charting.sets()
-    assert (rec.set_id, rec.by, rec.items) == (
-        set_id, "nurse-9", {"avpu": "P", "crt_s": 4.0, "on_oxygen": False}
+    db = f"sqlite:///{tmp_path / 'registry.db'}"
+    registry_cli(db, "import-ward", str(ward))
+    tokens = {}
+    for user, role in (("nurse-9", "nurse"), ("nurse-10", "nurse_in_charge"),
+                       ("bme-1", "biomed")):
+        registry_cli(db, "user", "add", user, "--role", role, "--password-stdin",
+                     stdin="correct horse battery staple\n")
+        tokens[user] = tmp_path / f"{user}.token"
+        registry_cli(db, "user", "token", user, "--out", str(tokens[user]))
+    # its change events at start say it is connected (a set charted before would be a 503)
+    events = collector(stack.broker, "admin", [f"{topic_root}/registry/#"])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "registry", "serve", "--db", db, "--port", "0", "--mqtt"],
+        env={**os.environ, **stack.env("registry"), "WM_TOPIC_ROOT": topic_root},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
     )
-    # a back-entry in the unit's local time (Asia/Shanghai, UTC+8) correcting it, as --as
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("serving http://"), first
+        wait_until(lambda: len(events.messages) >= 1, timeout=30)
+        yield Registry(first.split()[1], tokens)
+    finally:
+        events.close()
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_wardwatch_chart_goes_through_the_registry_as_the_nurse_and_ingest_stores_it(
+    charting: Charting, registry: Registry, tmp_path: Path
+) -> None:
+    ward = tmp_path / "ward.toml"
+    watch = collector(charting.stack.broker, "admin", [charting.topic])
+    env = registry.env("nurse-9", ward)
+    try:
+        done = run_chart(env, "--bed", "b1", "--obs",
+                         '{"avpu": "P", "crt_s": 4, "on_oxygen": false}',
+                         "--registry", registry.url)
+        assert done.returncode == 0, done.stderr
+        set_id = done.stdout.strip()
+        assert set_id.startswith("cs-"), done.stdout
+        wait_until(lambda: charting.ingest.counters.charted_sets_written == 1, timeout=30)
+        (rec,) = charting.sets()
+        assert (rec.set_id, rec.by, rec.items) == (
+            set_id, "nurse-9", {"avpu": "P", "crt_s": 4.0, "on_oxygen": False}
+        )
+        # it arrived on the unit's charting topic, published by the registry, by the nurse
+        wait_until(lambda: len(watch.messages) >= 1, timeout=30)
+        with watch.cond:
+            (topic, payload), = watch.messages
+        assert topic == charting.topic and json.loads(payload)["by"] == "nurse-9"
+    finally:
+        watch.close()
+    # a back-entry in the unit's local time (Asia/Shanghai, UTC+8) correcting it, --as checked
     local = (datetime.now(UTC) - timedelta(hours=3)).astimezone(
         __import__("zoneinfo").ZoneInfo("Asia/Shanghai")).replace(microsecond=0, tzinfo=None)
-    done = run_chart(env, "--bed", "b1", "--obs", '{"avpu": "A"}', "--at", local.isoformat(),
-                     "--supersedes", set_id, "--already-escalated", "--as", "nurse-10", "--json")
+    done = run_chart(registry.env("nurse-10", ward), "--bed", "b1", "--obs", '{"avpu": "A"}',
+                     "--at", local.isoformat(), "--supersedes", set_id, "--already-escalated",
+                     "--as", "nurse-10", "--json", "--context",
+                     f"{registry.url}/units/s1/u1/context")
     assert done.returncode == 0, done.stderr
     fix = json.loads(done.stdout)
     assert fix["supersedes"] == set_id and fix["by"] == "nurse-10" and fix["already_escalated"]
@@ -425,63 +491,44 @@ def test_wardwatch_chart_publishes_as_the_console_and_ingest_stores_it(
     assert recs[fix["set_id"]].observed_at == local.replace(tzinfo=UTC) - timedelta(hours=8)
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--bed", "b1", "--obs", '{"pain": 3}'], "not charting keys: ['pain'] (charting keys: "),
-        (["--bed", "b1", "--obs", '{"avpu": "V"'], "--obs is not JSON"),
-        (["--bed", "b1", "--obs", '["avpu"]'], "--obs must be a JSON object"),
-        (["--bed", "b9", "--obs", '{"avpu": "V"}'],
-         "bed 'b9' is not a bed of s1/u1 (beds: b1, b2)"),
-        (["--bed", "b1", "--obs", '{"avpu": "V"}', "--at", "2999-01-01T00:00Z"],
-         "observed_at"),
-        (["--bed", "b1", "--obs", '{"avpu": "V"}', "--at", "yesterday"], "not an ISO 8601 time"),
-        (["--bed", "b1", "--obs", '{"crt_s": NaN}'], "items.crt_s"),
-        (["--bed", "b1", "--obs", '{"avpu": "V"}', "--as", ""], "who charted the set"),
-    ],
-)
-def test_wardwatch_chart_refuses_bad_input_with_exit_2(
-    stack: Stack, topic_root: str, tmp_path: Path, args: list[str], message: str
+REFUSED = [
+    # (user, args, exit status, what stderr says)
+    ("nurse-9", ["--obs", '{"pain": 3}'], 2, "not charting keys: ['pain'] (charting keys: "),
+    ("nurse-9", ["--obs", '{"avpu": "V"'], 2, "--obs is not JSON"),
+    ("nurse-9", ["--obs", '["avpu"]'], 2, "--obs must be a JSON object"),
+    ("nurse-9", ["--obs", '{"avpu": "V"}', "--bed", "b9"], 2,
+     "bed 'b9' is not a bed of s1/u1 (beds: b1, b2)"),
+    ("nurse-9", ["--obs", '{"avpu": "V"}', "--at", "2999-01-01T00:00Z"], 2, "in the future"),
+    ("nurse-9", ["--obs", '{"avpu": "V"}', "--at", "yesterday"], 2, "not an ISO 8601 time"),
+    ("nurse-9", ["--obs", '{"crt_s": NaN}'], 2, "items.crt_s"),
+    ("nurse-9", ["--obs", '{"avpu": "V"}', "--supersedes", "no such id!"], 2, "supersedes"),
+    # who may chart: the registry decides from the token, never from --as
+    ("bme-1", ["--obs", '{"avpu": "V"}'], 2, "may not chart observations"),
+    ("nurse-9", ["--obs", '{"avpu": "V"}', "--as", "nurse-10"], 2,
+     "--as nurse-10, but the token is nurse-9's"),
+    (None, ["--obs", '{"avpu": "V"}'], 2, "no registry token"),
+]
+
+
+def test_wardwatch_chart_refuses_and_publishes_nothing(
+    stack: Stack, topic_root: str, registry: Registry, tmp_path: Path
 ) -> None:
     ward = tmp_path / "ward.toml"
-    ward.write_text(WARD_TOML, encoding="utf-8")
     watch = collector(stack.broker, "admin", [f"{topic_root}/#"])
-    env = {**stack.env("console"), "WM_TOPIC_ROOT": topic_root, "WM_WARD_FILE": str(ward),
-           "WM_USER": "nurse-9"}
     try:
-        done = run_chart(env, *args)
-        assert done.returncode == 2, (done.stdout, done.stderr)
-        assert message in done.stderr, done.stderr
-        assert done.stdout == ""
+        for user, args, status, message in REFUSED:
+            if "--bed" not in args:
+                args = ["--bed", "b1", *args]
+            done = run_chart(registry.env(user, ward), *args, "--registry", registry.url)
+            assert done.returncode == status, (user, args, done.stdout, done.stderr)
+            assert message in done.stderr, (args, done.stderr)
+            assert done.stdout == ""
+        # a registry that is not there: exit 1, nothing sent
+        done = run_chart(registry.env("nurse-9", ward), "--bed", "b1", "--obs",
+                         '{"avpu": "V"}', "--registry", "http://127.0.0.1:9")
+        assert done.returncode == 1 and "cannot reach the registry" in done.stderr, done.stderr
         marker = uuid.uuid4().hex.encode()
         publish_marker(watch, f"{topic_root}/marker", marker)
         assert arrived_before(watch, marker) == []  # nothing was published
-    finally:
-        watch.close()
-
-
-def test_wardwatch_chart_as_another_identity_is_refused_by_the_broker(
-    stack: Stack, topic_root: str, tmp_path: Path
-) -> None:
-    """Exit 1 with the broker's reason: a service identity other than the console gets PUBACK
-    "Not authorized"; a gateway's credentials do not even connect (bound to its client id)."""
-    ward = tmp_path / "ward.toml"
-    ward.write_text(WARD_TOML, encoding="utf-8")
-    watch = collector(stack.broker, "admin", [f"{topic_root}/#"])
-    gw = f"gw-c{uuid.uuid4().hex[:6]}"
-    stack.broker.add_user(gw, site="s1", unit="u1", root=topic_root)
-    try:
-        for user, message in (
-            ("ingest", "not charted: the broker refused the set: Not authorized"),
-            ("alerting", "not charted: the broker refused the set: Not authorized"),
-            (gw, "not charted: broker refused connection: Not authorized"),
-        ):
-            env = {**stack.env(user), "WM_TOPIC_ROOT": topic_root, "WM_WARD_FILE": str(ward)}
-            done = run_chart(env, "--bed", "b1", "--obs", '{"avpu": "V"}', "--as", "nurse-9")
-            assert done.returncode == 1, (user, done.stdout, done.stderr)
-            assert done.stderr == message + "\n", (user, done.stderr)
-        marker = uuid.uuid4().hex.encode()
-        publish_marker(watch, f"{topic_root}/marker", marker)
-        assert arrived_before(watch, marker) == []  # nothing was delivered
     finally:
         watch.close()

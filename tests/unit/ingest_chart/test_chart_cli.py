@@ -130,7 +130,9 @@ def test_the_time_bounds() -> None:
 def test_obs_must_be_a_json_object() -> None:
     assert items_of('{"avpu": "V"}') == {"avpu": "V"}
     for text, words in (("{", "is not JSON"), ("[]", "must be a JSON object"),
-                        ("[" * 100_000, "")):
+                        ("[" * 100_000, ""), ('{"crt_s": NaN}', "items.crt_s: not a finite"),
+                        ('{"o": {"a": -1e400}}', "items.o: not a finite"),
+                        ('{"r": [1, Infinity]}', "items.r: not a finite")):
         with pytest.raises(ChartInputError, match=words):
             items_of(text)
 
