@@ -285,7 +285,11 @@ def _private_file(path: Path, what: str) -> None:
 
     An existing file keeps its mode (an operator may have chosen it), but a file, or a -wal or
     -shm beside it, that its group or others may read is logged as a warning.
+
+    A symbolic link is followed, as SQLite follows it (its -wal and -shm go beside the
+    target): a dangling one names the file to create.
     """
+    path = Path(os.path.realpath(path))
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
         return

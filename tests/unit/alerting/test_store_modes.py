@@ -102,17 +102,27 @@ def test_a_readable_wal_beside_a_private_state_is_warned(
     assert any(f"{wal}:" in r.getMessage() for r in caplog.records)
 
 
-def test_a_state_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> None:
-    d = tmp_path / "ro"
-    d.mkdir()
-    d.chmod(0o500)
+def test_a_state_named_by_a_dangling_link_is_created_0600(tmp_path: Path) -> None:
+    """SQLite follows the link and creates its target (and the -wal beside it)."""
+    target = tmp_path / "real" / "state.sqlite"
+    target.parent.mkdir()
+    link = tmp_path / "state.sqlite"
+    link.symlink_to(target)
+    store = write_state(link)
     try:
-        if os.access(d, os.W_OK):  # root writes anywhere
-            pytest.skip("running as root")
-        with pytest.raises(StoreError, match="cannot create the alert state"):
-            StateStore(d / "state.sqlite", site="s1", unit="ward1")
+        for f in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
+            assert mode(f) == 0o600, f
     finally:
-        d.chmod(0o700)
+        store.close()
+
+
+def test_a_state_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> None:
+    target = tmp_path / "missing-dir" / "state.sqlite"  # a link into a directory that is not
+    link = tmp_path / "state.sqlite"
+    link.symlink_to(target)
+    with pytest.raises(StoreError, match="cannot create the alert state"):
+        StateStore(link, site="s1", unit="ward1")
+    assert not target.parent.exists()
 
 
 def test_backup_and_restore_are_0600(tmp_path: Path) -> None:
