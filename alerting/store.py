@@ -407,7 +407,10 @@ def _restore(src: Path, dest: Path) -> None:
     tmp.unlink(missing_ok=True)
     try:
         # a new state file: 0600 like one the engine creates (see _private_file)
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+        except OSError as exc:
+            raise StoreError(f"{tmp}: cannot create the restored state: {exc.strerror}") from exc
         with closing(sqlite3.connect(str(src))) as s, closing(sqlite3.connect(str(tmp))) as t:
             s.backup(t)
         with closing(sqlite3.connect(str(tmp))) as t:

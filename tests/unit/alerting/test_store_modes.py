@@ -163,3 +163,20 @@ def test_a_failed_backup_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=r"junk\.sqlite"):
         backup(src, dest)
     assert not dest.exists()
+
+
+def test_an_empty_private_file_left_by_a_kill_before_sqlite_wrote_is_a_new_state(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """kill -9 between creating the 0600 file and SQLite's first write leaves it empty: the
+    next start takes it as a new state, quietly (its mode is the one it was created with)."""
+    path = tmp_path / "state.sqlite"
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    with caplog.at_level(logging.WARNING, logger="alerting.store"):
+        store = write_state(path)
+    try:
+        assert store.beds() == [SNAPSHOT] and mode(path) == 0o600
+    finally:
+        store.close()
+    assert not caplog.records
+
