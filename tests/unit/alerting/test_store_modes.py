@@ -61,7 +61,7 @@ def test_a_new_state_and_its_wal_and_shm_are_0600(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
-@pytest.mark.parametrize("existing", [0o644, 0o640, 0o604, 0o600, 0o400 | 0o200])
+@pytest.mark.parametrize("existing", [0o644, 0o640, 0o604, 0o660, 0o600, 0o700])
 def test_an_existing_state_keeps_its_mode_and_warns_if_others_may_read_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, existing: int
 ) -> None:
