@@ -24,12 +24,14 @@ from ingest.chart import MAX_CHART_BYTES
 from ingest.core import WardIndex
 from ingest.service import IngestOptions, IngestService
 from ingest.storage import ChartedRecord, DownsamplingPlan, charted_sets, setup_database
+from registry.db import open_database
 from servicekit.influx import InfluxTarget, query
 from servicekit.metrics import parse_metric
 from tests.helpers.mqtt import Collector, collector, params
 from tests.helpers.wait import wait_until
 from tests.integration.test_broker_security import Client, arrived_before, not_authorized
 from tests.integration.test_ingest import Publisher, batch
+from tests.unit.registry.authn import token_for
 from wardwatch.devstack import Stack
 from wardwire import topics
 from wardwire.context import BedContext, GatewayContext, UnitContext
@@ -394,10 +396,9 @@ def run_chart(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
     )
 
 
-def registry_cli(db: str, *args: str, stdin: str | None = None) -> str:
+def registry_cli(db: str, *args: str) -> str:
     proc = subprocess.run([sys.executable, "-m", "registry", *args, "--db", db],
-                          capture_output=True, text=True, timeout=120, check=False, input=stdin,
-                          cwd=REPO)
+                          capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
     assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
     return proc.stdout
 
@@ -424,12 +425,16 @@ def registry(stack: Stack, topic_root: str, tmp_path: Path) -> Iterator[Registry
     db = f"sqlite:///{tmp_path / 'registry.db'}"
     registry_cli(db, "import-ward", str(ward))
     tokens = {}
-    for user, role in (("nurse-9", "nurse"), ("nurse-10", "nurse_in_charge"),
-                       ("bme-1", "biomed")):
-        registry_cli(db, "user", "add", user, "--role", role, "--password-stdin",
-                     stdin="correct horse battery staple\n")
-        tokens[user] = tmp_path / f"{user}.token"
-        registry_cli(db, "user", "token", user, "--out", str(tokens[user]))
+    engine = open_database(db)  # the users straight through the service layer: no CLI start-ups
+    try:
+        for user, role in (("nurse-9", "nurse"), ("nurse-10", "nurse_in_charge"),
+                           ("bme-1", "biomed")):
+            tokens[user] = tmp_path / f"{user}.token"
+            fd = os.open(tokens[user], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(token_for(engine, role, user) + "\n")
+    finally:
+        engine.dispose()
     # its change events at start say it is connected (a set charted before would be a 503)
     events = collector(stack.broker, "admin", [f"{topic_root}/registry/#"])
     proc = subprocess.Popen(
