@@ -24,7 +24,8 @@ from ingest.chart import MAX_CHART_BYTES
 from ingest.core import WardIndex
 from ingest.service import IngestOptions, IngestService
 from ingest.storage import ChartedRecord, DownsamplingPlan, charted_sets, setup_database
-from registry.db import open_database
+from registry import audit
+from registry.db import open_database, transaction
 from servicekit.influx import InfluxTarget, query
 from servicekit.metrics import parse_metric
 from tests.helpers.mqtt import Collector, collector, params
@@ -407,6 +408,7 @@ def registry_cli(db: str, *args: str) -> str:
 class Registry:
     url: str
     tokens: dict[str, Path]
+    db: str
 
     def env(self, user: str | None, ward: Path) -> dict[str, str]:
         """A nurse's shell: her token file, the ward file, no broker credential at all."""
@@ -447,7 +449,7 @@ def registry(stack: Stack, topic_root: str, tmp_path: Path) -> Iterator[Registry
         first = proc.stdout.readline()
         assert first.startswith("serving http://"), first
         wait_until(lambda: len(events.messages) >= 1, timeout=30)
-        yield Registry(first.split()[1], tokens)
+        yield Registry(first.split()[1], tokens, db)
     finally:
         events.close()
         proc.terminate()
@@ -494,6 +496,16 @@ def test_wardwatch_chart_goes_through_the_registry_as_the_nurse_and_ingest_store
     recs = {r.set_id: r for r in charting.sets()}
     assert recs[set_id].superseded_by == (fix["set_id"],)
     assert recs[fix["set_id"]].observed_at == local.replace(tzinfo=UTC) - timedelta(hours=8)
+    # the registry's audit log: who charted which set, no values
+    engine = open_database(registry.db)
+    try:
+        with transaction(engine) as session:
+            entered = [(e.actor, e.detail["set"], e.subject) for e in audit.entries(session)
+                       if e.action == "chart.entered"]
+    finally:
+        engine.dispose()
+    assert entered == [("nurse-9", set_id, "charting/s1/u1/b1"),
+                       ("nurse-10", fix["set_id"], "charting/s1/u1/b1")]
 
 
 REFUSED = [
@@ -532,6 +544,27 @@ def test_wardwatch_chart_refuses_and_publishes_nothing(
         done = run_chart(registry.env("nurse-9", ward), "--bed", "b1", "--obs",
                          '{"avpu": "V"}', "--registry", "http://127.0.0.1:9")
         assert done.returncode == 1 and "cannot reach the registry" in done.stderr, done.stderr
+        # a registry without a broker (serve without --mqtt): 503, exit 1, nothing audited
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "registry", "serve", "--db", registry.db, "--port", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+        try:
+            assert proc.stdout is not None
+            first = proc.stdout.readline()
+            assert first.startswith("serving http://"), first
+            done = run_chart(registry.env("nurse-9", ward), "--bed", "b1", "--obs",
+                             '{"avpu": "V"}', "--registry", first.split()[1])
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        assert done.returncode == 1, done.stderr
+        assert "not charted (503): no broker configured" in done.stderr, done.stderr
+        engine = open_database(registry.db)
+        try:
+            with transaction(engine) as session:
+                assert not [e for e in audit.entries(session) if e.action == "chart.entered"]
+        finally:
+            engine.dispose()
         marker = uuid.uuid4().hex.encode()
         publish_marker(watch, f"{topic_root}/marker", marker)
         assert arrived_before(watch, marker) == []  # nothing was published
