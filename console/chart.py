@@ -9,8 +9,9 @@ as the registry identity, waits for the broker's PUBACK and answers with the set
 broker identity publishes nothing here: holding its password charts for nobody (issue 16).
 
 The registry's URL is ``--registry``, else the ``--context``/``WM_CONTEXT`` URL without its
-``/units/…`` path (``servicekit.registryapi``). The unit (site, unit, time zone) comes from the
-unit context as for every service; ``--at`` without a UTC offset is the unit's local time.
+``/units/…`` path (``servicekit.registryapi``). The unit (site and id) is the one that URL names,
+or a ward file's (``--ward``/``WM_WARD_FILE``); ``--at`` without a UTC offset is the unit's
+local time, applied by the registry (its unit's time zone).
 
 Exit status: 0 published (the set id is printed, the whole set with ``--json``); 1 the registry
 or the broker is unavailable (503, not reachable); 2 refused or unusable (403, 404, 422: not a
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import urllib.parse
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -30,7 +33,7 @@ import typer
 from servicekit.cli import ContextOption, WardOption
 from wardwire.charting import ChartEntryError, parse_observed_at
 
-__all__ = ["ChartInputError", "app", "items_of", "parse_at"]
+__all__ = ["ChartInputError", "app", "check_at", "items_of", "parse_at", "unit_of_url"]
 
 app = typer.Typer(add_completion=False)
 
@@ -43,6 +46,31 @@ def parse_at(text: str, time_zone: str | None) -> datetime:
     context's ``time_zone``), unless a clock change makes it ambiguous or nonexistent; a unit
     without a time zone needs the offset (``wardwire.charting.parse_observed_at``)."""
     return parse_observed_at(text, time_zone, what="--at")
+
+
+_ID = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"
+
+
+def unit_of_url(url: str) -> tuple[str, str]:
+    """The site and unit a registry's unit-context URL names (``…/units/SITE/UNIT/context``):
+    the command does not need to read the context itself, so a registry that is down is
+    "unavailable" (exit 1), not "an unusable context" (exit 2)."""
+    path = urllib.parse.urlsplit(url).path
+    m = re.search(rf"/units/({_ID})/({_ID})(?:/context)?/?$", path)
+    if m is None:
+        raise ChartInputError(f"{url}: not a unit's URL of the registry "
+                              "(…/units/SITE/UNIT/context)")
+    return m.group(1), m.group(2)
+
+
+def check_at(text: str) -> str:
+    """``--at`` as the registry reads it (ISO 8601; without an offset: the unit's local time,
+    which the registry applies); refused here only if it is no time at all."""
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        parse_at(text, None)  # raises with the usual message
+    return text
 
 
 def items_of(obs: str) -> dict[str, Any]:
@@ -131,10 +159,15 @@ def chart(
     from servicekit.settings import ServiceSettings
 
     s = ServiceSettings()
-    unit = unit_context_or_exit(s, ward, context)
+    source = s.context_source(context or ward)
     try:
+        if source.startswith(("http://", "https://")):
+            site, unit_id = unit_of_url(source)
+        else:  # a ward file: read here (no network)
+            ctx = unit_context_or_exit(s, ward, context)
+            site, unit_id = ctx.site, ctx.unit
         items = items_of(obs)
-        observed_at = parse_at(at, unit.time_zone).isoformat() if at is not None else None
+        observed_at = check_at(at) if at is not None else None
     except ChartInputError as exc:
         typer.echo(f"not charted: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -157,7 +190,7 @@ def chart(
             if as_user != me:
                 typer.echo(f"not charted: --as {as_user}, but the token is {me}'s", err=True)
                 raise typer.Exit(2)
-        answer = client.post(f"/units/{unit.site}/{unit.unit}/charted-sets", body)
+        answer = client.post(f"/units/{site}/{unit_id}/charted-sets", body)
     except RegistryUnavailable as exc:
         typer.echo(f"not charted: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -544,6 +544,9 @@ def test_wardwatch_chart_refuses_and_publishes_nothing(
         done = run_chart(registry.env("nurse-9", ward), "--bed", "b1", "--obs",
                          '{"avpu": "V"}', "--registry", "http://127.0.0.1:9")
         assert done.returncode == 1 and "cannot reach the registry" in done.stderr, done.stderr
+        done = run_chart(registry.env("nurse-9", ward), "--bed", "b1", "--obs",
+                         '{"avpu": "V"}', "--context", "http://127.0.0.1:9/units/s1/u1/context")
+        assert done.returncode == 1 and "cannot reach the registry" in done.stderr, done.stderr
         # a registry without a broker (serve without --mqtt): 503, exit 1, nothing audited
         proc = subprocess.Popen(
             [sys.executable, "-m", "registry", "serve", "--db", registry.db, "--port", "0"],

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from console.chart import ChartInputError, items_of, parse_at
+from console.chart import ChartInputError, check_at, items_of, parse_at, unit_of_url
 from wardwire.charting import (
     MAX_AHEAD,
     MAX_BACK_ENTRY,
@@ -135,6 +135,22 @@ def test_obs_must_be_a_json_object() -> None:
                         ('{"r": [1, Infinity]}', "items.r: not a finite")):
         with pytest.raises(ChartInputError, match=words):
             items_of(text)
+
+
+def test_the_unit_is_the_one_the_context_url_names() -> None:
+    assert unit_of_url("https://reg.ward:8443/units/s1/picu/context") == ("s1", "picu")
+    assert unit_of_url("http://127.0.0.1:1/base/units/s-1/u.2/") == ("s-1", "u.2")
+    assert unit_of_url("https://r/units/s1/u1/context?at=2026-01-01T00:00Z") == ("s1", "u1")
+    for url in ("https://r/units/s1", "https://r/", "https://r/units/s1/u1/beds",
+                "https://r/units/../u1/context", "https://r/units/s1/u%2F1/context"):
+        with pytest.raises(ChartInputError, match="not a unit's URL"):
+            unit_of_url(url)
+
+
+def test_at_is_sent_as_given_once_it_is_a_time() -> None:
+    assert check_at("2026-03-01T09:30") == "2026-03-01T09:30"
+    with pytest.raises(ChartInputError, match="--at 'noon' is not an ISO 8601 time"):
+        check_at("noon")
 
 
 def test_ingest_has_the_same_size_limit() -> None:
