@@ -131,16 +131,15 @@ SERVICE_ROLES: dict[str, tuple[Acl, ...]] = {
         _send("+/v1/tech/#"),
     ),
     # the nurses' board reads the gateways' data and status, the alert engine's scores,
-    # alerts and status, and the registry's change events. It sends no command: a nurse's
-    # action goes through the registry's API as that nurse (the registry publishes it), so
-    # holding this identity's password acts for nobody
+    # alerts and status, and the registry's change events. It publishes nothing: a nurse's
+    # command or charted set goes through the registry's API as that nurse (the registry
+    # publishes it), so holding this identity's password acts for nobody
     "console": (
         _sub("+/v1/gw/#"),
         _sub("+/v1/alerting/#"),
         _sub("+/v1/registry/#"),
-        _send("+/v1/chart/#"),
     ),
-    "demo": (_sub("+/v1/#"), _send("+/v1/chart/#")),
+    "demo": (_sub("+/v1/#"),),
     # the registry: the plugin's admin (it enrols, rotates and revokes gateways) and the
     # publisher of change events; it reads no data topic
     # (and the nurses' alert actions it authenticates: POST /units/…/alerts/…, sent as commands)

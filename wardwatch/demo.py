@@ -17,6 +17,7 @@ observations queried back from InfluxDB; ``lost = published - stored``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 import shutil
@@ -215,7 +216,7 @@ class Demo:
                 now = datetime.now(UTC)
                 for user, role in (("demo-manager", "unit_manager"), ("demo-biomed", "biomed"),
                                    ("demo-services", "service"),
-                                   ("demo-alerting", "alert_engine")):
+                                   ("demo-alerting", "alert_engine"), ("nurse-demo", "nurse")):
                     pw = (None if role in ("service", "alert_engine")
                           else SecretStr(secrets.token_urlsafe(24)))
                     users.add_user(s, UserRequest.model_validate(
@@ -443,7 +444,8 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         end = t0 + opts.duration_s if opts.duration_s > 0 else float("inf")
         restart_at = t0 + opts.engine_restart_at()
         chart_at = [t0 + c for c in opts.charting_at()]
-        nurse = cleanup.enter_context(Nurse(_demo_params(stack), demo.ward))
+        nurse = cleanup.enter_context(
+            Nurse(functools.partial(demo._api, "nurse", retry_503_s=10.0), demo.ward))
         if opts.headless:
             while not stop.wait(min(1.0, max(0.0, end - time.monotonic()))):
                 if time.monotonic() >= end:
@@ -509,35 +511,25 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
 class Nurse:
     """The demo's nurse: charts a full set on every bed (what no device measures), then a
-    change of one child's AVPU, on the unit's charting topic as the demo (console) identity."""
+    change of one child's AVPU, through the registry's API as herself (``nurse-demo``, a nurse's
+    token): the registry publishes the set with her id, as for any nurse."""
 
-    def __init__(self, params: Any, ward: UnitContext) -> None:
-        from dataclasses import replace
-
-        from servicekit.mqtt import MqttSession
-
+    def __init__(self, post: Any, ward: UnitContext) -> None:
+        self.post = post  # Demo._api bound to the nurse's token
         self.ward = ward
-        self.session = MqttSession(replace(params, session_expiry_s=0), "demo-nurse")
         self.sets = 0
         self.avpu_changes = 0
 
     def __enter__(self) -> Nurse:
-        self.session.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.session.stop()
+        pass
 
     def _chart(self, bed: str, items: dict[str, Any]) -> None:
-        from wardwire.models import ChartedSet
-
-        now = datetime.now(UTC)
+        self.post(f"/units/{self.ward.site}/{self.ward.unit}/charted-sets",
+                  {"bed_id": bed, "items": items})
         self.sets += 1
-        cs = ChartedSet(set_id=f"demo-{bed}-{self.sets}", unit=self.ward.unit, bed_id=bed,
-                        by="nurse-demo", observed_at=now, charted_at=now,
-                        generation=self.ward.generation, items=items)
-        self.session.publish(topics.charting(self.ward.site, self.ward.unit),
-                             cs.model_dump_json(), qos=1)
 
     def round(self) -> None:
         for bed in self.ward.beds:

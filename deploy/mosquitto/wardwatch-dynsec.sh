@@ -75,8 +75,7 @@ roles)
     role console \
         subscribePattern "$ROOT/gw/#" \
         subscribePattern "$ROOT/alerting/#" \
-        subscribePattern "$ROOT/registry/#" \
-        publishClientSend "$ROOT/chart/#"
+        subscribePattern "$ROOT/registry/#"
     # the registry: the plugin's admin (enrols, rotates, revokes gateways), change events
     role registry \
         publishClientSend '$CONTROL/dynamic-security/#' \

@@ -177,7 +177,8 @@ def charting(stack: Stack, topic_root: str) -> Iterator[Charting]:
     db = f"t_{uuid.uuid4().hex[:10]}"
     setup_db(stack, db)
     svc, t = start_ingest(stack, db, topic_root)
-    console = Client.connect(stack.broker, "console", f"console-{uuid.uuid4().hex[:6]}")
+    # the registry's identity: the one publisher of charted sets
+    console = Client.connect(stack.broker, "registry", f"registry-{uuid.uuid4().hex[:6]}")
     dlq = collector(stack.broker, "admin", [topics.dead_letter("ingest", root=topic_root)])
     try:
         yield Charting(stack, topic_root, db, svc, t, console, dlq)
@@ -190,7 +191,10 @@ def charting(stack: Stack, topic_root: str) -> Iterator[Charting]:
 
 
 # -- who may publish a charted set -----------------------------------------------------------
-def test_only_the_console_identity_may_publish_charted_sets(stack: Stack, topic_root: str) -> None:
+def test_only_the_registry_identity_may_publish_charted_sets(stack: Stack, topic_root: str) -> None:
+    """A charted set is published by the registry, as the nurse who entered it through its API;
+    no other broker identity may publish one: a gateway, ingest, alerting, and the console
+    (whose password would otherwise chart as any nurse)."""
     b = stack.broker
     gw = f"gw-c{uuid.uuid4().hex[:6]}"
     b.add_user(gw, site="s1", unit="u1", root=topic_root)
@@ -198,12 +202,12 @@ def test_only_the_console_identity_may_publish_charted_sets(stack: Stack, topic_
     watch = collector(b, "admin", [f"{topic_root}/#"])
     gateway = Client.connect(b, gw, gw)
     services = {u: Client.connect(b, u, f"{u}-{uuid.uuid4().hex[:6]}") for u in
-                ("ingest", "alerting", "console")}
+                ("ingest", "alerting", "console", "registry")}
     try:
-        # a gateway, ingest and alerting are refused (PUBACK 0x87), and nothing is delivered
+        # refused (PUBACK 0x87), and nothing is delivered
         assert not_authorized(gateway.publish(chart, b"from a gateway"))
-        assert not_authorized(services["ingest"].publish(chart, b"from ingest"))
-        assert not_authorized(services["alerting"].publish(chart, b"from alerting"))
+        for user in ("ingest", "alerting", "console"):
+            assert not_authorized(services[user].publish(chart, f"from {user}".encode())), user
         # ingest and alerting may subscribe (ingest also shared, for several workers per unit)
         for user, filters in (
             ("ingest", [chart, topics.shared("ingest", chart)]),
@@ -212,17 +216,17 @@ def test_only_the_console_identity_may_publish_charted_sets(stack: Stack, topic_
             for f in filters:
                 rc = services[user].subscribe(f)
                 assert not rc.is_failure, (user, f, rc)
-        # the console may publish, and its set reaches the subscribers
-        rc = services["console"].publish(chart, b"from the console")
+        # the registry may publish, and its set reaches the subscribers
+        rc = services["registry"].publish(chart, b"from the registry")
         assert not rc.is_failure, rc
         for user in ("ingest", "alerting"):
             assert services[user].wait_for(
-                lambda m: (chart, b"from the console") in m, timeout=10
+                lambda m: (chart, b"from the registry") in m, timeout=10
             ), user
         marker = uuid.uuid4().hex.encode()
-        assert not services["console"].publish(chart, marker).is_failure
+        assert not services["registry"].publish(chart, marker).is_failure
         seen = [p for t, p in arrived_before(watch, marker) if t == chart]
-        assert seen == [b"from the console"]
+        assert seen == [b"from the registry"]
     finally:
         watch.close()
         gateway.close()
@@ -359,7 +363,8 @@ def test_a_database_without_the_charted_policy_holds_back_charted_sets_only(
     """Before setup-db made "charted", sets wait un-acknowledged; vital signs go on; once the
     policy exists the waiting set is written."""
     svc, t = start_ingest(stack, influx_db, topic_root)
-    console = Client.connect(stack.broker, "console", f"console-{uuid.uuid4().hex[:6]}")
+    # the registry's identity: the one publisher of charted sets
+    console = Client.connect(stack.broker, "registry", f"registry-{uuid.uuid4().hex[:6]}")
     pub = Publisher(stack.broker)
     try:
         body = chart_set()

@@ -398,7 +398,8 @@ def test_service_identities_read_and_write_only_what_they_need(
     stack: Stack, topic_root: str
 ) -> None:
     """The console reads the gateways, the alert engine and the registry's events (its board),
-    nothing else; the registry reads no data at all and publishes only its change events."""
+    nothing else, and publishes nothing; the registry reads no data at all and publishes its
+    change events and, for nurses, alert commands and charted sets (not the legacy ack topic)."""
     r = topic_root
     every = {
         "gw": topics.gateway_obs("s1", "u1", "gw-x", root=r),
@@ -425,10 +426,12 @@ def test_service_identities_read_and_write_only_what_they_need(
         assert got == {b"gw", b"alerting", b"registry"}
         reg = readers["registry"]
         assert not reg.publish(every["registry"], b"event").is_failure
-        for name in ("gw", "alerting", "cmd", "chart", "tech", "dlq"):
+        assert not reg.publish(every["chart"], b"a nurse's set").is_failure
+        assert not reg.publish(topics.alert_commands("s1", "u1", root=r), b"cmd").is_failure
+        for name in ("gw", "alerting", "cmd", "tech", "dlq"):
             assert not_authorized(reg.publish(every[name], b"x")), name
-        assert not_authorized(readers["console"].publish(every["gw"], b"x"))
-        assert not_authorized(readers["console"].publish(every["registry"], b"x"))
+        for name in every:
+            assert not_authorized(readers["console"].publish(every[name], b"x")), name
         with reg.cond:
             assert reg.messages == []  # it may read nothing of the data
     finally:
