@@ -249,7 +249,7 @@ def _send_command(
     is in ``WM_REGISTRY_TOKEN_FILE``: the registry checks the role (nurses only), journals who
     acted, and hands the command to the broker (only the registry's identity may publish
     commands). Exit 2 when refused, 1 when the registry or the broker is not there."""
-    from servicekit.registryapi import RegistryClient, RegistryUnavailable
+    from servicekit.registryapi import RegistryClient, RegistryRefused, RegistryUnavailable
     from servicekit.settings import ServiceSettings
 
     s = ServiceSettings()
@@ -267,6 +267,9 @@ def _send_command(
         body = {k: v for k, v in fields.items() if v is not None}
         answer = client.post(f"/units/{unit.site}/{unit.unit}/alerts/{alert}/{action}",
                              body or None)
+    except RegistryRefused as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
     except RegistryUnavailable as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None

@@ -155,7 +155,7 @@ def chart(
     import httpx
 
     from servicekit.cli import unit_context_or_exit
-    from servicekit.registryapi import RegistryClient, RegistryUnavailable
+    from servicekit.registryapi import RegistryClient, RegistryRefused, RegistryUnavailable
     from servicekit.settings import ServiceSettings
 
     s = ServiceSettings()
@@ -191,6 +191,9 @@ def chart(
                 typer.echo(f"not charted: --as {as_user}, but the token is {me}'s", err=True)
                 raise typer.Exit(2)
         answer = client.post(f"/units/{site}/{unit_id}/charted-sets", body)
+    except RegistryRefused as exc:
+        typer.echo(f"not charted: {exc}", err=True)
+        raise typer.Exit(2) from None
     except RegistryUnavailable as exc:
         typer.echo(f"not charted: {exc}", err=True)
         raise typer.Exit(1) from None

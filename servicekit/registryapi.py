@@ -22,11 +22,16 @@ import httpx
 from servicekit.context import UnitContextError, read_token_file
 from servicekit.settings import ServiceSettings
 
-__all__ = ["RegistryAnswer", "RegistryClient", "RegistryUnavailable", "registry_base"]
+__all__ = ["RegistryAnswer", "RegistryClient", "RegistryRefused", "RegistryUnavailable",
+           "registry_base"]
 
 
 class RegistryUnavailable(Exception):
     """The registry could not be asked (no URL, no token, not reachable, TLS)."""
+
+
+class RegistryRefused(Exception):
+    """The registry answered and refused the token (401: unknown, expired, revoked; 403)."""
 
 
 def registry_base(explicit: str | None, context: str | None) -> str:
@@ -100,6 +105,8 @@ class RegistryClient:
     def me(self) -> str:
         """Who the token belongs to (``GET /me``)."""
         a = self._ask("GET", "/me")
+        if a.status in (401, 403):
+            raise RegistryRefused(f"the registry refused the token ({a.status}): {a.reason}")
         if a.status != 200 or not isinstance(a.body, dict) or "user" not in a.body:
             raise RegistryUnavailable(f"the registry did not accept the token ({a.status}): "
                                       f"{a.reason}")

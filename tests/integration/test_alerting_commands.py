@@ -204,6 +204,12 @@ def test_nurses_command_through_the_registry_and_nobody_else_can(
     assert res.returncode == 2 and "nurse-2's" in res.stderr, res.stderr
     res = rig.cli({}, "ack", "--alert", aid, "--registry", url)
     assert res.returncode == 2 and "WM_REGISTRY_TOKEN_FILE" in res.stderr, res.stderr
+    forged = tokens["nurse-2"].with_name("forged.token")
+    forged.write_text("wwt_" + "0" * 16 + "_" + "A" * 43 + "\n")
+    forged.chmod(0o600)
+    res = rig.cli({"WM_REGISTRY_TOKEN_FILE": str(forged)}, "ack", "--alert", aid,
+                  "--registry", url)
+    assert res.returncode == 2 and "401" in res.stderr, res.stderr  # refused, not "down"
     assert not [e for e in rig.all() if e["event"] == "acknowledged"]
     # a HIGH alert is never snoozed: the engine refuses it (the registry sent the command)
     res = rig.cli(as_user("nurse-2"), "snooze", "--alert", aid, "--minutes", "5",
