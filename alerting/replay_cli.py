@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -114,19 +113,9 @@ def _aware(name: str, text: str) -> datetime:
 def _write_state(path: Path, state: dict[str, Any]) -> None:
     """Write the state atomically (a 0600 temporary file in the same directory, fsynced, then
     renamed over ``path``): a later run sees the old state or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(state, fh, sort_keys=True, separators=(",", ":"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    from servicekit.files import write_private
+
+    write_private(path, json.dumps(state, sort_keys=True, separators=(",", ":")))
 
 
 def _read_state(path: Path) -> dict[str, Any] | None:

@@ -140,14 +140,11 @@ def _run(db: str | None, action: Callable[[Any, AdminSession, BrokerTarget], T])
 
 def write_private(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` as a new 0600 file (atomically replacing an old one)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    from servicekit.files import write_private as write
+
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        tmp.replace(path)
+        write(path, text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         fail(f"{path}: cannot write: {exc.strerror}")
 
 

@@ -34,10 +34,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import ssl
-import tempfile
 import threading
 import tomllib
 import urllib.error
@@ -49,6 +47,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from servicekit.clock import utcnow
+from servicekit.files import write_private
 from servicekit.tomlio import dump_model, load_toml_model, validation_lines
 from wardwire.context import UnitContext
 
@@ -282,19 +281,7 @@ def _is_url(source: str | Path) -> bool:
 def _write_cache(path: Path, ctx: UnitContext) -> None:
     """Write the context to ``path`` atomically (a temporary file in the same directory, mode
     0600, fsynced, then renamed over it): a reader sees the old cache or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(ctx.model_dump_json(indent=2))
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_private(path, ctx.model_dump_json(indent=2))
 
 
 def _read_cache(path: Path) -> UnitContext:

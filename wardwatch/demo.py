@@ -41,6 +41,7 @@ from device_sims.monitor import SimulatedMonitor
 from device_sims.scenarios import Scenario
 from edge_agent.config import dump_edge_config
 from servicekit.context import dump_ward_file, load_unit_context
+from servicekit.files import write_private
 from servicekit.metrics import parse_metric
 from servicekit.tomlio import dump_model
 from wardwatch.devstack import Stack, free_port, running_stack
@@ -569,10 +570,7 @@ def _held(events: Any, bed: str) -> bool:
 
 def _write_private(path: Path, text: str) -> None:
     """A file holding a secret: created 0600 (replacing an older one)."""
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
+    write_private(path, text)
 
 
 def _demo_params(stack: Stack) -> Any:

@@ -153,7 +153,7 @@ def test_a_failed_write_leaves_the_old_cache_whole(registry: Registry, tmp_path:
     src.load()
     before = cache.read_bytes()
     registry.body = UNIT2.model_dump_json().encode()
-    with mock.patch("servicekit.context.os.fsync", side_effect=OSError("disk full")), \
+    with mock.patch("servicekit.files.os.fsync", side_effect=OSError("disk full")), \
             pytest.raises(OSError, match="disk full"):
         src.load()
     assert cache.read_bytes() == before
