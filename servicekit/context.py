@@ -34,11 +34,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import ssl
 import threading
 import tomllib
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -274,6 +276,10 @@ def load_unit_context(
     return load_ward_file(Path(text))
 
 
+#: the unit context route of the registry's API (``GET /units/{site}/{unit}/context``)
+_CONTEXT_PATH = re.compile(r"/units/(?P<site>[^/]+)/(?P<unit>[^/]+)/context/?$")
+
+
 def _is_url(source: str | Path) -> bool:
     return str(source).startswith(("http://", "https://"))
 
@@ -336,10 +342,28 @@ class ContextSource:
             return None
         return max(0.0, ((now or utcnow()) - self.last_ok_at).total_seconds())
 
+    @property
+    def expected_unit(self) -> tuple[str, str] | None:
+        """The ``(site, unit)`` a registry URL ``…/units/SITE/UNIT/context`` asks for (None for
+        a ward file or another URL shape)."""
+        if not self.is_url:
+            return None
+        m = _CONTEXT_PATH.search(urllib.parse.urlsplit(str(self.source)).path)
+        return (urllib.parse.unquote(m["site"]), urllib.parse.unquote(m["unit"])) if m else None
+
+    def _check_unit(self, ctx: UnitContext, what: str) -> UnitContext:
+        want = self.expected_unit
+        if want is not None and (ctx.site, ctx.unit) != want:
+            raise UnitContextError(f"{what} is the context of {ctx.site}/{ctx.unit}, not of "
+                                   f"{want[0]}/{want[1]} which {self.source} asks for")
+        return ctx
+
     def _load(self) -> UnitContext:
-        return load_unit_context(
+        # an answer for another unit is refused, so it never replaces the cache
+        return self._check_unit(load_unit_context(
             self.source, timeout_s=self.timeout_s, ca_file=self.ca_file,
-            token=registry_token(self.source, self.token, self.token_file))
+            token=registry_token(self.source, self.token, self.token_file)),
+            f"{self.source}: the answer")
 
     def load(self) -> UnitContext:
         if not self.is_url or self.cache_path is None:
@@ -351,7 +375,8 @@ class ContextSource:
         except UnitContextError as exc:
             self.last_error = str(exc)
             try:
-                cached = _read_cache(self.cache_path)
+                cached = self._check_unit(_read_cache(self.cache_path),
+                                          f"{self.cache_path}: the cache")
             except UnitContextError as cache_exc:
                 raise UnitContextError(
                     f"{exc}; and no usable context cache: {cache_exc}"

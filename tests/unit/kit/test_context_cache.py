@@ -209,3 +209,28 @@ def test_ingest_refuses_a_context_for_another_unit(registry: Registry, tmp_path:
     registry.body = other.model_dump_json().encode()
     svc.refresh_context()
     assert svc.index.ward == UNIT
+
+
+def test_an_answer_for_another_unit_never_replaces_the_cache(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """The URL names the unit it asks for: a registry answering another unit's context (a
+    misrouted proxy, a wrong URL) is a failure, so the cache keeps this unit's last good context
+    and a restart on the cache gets this unit, never the other's."""
+    cache = tmp_path / "cache.json"
+    src = ContextSource(registry.url, cache)
+    assert src.expected_unit == ("shch", "picu")
+    assert src.load() == UNIT
+    other = UNIT.model_copy(update={"unit": "nicu"})
+    registry.body = other.model_dump_json().encode()
+    assert src.load() == UNIT and src.stale
+    assert src.last_error is not None and "shch/nicu, not of shch/picu" in src.last_error
+    assert ContextSource(registry.url, cache).load() == UNIT  # the cache was not replaced
+    # a cache of another unit (copied from elsewhere) is refused too
+    cache.write_text(other.model_dump_json(), encoding="utf-8")
+    registry.status = 503
+    with pytest.raises(UnitContextError, match="the cache is the context of shch/nicu"):
+        ContextSource(registry.url, cache).load()
+    # a ward file, or a URL of another shape, names no unit: nothing to compare
+    assert ContextSource(tmp_path / "ward.toml").expected_unit is None
+    assert ContextSource("http://127.0.0.1:9/context.json").expected_unit is None
